@@ -1,0 +1,161 @@
+"""One settings object, read once from the environment and an optional `.env` file.
+
+The environment variable names are Gembot's public configuration interface; the README lists
+them. Secrets are wrapped in `Secret` so that they never show up in a repr, a log line or an
+error message by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from core.errors import InvalidInput
+
+GEMINI_DIMENSIONS = (768, 1536, 3072)
+
+
+class Secret:
+    """A string that does not print itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes, optional `export`."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, not {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _optional_secret(env: Mapping[str, str], *names: str) -> Secret | None:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return Secret(value)
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything Gembot reads from its environment, typed and validated once."""
+
+    database_url: str = "sqlite:///gembot.db"
+    embedder: str = "local"
+    embedding_model: str = ""
+    embedding_dim: int = 768
+    gemini_api_key: Secret | None = None
+    gemini_base_url: str | None = None
+    gemini_timeout: float = 60.0
+    generation_model: str = "gemini-2.5-flash"
+    # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and the
+    # two abstention thresholds.
+    temperature: float | None = None
+    min_similarity: float = 0.30
+    min_margin: float = 0.05
+    default_team: str = "local"
+    slack_bot_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_api_url: str | None = None
+    port: int = 3000
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
+        """Build settings from `env` (default: `os.environ`), with `.env` values underneath."""
+        merged: dict[str, str] = dict(read_dotenv(dotenv if dotenv is not None else Path(".env")))
+        merged.update(os.environ if env is None else env)
+
+        api_key = _optional_secret(merged, "GEMINI_API_KEY", "GOOGLE_API_KEY")
+        embedder = merged.get("GEMBOT_EMBEDDER", "").strip().lower() or ("gemini" if api_key else "local")
+        if embedder not in ("local", "gemini"):
+            raise InvalidInput(f"GEMBOT_EMBEDDER must be 'local' or 'gemini', not {embedder!r}")
+        dim = _int(merged, "GEMBOT_EMBEDDING_DIM", 768)
+        if embedder == "gemini" and dim not in GEMINI_DIMENSIONS:
+            raise InvalidInput(f"GEMBOT_EMBEDDING_DIM must be one of 768, 1536 or 3072, not {dim}")
+        raw_temperature = merged.get("GEMBOT_TEMPERATURE", "").strip().lower()
+        temperature = None if raw_temperature in ("", "auto") else _float(merged, "GEMBOT_TEMPERATURE", 0.05)
+        if temperature is not None and temperature <= 0:
+            raise InvalidInput("GEMBOT_TEMPERATURE must be above 0, or 'auto'")
+        return cls(
+            database_url=merged.get("DATABASE_URL", "").strip() or "sqlite:///gembot.db",
+            embedder=embedder,
+            embedding_model=merged.get("GEMBOT_EMBEDDING_MODEL", "").strip(),
+            embedding_dim=dim,
+            gemini_api_key=api_key,
+            gemini_base_url=merged.get("GEMINI_BASE_URL", "").strip() or None,
+            gemini_timeout=_float(merged, "GEMBOT_GEMINI_TIMEOUT", 60.0),
+            generation_model=merged.get("GEMBOT_GENERATION_MODEL", "").strip() or "gemini-2.5-flash",
+            temperature=temperature,
+            min_similarity=_float(merged, "GEMBOT_MIN_SIMILARITY", 0.30),
+            min_margin=_float(merged, "GEMBOT_MIN_MARGIN", 0.05),
+            default_team=merged.get("GEMBOT_TEAM", "").strip() or "local",
+            slack_bot_token=_optional_secret(merged, "SLACK_BOT_TOKEN"),
+            slack_signing_secret=_optional_secret(merged, "SLACK_SIGNING_SECRET"),
+            slack_app_token=_optional_secret(merged, "SLACK_APP_TOKEN"),
+            slack_api_url=merged.get("SLACK_API_URL", "").strip() or None,
+            port=_int(merged, "PORT", 3000),
+            extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_")},
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings.from_env()
