@@ -63,24 +63,30 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float | None = None) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a number, not {raw!r}") from None
+    if minimum is not None and not value >= minimum:
+        raise InvalidInput(f"{name} must be at least {minimum:g}, not {raw}")
+    return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum}, not {value}")
+    return value
 
 
 def _optional_secret(env: Mapping[str, str], *names: str) -> Secret | None:
@@ -102,6 +108,18 @@ class Settings:
     gemini_api_key: Secret | None = None
     gemini_base_url: str | None = None
     gemini_timeout: float = 60.0
+    # Retries of 5xx answers, timeouts and per-minute 429s; the first backoff in seconds (it
+    # doubles); the longest a per-minute 429's `retryDelay` may ask us to wait before giving up.
+    gemini_retries: int = 3
+    gemini_retry_delay: float = 1.0
+    gemini_max_retry_wait: float = 60.0
+    # Images that would push a request's size past this many bytes go through the Files API,
+    # and an upload must be ACTIVE within `gemini_file_timeout` seconds.
+    inline_image_limit: int = 20_000_000
+    gemini_file_timeout: float = 120.0
+    # Embedding requests in flight at once, and the client-side requests-per-minute cap (0: none).
+    embed_concurrency: int = 4
+    embed_rpm: int = 1500
     generation_model: str = "gemini-2.5-flash"
     # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and the
     # two abstention thresholds.
@@ -140,7 +158,14 @@ class Settings:
             embedding_dim=dim,
             gemini_api_key=api_key,
             gemini_base_url=merged.get("GEMINI_BASE_URL", "").strip() or None,
-            gemini_timeout=_float(merged, "GEMBOT_GEMINI_TIMEOUT", 60.0),
+            gemini_timeout=_float(merged, "GEMBOT_GEMINI_TIMEOUT", 60.0, minimum=0.001),
+            gemini_retries=_int(merged, "GEMBOT_GEMINI_RETRIES", 3, minimum=0),
+            gemini_retry_delay=_float(merged, "GEMBOT_GEMINI_RETRY_DELAY", 1.0, minimum=0),
+            gemini_max_retry_wait=_float(merged, "GEMBOT_GEMINI_MAX_RETRY_WAIT", 60.0, minimum=0),
+            inline_image_limit=_int(merged, "GEMBOT_INLINE_IMAGE_LIMIT", 20_000_000, minimum=1),
+            gemini_file_timeout=_float(merged, "GEMBOT_GEMINI_FILE_TIMEOUT", 120.0, minimum=0),
+            embed_concurrency=_int(merged, "GEMBOT_EMBED_CONCURRENCY", 4, minimum=1),
+            embed_rpm=_int(merged, "GEMBOT_EMBED_RPM", 1500, minimum=0),
             generation_model=merged.get("GEMBOT_GENERATION_MODEL", "").strip() or "gemini-2.5-flash",
             temperature=temperature,
             min_similarity=_float(merged, "GEMBOT_MIN_SIMILARITY", 0.30),

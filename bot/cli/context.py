@@ -1,0 +1,37 @@
+"""What every command needs, built lazily: settings, the store, the engine."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from core.embeddings.factory import make_embedder
+from core.engine import Engine
+from core.settings import Settings
+from core.store import Store
+
+
+@dataclass
+class Context:
+    """Built once per invocation; nothing touches the database or loads a model until asked."""
+
+    args: argparse.Namespace
+    settings: Settings = field(default_factory=Settings.from_env)
+
+    @cached_property
+    def store(self) -> Store:
+        # Every command migrates on first use, so a new user never has to run `db upgrade` first.
+        return Store.open(self.settings.database_url, migrate=True)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine(store=self.store, embedder=make_embedder(self.settings), settings=self.settings)
+
+    @property
+    def team(self) -> str:
+        return str(getattr(self.args, "team", None) or self.settings.default_team)
+
+    @property
+    def set_name(self) -> str:
+        return str(getattr(self.args, "set", None) or "default")

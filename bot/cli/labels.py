@@ -1,0 +1,144 @@
+"""`gembot labels …`: curate label sets from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.cli.context import Context
+from bot.cli.output import emit_json, read_text_file, shorten, write_atomic
+from core.labels_io import LabelRow, parse_labels, rows_to_csv, rows_to_json
+from core.store import ExampleInput, ExampleRecord
+
+
+def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentParser) -> None:
+    labels = commands.add_parser("labels", help="curate label sets (add, import, export, list, remove)")
+    sub = labels.add_subparsers(dest="labels_command", required=True, metavar="COMMAND")
+
+    add = sub.add_parser("add", parents=[scoped], help="add one example to a label")
+    add.add_argument("label")
+    add.add_argument("text")
+    add.add_argument("--author", help="who wrote the example")
+    add.add_argument("--source", help="where it came from (a link)")
+    add.set_defaults(run=run_add)
+
+    imp = sub.add_parser("import", parents=[scoped], help="import examples from CSV (text,label) or export JSON")
+    imp.add_argument("file", help="a .csv or .json file, or - for standard input")
+    imp.set_defaults(run=run_import)
+
+    exp = sub.add_parser("export", parents=[scoped], help="write a label set as CSV or JSON")
+    exp.add_argument("--format", choices=("csv", "json"), default="csv")
+    exp.add_argument("--output", "-o", help="write to this file instead of standard output")
+    exp.set_defaults(run=run_export)
+
+    lst = sub.add_parser("list", parents=[scoped], help="list the examples of a set, or of one label")
+    lst.add_argument("label", nargs="?")
+    lst.set_defaults(run=run_list)
+
+    rm = sub.add_parser("remove", parents=[scoped], help="remove an example by id, or a whole label")
+    target = rm.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", type=int, help="the example's id (see `labels list`)")
+    target.add_argument("--label", dest="remove_label", help="remove this label and all its examples")
+    rm.set_defaults(run=run_remove)
+
+    sets = sub.add_parser("sets", parents=[scoped], help="list the workspace's label sets")
+    sets.set_defaults(run=run_sets)
+
+
+def _record_json(r: ExampleRecord) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "label": r.label,
+        "text": r.text,
+        "author": r.author,
+        "source_url": r.source_url,
+        "created_at": r.created_at.isoformat(),
+    }
+
+
+def run_add(ctx: Context) -> int:
+    a = ctx.args
+    result = ctx.store.add_examples(
+        ctx.team, ctx.set_name, [ExampleInput(a.label, a.text, author=a.author, source_url=a.source)]
+    )
+    if a.json:
+        emit_json({"added": result.added, "skipped": result.skipped, "ids": result.ids})
+    elif result.added:
+        print(f"added example #{result.ids[0]} to {a.label!r} in set {ctx.set_name!r}")
+    else:
+        print(f"{a.label!r} already has that example; nothing changed")
+    return 0
+
+
+def run_import(ctx: Context) -> int:
+    a = ctx.args
+    rows = parse_labels(read_text_file(a.file), filename=a.file)
+    items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
+    result = ctx.store.add_examples(ctx.team, ctx.set_name, items)
+    if a.json:
+        emit_json({"added": result.added, "skipped": result.skipped, "set": ctx.set_name})
+    else:
+        labels = len({r.label for r in rows})
+        print(
+            f"imported {result.added} example(s) into {labels} label(s) of set {ctx.set_name!r}"
+            + (f" ({result.skipped} already there)" if result.skipped else "")
+        )
+    return 0
+
+
+def run_export(ctx: Context) -> int:
+    a = ctx.args
+    records = ctx.store.list_examples(ctx.team, ctx.set_name)
+    rows = [LabelRow(r.label, r.text, r.author, r.source_url) for r in records]
+    data = rows_to_json(rows, set_name=ctx.set_name) if a.format == "json" else rows_to_csv(rows)
+    if a.output:
+        write_atomic(a.output, data)
+        print(f"wrote {len(rows)} example(s) to {a.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(data)
+    return 0
+
+
+def run_list(ctx: Context) -> int:
+    a = ctx.args
+    records = ctx.store.list_examples(ctx.team, ctx.set_name, label=a.label)
+    if a.json:
+        for r in records:
+            emit_json(_record_json(r))
+        return 0
+    if not records:
+        print(f"set {ctx.set_name!r} has no examples")
+    for r in records:
+        print(f"#{r.id:<6} {r.label:<20} {shorten(r.text, 70)}")
+    return 0
+
+
+def run_remove(ctx: Context) -> int:
+    a = ctx.args
+    if a.remove_label:
+        removed = ctx.store.remove_label(ctx.team, ctx.set_name, a.remove_label)
+        if a.json:
+            emit_json({"label": a.remove_label, "removed": removed})
+        else:
+            print(f"removed label {a.remove_label!r} and its {removed} example(s)")
+        return 0
+    record = ctx.store.remove_example(ctx.team, ctx.set_name, a.id)
+    if a.json:
+        emit_json(_record_json(record))
+    else:
+        print(f"removed example #{record.id} from {record.label!r}: {shorten(record.text)}")
+    return 0
+
+
+def run_sets(ctx: Context) -> int:
+    sets = ctx.store.list_sets(ctx.team)
+    if ctx.args.json:
+        for s in sets:
+            emit_json({"set": s.name, "version": s.version, "labels": dict(s.label_counts)})
+        return 0
+    if not sets:
+        print(f"workspace {ctx.team!r} has no label sets yet: add one with `gembot labels add LABEL TEXT`")
+    for s in sets:
+        counts = ", ".join(f"{label} ({n})" for label, n in s.label_counts.items())
+        print(f"{s.name} (version {s.version}): {counts}")
+    return 0

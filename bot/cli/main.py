@@ -1,0 +1,82 @@
+"""The `gembot` command line: the engine's surface for scripting, bulk runs and curation."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.cli import analysis, db, labels
+from bot.cli.context import Context
+from core.errors import GembotError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Options every command understands; `scoped` adds the workspace and label set.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print results as JSON (one object per line)")
+    scoped = argparse.ArgumentParser(add_help=False, parents=[common])
+    scoped.add_argument("--team", help="Slack workspace (team) id; default $GEMBOT_TEAM or 'local'")
+    scoped.add_argument("--set", help="label set name (default: 'default')")
+
+    parser = argparse.ArgumentParser(
+        prog="gembot",
+        description="Gembot: classification against curated labels, similarity and clustering of texts.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    labels.register(commands, scoped)
+    analysis.register(commands, scoped, common)
+    db.register(commands, common)
+    return parser
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    # Libraries chatter at WARNING about things the user cannot act on.
+    for noisy in ("transformers", "sentence_transformers", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors the user can fix are one line on stderr and exit status 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging()
+    try:
+        ctx = Context(args)
+        return int(args.run(ctx))
+    except GembotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"error: no such file: {exc.filename}", file=sys.stderr)
+        return 1
+    except IsADirectoryError as exc:
+        print(f"error: {exc.filename} is a directory, not a file", file=sys.stderr)
+        return 1
+    except PermissionError as exc:
+        print(f"error: permission denied: {exc.filename}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print("error: the input is not UTF-8 text", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `gembot labels export | head` is fine: the reader simply stopped.
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Writing results: JSON lines, plain text, files written whole or not at all, a progress line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def emit_json(obj: Any, *, stream: TextIO | None = None) -> None:
+    """One JSON document on one line (JSON Lines when called once per result)."""
+    print(json.dumps(obj, ensure_ascii=False), file=stream or sys.stdout)
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write a whole file or nothing: a reader never sees a half-written output."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_text_file(path: str) -> str:
+    """A file's text (UTF-8, with or without BOM); `-` reads standard input."""
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).read_text(encoding="utf-8-sig")
+
+
+class Progress:
+    """A one-line progress counter on stderr, shown on long inputs only."""
+
+    def __init__(self, total: int, *, label: str, enabled: bool) -> None:
+        self.total = total
+        self.label = label
+        self.enabled = enabled
+        self.done = 0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.enabled:
+            percent = 100 * self.done // max(self.total, 1)
+            end = "\n" if self.done >= self.total else ""
+            print(f"\r{self.label} {self.done:,}/{self.total:,} ({percent}%)", end=end, file=sys.stderr, flush=True)
+
+
+def shorten(text: str, width: int = 60) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"

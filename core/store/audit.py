@@ -1,0 +1,66 @@
+"""The classification log: what was classified, by whom, and what the answer was."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.store import validation
+from core.store.models import Classification
+from core.store.records import ClassificationRecord
+
+#: One classification to log: (text, label or None when abstained, confidence, method, scores).
+LoggedResult = tuple[str, str | None, float, str, Mapping[str, float]]
+
+
+def rows(
+    *, team_id: str, set_name: str, user_id: str | None, source: str, results: Sequence[LoggedResult]
+) -> list[Classification]:
+    """Checked, JSON-safe rows for `results`; built before any transaction opens."""
+    team = validation.team_id(team_id)
+    name = validation.set_name(set_name)
+    user = validation.clean_optional(user_id, what="user id", limit=64)
+    origin = validation.clean(source, what="source", limit=16)
+    return [
+        Classification(
+            team_id=team,
+            set_name=name,
+            user_id=user,
+            source=origin,
+            # Logging must not fail after the answer was given, and PostgreSQL refuses NUL.
+            text=text.replace("\x00", "\ufffd"),
+            label=None if label is None else validation.label_name(label),
+            confidence=float(confidence),
+            method=validation.clean(method, what="method", limit=16),
+            # float() turns numpy scalars into something JSON can hold.
+            scores={str(k): float(v) for k, v in scores.items()},
+        )
+        for text, label, confidence, method, scores in results
+    ]
+
+
+def recent(s: Session, team_id: str, limit: int) -> list[ClassificationRecord]:
+    found = s.scalars(
+        select(Classification)
+        .where(Classification.team_id == team_id.strip())
+        .order_by(Classification.created_at.desc(), Classification.id.desc())
+        .limit(limit)
+    )
+    return [
+        ClassificationRecord(
+            id=r.id,
+            team_id=r.team_id,
+            set_name=r.set_name,
+            user_id=r.user_id,
+            source=r.source,
+            text=r.text,
+            label=r.label,
+            confidence=r.confidence,
+            method=r.method,
+            scores=dict(r.scores),
+            created_at=r.created_at,
+        )
+        for r in found
+    ]

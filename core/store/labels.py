@@ -1,0 +1,155 @@
+"""Label sets, labels and examples: the queries behind `Store`, run inside the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.store.models import Example, Label, LabelSet, utcnow
+from core.store.records import AddResult, ExampleRecord, SetSummary, TrainingData
+from core.store.validation import CleanExample
+
+
+def add(s: Session, team_id: str, set_name: str, rows: list[CleanExample]) -> AddResult:
+    """Insert the rows that are not already there; see `Store.add_examples`."""
+    label_set = s.scalar(select(LabelSet).where(LabelSet.team_id == team_id, LabelSet.name == set_name))
+    if label_set is None:
+        label_set = LabelSet(team_id=team_id, name=set_name, version=1)
+        s.add(label_set)
+        s.flush()
+    label_ids = dict(s.execute(select(Label.name, Label.id).where(Label.set_id == label_set.id)).all())
+    new_labels = [
+        Label(set_id=label_set.id, name=name)
+        for name in dict.fromkeys(r.label for r in rows)
+        if name not in label_ids
+    ]
+    s.add_all(new_labels)
+    s.flush()
+    label_ids.update((label.name, label.id) for label in new_labels)
+
+    existing = s.execute(
+        select(Example.label_id, Example.text_hash)
+        .join(Label, Example.label_id == Label.id)
+        .where(Label.set_id == label_set.id)
+    )
+    seen = {(label_id, hash_) for label_id, hash_ in existing}
+    new: list[Example] = []
+    for row in rows:
+        key = (label_ids[row.label], row.hash)
+        if key in seen:
+            continue
+        seen.add(key)
+        new.append(
+            Example(
+                label_id=key[0],
+                text=row.text,
+                text_hash=row.hash,
+                author=row.author,
+                source_url=row.source_url,
+            )
+        )
+    s.add_all(new)
+    s.flush()
+    # Bumped even for a set created just now (version 1 = created, still empty), so that the
+    # version counts edits the same way however the set came to exist.
+    if new:
+        bump(s, label_set.id)
+    return AddResult(added=len(new), skipped=len(rows) - len(new), ids=[e.id for e in new])
+
+
+def find_set(s: Session, team_id: str, set_name: str) -> LabelSet:
+    name = set_name.strip()
+    label_set = s.scalar(select(LabelSet).where(LabelSet.team_id == team_id.strip(), LabelSet.name == name))
+    if label_set is None:
+        raise NotFound(f"no label set '{name}' in this workspace")
+    return label_set
+
+
+def find_label(s: Session, label_set: LabelSet, label: str) -> int:
+    name = label.strip()
+    label_id = s.scalar(select(Label.id).where(Label.set_id == label_set.id, Label.name == name))
+    if label_id is None:
+        raise NotFound(f"no label '{name}' in set '{label_set.name}'")
+    return label_id
+
+
+def bump(s: Session, set_id: int) -> None:
+    # Computed by the database, not read-modify-written here, so two concurrent edits of one
+    # set both count: the classifier's model cache is keyed on this number.
+    s.execute(
+        update(LabelSet)
+        .where(LabelSet.id == set_id)
+        .values(version=LabelSet.version + 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def examples(
+    s: Session, label_set: LabelSet, *, label_id: int | None = None, example_id: int | None = None
+) -> list[ExampleRecord]:
+    """The set's examples, optionally only one label's or one example, by label name then id."""
+    query = (
+        select(
+            Example.id,
+            Label.name,
+            Example.text,
+            Example.author,
+            Example.source_url,
+            Example.created_at,
+        )
+        .join(Label, Example.label_id == Label.id)
+        .where(Label.set_id == label_set.id)
+    )
+    if label_id is not None:
+        query = query.where(Label.id == label_id)
+    if example_id is not None:
+        query = query.where(Example.id == example_id)
+    found = [ExampleRecord(*row) for row in s.execute(query).all()]
+    # Sorted here rather than by ORDER BY: PostgreSQL collations and SQLite order text differently.
+    return sorted(found, key=lambda r: (r.label, r.id))
+
+
+def summaries(s: Session, team_id: str, set_name: str | None = None) -> list[SetSummary]:
+    query = (
+        select(LabelSet.name, LabelSet.version, Label.name, func.count(Example.id))
+        .select_from(LabelSet)
+        .outerjoin(Label, Label.set_id == LabelSet.id)
+        .outerjoin(Example, Example.label_id == Label.id)
+        .where(LabelSet.team_id == team_id.strip())
+        .group_by(LabelSet.id, LabelSet.name, LabelSet.version, Label.id, Label.name)
+    )
+    if set_name is not None:
+        query = query.where(LabelSet.name == set_name.strip())
+    versions: dict[str, int] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for name, version, label, count in s.execute(query).all():
+        versions[name] = version
+        labels = counts.setdefault(name, {})
+        if label is not None:
+            labels[label] = count
+    return [
+        SetSummary(name=name, version=versions[name], label_counts=dict(sorted(counts[name].items())))
+        for name in sorted(versions)
+    ]
+
+
+def training_data(s: Session, team_id: str, set_name: str) -> TrainingData:
+    # A single SELECT, so the version and the examples cannot come from two different moments
+    # even under PostgreSQL's READ COMMITTED, where each statement sees its own snapshot.
+    name = set_name.strip()
+    rows = s.execute(
+        select(LabelSet.version, Label.name, Example.id, Example.text)
+        .select_from(LabelSet)
+        .outerjoin(Label, Label.set_id == LabelSet.id)
+        .outerjoin(Example, Example.label_id == Label.id)
+        .where(LabelSet.team_id == team_id.strip(), LabelSet.name == name)
+    ).all()
+    if not rows:
+        raise NotFound(f"no label set '{name}' in this workspace")
+    examples = sorted((label, id_, text) for _, label, id_, text in rows if id_ is not None)
+    return TrainingData(
+        version=rows[0].version,
+        labels=[label for label, _, _ in examples],
+        texts=[text for _, _, text in examples],
+    )

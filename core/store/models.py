@@ -1,0 +1,160 @@
+"""The database schema as typed SQLAlchemy models.
+
+These classes are the store's private business: `Store` turns rows into frozen dataclasses
+before anything leaves `core.store`. The schema itself is created only by the Alembic
+migrations in `migrations/versions`, never by `create_all`; `tests/test_migrations.py` fails
+when the two drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable, predictable constraint names: migrations refer to constraints by name, and without a
+# convention each backend would invent its own.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TEAM_ID_LENGTH = 64
+SET_NAME_LENGTH = 100
+LABEL_NAME_LENGTH = 200
+AUTHOR_LENGTH = 200
+HASH_LENGTH = 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware, in UTC.
+
+    PostgreSQL keeps the zone (`timestamptz`); SQLite has no zone at all and hands back naive
+    values. Storing UTC everywhere and re-attaching it on the way out makes both behave alike.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
+        datetime: UTCDateTime(),
+        float: Double(),
+        str: Text(),
+    }
+
+
+class LabelSet(Base):
+    """A named group of labels in one workspace; `version` changes with every edit of its contents."""
+
+    __tablename__ = "label_sets"
+    __table_args__ = (UniqueConstraint("team_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("set_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(LABEL_NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Example(Base):
+    """One labelled text. `text_hash` makes the same text twice in one label a single example."""
+
+    __tablename__ = "examples"
+    __table_args__ = (UniqueConstraint("label_id", "text_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
+    text: Mapped[str]
+    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    author: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
+    source_url: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Embedding(Base):
+    """A cached vector, shared by every workspace: the same text embeds the same everywhere."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("embedder", "model", "task_type", "dimensions", "text_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    embedder: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    task_type: Mapped[str] = mapped_column(String(32))
+    dimensions: Mapped[int] = mapped_column(Integer)
+    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    # Little-endian float32, dimensions * 4 bytes.
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Classification(Base):
+    """The audit log: one row per classification answered, kept even if the set is later deleted."""
+
+    __tablename__ = "classifications"
+    # `recent_classifications` reads one workspace's newest rows.
+    __table_args__ = (Index(None, "team_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str]
+    # None when the classifier abstained.
+    label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
+    confidence: Mapped[float]
+    method: Mapped[str] = mapped_column(String(16))
+    scores: Mapped[dict[str, float]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

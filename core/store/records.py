@@ -1,0 +1,91 @@
+"""The plain values that go in and out of `Store`: no ORM object ever leaves `core.store`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+
+def text_hash(text: str) -> str:
+    """The key under which a text is deduplicated and its embedding cached: sha256 of the stripped text.
+
+    Stripping first means a pasted message with a trailing newline is the same example, and
+    reuses the same cached vector, as the one typed without it.
+    """
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExampleInput:
+    """One example to add: a label name and a text, with where it came from when known."""
+
+    label: str
+    text: str
+    author: str | None = None
+    source_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ExampleRecord:
+    id: int
+    label: str
+    text: str
+    author: str | None
+    source_url: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SetSummary:
+    """A label set's name, version and how many examples each label has (labels in name order)."""
+
+    name: str
+    version: int
+    label_counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What `add_examples` did: `ids` are the new examples' ids, in the order they were given."""
+
+    added: int
+    skipped: int
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A snapshot of a set: `labels[i]` is the label of `texts[i]`; `version` is the set's at that moment."""
+
+    version: int
+    labels: list[str]
+    texts: list[str]
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Which model produced a vector; vectors are shared only between identical keys.
+
+    `task_type` is "" for embedders whose vectors do not depend on it.
+    """
+
+    embedder: str
+    model: str
+    task_type: str
+    dimensions: int
+
+
+@dataclass(frozen=True)
+class ClassificationRecord:
+    id: int
+    team_id: str
+    set_name: str
+    user_id: str | None
+    source: str
+    text: str
+    label: str | None
+    confidence: float
+    method: str
+    scores: dict[str, float]
+    created_at: datetime

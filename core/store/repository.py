@@ -1,0 +1,216 @@
+"""`Store`: every read and write Gembot makes, one transaction per method, plain values out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.errors import DatabaseUnavailable, NotFound
+from core.store import audit, cache, labels, validation
+from core.store.audit import LoggedResult
+from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, unavailable, upgrade
+from core.store.models import Example, Label, LabelSet
+from core.store.records import (
+    AddResult,
+    CacheKey,
+    ClassificationRecord,
+    ExampleInput,
+    ExampleRecord,
+    SetSummary,
+    TrainingData,
+)
+
+# add_examples retries when a concurrent writer created the same set, label or example between
+# its reads and its writes; the unique constraints catch that, and the next attempt sees it.
+_ADD_ATTEMPTS = 3
+
+
+class Store:
+    """Label sets, examples, the embedding cache and the classification log, scoped by workspace.
+
+    Names are stripped of surrounding whitespace on the way in, for lookups as for writes.
+    Every method is one transaction and is safe to call from several threads.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """A store over an engine whose schema is already at head (see `Store.open`)."""
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to `url` and, unless `migrate` is False, bring its schema up to date first.
+
+        With `migrate=False` a schema that is not exactly at head raises DatabaseUnavailable, so
+        a worker never runs against tables it does not understand.
+        """
+        engine = make_engine(url)
+        try:
+            if migrate:
+                upgrade(engine)
+            else:
+                check_at_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with self._sessions() as session:
+                yield session
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self._engine, exc) from exc
+
+    # -- label sets and examples ---------------------------------------------------------------
+
+    def add_examples(self, team_id: str, set_name: str, items: Sequence[ExampleInput]) -> AddResult:
+        """Add examples to a set, creating the set and its labels as needed; all or nothing.
+
+        Every item is checked before anything is written (InvalidInput names the bad row). A
+        text already in its label, or given twice, is skipped. The set's version goes up once
+        when anything was added (a new set is created at version 1, so its first add makes 2).
+        """
+        team = validation.team_id(team_id)
+        name = validation.set_name(set_name)
+        rows = validation.examples(items)
+        if not rows:
+            return AddResult(added=0, skipped=0, ids=[])
+        for _ in range(_ADD_ATTEMPTS):
+            try:
+                with self._session() as s, s.begin():
+                    return labels.add(s, team, name, rows)
+            except IntegrityError:
+                continue
+        raise DatabaseUnavailable(f"label set '{name}' kept changing while examples were added: try again")
+
+    def list_examples(self, team_id: str, set_name: str, *, label: str | None = None) -> list[ExampleRecord]:
+        """A set's examples (or one label's), ordered by label name, then id."""
+        with self._session() as s, s.begin():
+            label_set = labels.find_set(s, team_id, set_name)
+            label_id = None if label is None else labels.find_label(s, label_set, label)
+            return labels.examples(s, label_set, label_id=label_id)
+
+    def remove_example(self, team_id: str, set_name: str, example_id: int) -> ExampleRecord:
+        """Delete one example of a set and return what it was."""
+        with self._session() as s, s.begin():
+            label_set = labels.find_set(s, team_id, set_name)
+            found = labels.examples(s, label_set, example_id=example_id)
+            if not found:
+                raise NotFound(f"no example #{example_id} in set '{label_set.name}'")
+            s.execute(delete(Example).where(Example.id == example_id))
+            labels.bump(s, label_set.id)
+            return found[0]
+
+    def remove_label(self, team_id: str, set_name: str, label: str) -> int:
+        """Delete a label and its examples; returns how many examples went with it."""
+        with self._session() as s, s.begin():
+            label_set = labels.find_set(s, team_id, set_name)
+            label_id = labels.find_label(s, label_set, label)
+            count = s.scalar(select(func.count()).select_from(Example).where(Example.label_id == label_id))
+            # ON DELETE CASCADE removes the examples.
+            s.execute(delete(Label).where(Label.id == label_id))
+            labels.bump(s, label_set.id)
+            return count or 0
+
+    def remove_set(self, team_id: str, set_name: str) -> None:
+        """Delete a set with its labels and examples. Its classification log rows stay."""
+        with self._session() as s, s.begin():
+            label_set = labels.find_set(s, team_id, set_name)
+            s.execute(delete(LabelSet).where(LabelSet.id == label_set.id))
+
+    def list_sets(self, team_id: str) -> list[SetSummary]:
+        """The workspace's sets, by name, each with its version and per-label example counts."""
+        with self._session() as s, s.begin():
+            return labels.summaries(s, team_id)
+
+    def get_set(self, team_id: str, set_name: str) -> SetSummary:
+        """One set's version and per-label example counts."""
+        with self._session() as s, s.begin():
+            found = labels.summaries(s, team_id, set_name)
+        if not found:
+            raise NotFound(f"no label set '{set_name.strip()}' in this workspace")
+        return found[0]
+
+    def training_data(self, team_id: str, set_name: str) -> TrainingData:
+        """Every example of a set with its label, and the version they belong to, as one snapshot."""
+        with self._session() as s, s.begin():
+            return labels.training_data(s, team_id, set_name)
+
+    # -- embedding cache -------------------------------------------------------------------
+
+    def get_vectors(self, key: CacheKey, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached float32 vectors for those of `hashes` that are cached under `key`."""
+        with self._session() as s, s.begin():
+            return cache.get_vectors(s, key, hashes)
+
+    def put_vectors(self, key: CacheKey, vectors: Mapping[str, np.ndarray]) -> None:
+        """Cache vectors by text hash; hashes already cached under `key` (by anyone) are left as they are."""
+        if not vectors:
+            return
+        with self._session() as s, s.begin():
+            cache.put_vectors(s, key, vectors)
+
+    # -- classification log ----------------------------------------------------------------
+
+    def log_classification(
+        self,
+        *,
+        team_id: str,
+        set_name: str,
+        user_id: str | None,
+        source: str,
+        text: str,
+        label: str | None,
+        confidence: float,
+        method: str,
+        scores: Mapping[str, float],
+    ) -> int:
+        """Record one classification (label None = abstained) and return its id."""
+        (row_id,) = self.log_classifications(
+            team_id=team_id,
+            set_name=set_name,
+            user_id=user_id,
+            source=source,
+            results=[(text, label, confidence, method, scores)],
+        )
+        return row_id
+
+    def log_classifications(
+        self,
+        *,
+        team_id: str,
+        set_name: str,
+        user_id: str | None,
+        source: str,
+        results: Sequence[LoggedResult],
+    ) -> list[int]:
+        """Record the classifications of one request in one transaction; returns their ids in order.
+
+        Each result is `(text, label, confidence, method, scores)`, label None when abstained.
+        """
+        rows = audit.rows(team_id=team_id, set_name=set_name, user_id=user_id, source=source, results=results)
+        if not rows:
+            return []
+        with self._session() as s, s.begin():
+            s.add_all(rows)
+            s.flush()
+            return [row.id for row in rows]
+
+    def recent_classifications(self, team_id: str, *, limit: int = 50) -> list[ClassificationRecord]:
+        """The workspace's latest classifications, newest first."""
+        with self._session() as s, s.begin():
+            return audit.recent(s, team_id, limit)

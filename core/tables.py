@@ -1,0 +1,76 @@
+"""Tables of texts in and out: the CSV a bulk classification reads, and the one it writes back.
+
+Shared by the CLI (`gembot classify --input`) and Slack (a CSV sent to the bot by DM), so both
+answer with the same columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.classify import Prediction
+from core.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A CSV with a `text` column; every other column is carried through untouched."""
+
+    header: list[str]
+    rows: list[list[str]]
+    text_column: int
+
+    @property
+    def texts(self) -> list[str]:
+        return [row[self.text_column] for row in self.rows]
+
+
+def parse_text_table(content: str, *, filename: str = "") -> TextTable:
+    """Read a CSV that has a `text` column (any case); refuse one that has none or is unreadable."""
+    name = filename or "the CSV file"
+    try:
+        rows = list(csv.reader(io.StringIO(content.lstrip("\ufeff"), newline="")))
+    except csv.Error as exc:
+        raise InvalidInput(f"{name} is not a readable CSV file: {exc}") from None
+    if not rows:
+        raise InvalidInput(f"{name} is empty")
+    header = rows[0]
+    lowered = [h.strip().lower() for h in header]
+    if "text" not in lowered:
+        raise InvalidInput(f"{name} needs a 'text' column; it has {', '.join(map(repr, header)) or 'no header'}")
+    column = lowered.index("text")
+    body = [r + [""] * (len(header) - len(r)) for r in rows[1:] if any(cell.strip() for cell in r)]
+    empty = [n for n, r in enumerate(body, start=2) if not r[column].strip()]
+    if empty:
+        raise InvalidInput(f"{name} has an empty text on line {empty[0]}")
+    if not body:
+        raise InvalidInput(f"{name} has a header but no rows")
+    return TextTable(header=header, rows=body, text_column=column)
+
+
+def parse_text_lines(content: str, *, filename: str = "") -> list[str]:
+    """Texts from a file: a CSV with a `text` column, or else one text per non-blank line."""
+    first = content.lstrip("\ufeff").split("\n", 1)[0]
+    if "text" in [c.strip().lower() for c in first.split(",")]:
+        return parse_text_table(content, filename=filename).texts
+    texts = [line.strip() for line in content.splitlines() if line.strip()]
+    if not texts:
+        raise InvalidInput(f"{filename or 'the input'} has no texts")
+    return texts
+
+
+def annotate_table(table: TextTable, predictions: Sequence[Prediction], labels: Sequence[str]) -> str:
+    """The input CSV plus `label`, `confidence` and one `score:<label>` column per label.
+
+    `label` is empty where the classifier was not sure; `best_label` always names the closest one.
+    """
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*table.header, "label", "best_label", "confidence", *(f"score:{x}" for x in labels)])
+    for row, p in zip(table.rows, predictions, strict=True):
+        scores = [f"{p.scores.get(x, 0.0):.4f}" for x in labels]
+        writer.writerow([*row, p.label or "", p.best_label, f"{p.confidence:.4f}", *scores])
+    return out.getvalue()

@@ -1,0 +1,186 @@
+"""The Alembic migrations: they build exactly the models' schema, go down and up, and are safe to race."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from core.errors import DatabaseUnavailable
+from core.store import ExampleInput, Store
+from core.store import db as store_db
+from core.store.db import MIGRATIONS_DIR, current_revision, downgrade, head_revision, make_engine, upgrade
+from core.store.models import Base
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = {"label_sets", "labels", "examples", "embeddings", "classifications"}
+
+
+@pytest.fixture
+def engine(empty_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(empty_database_url)
+    yield engine
+    engine.dispose()
+
+
+def schema_differences(engine: Engine) -> list[object]:
+    """What `alembic check` reports: the differences between the database and the models."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_upgrade_builds_exactly_the_models_schema(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
+    assert schema_differences(engine) == []
+
+
+def test_the_comparison_notices_drift(engine: Engine) -> None:
+    # Guards the test above: a schema that differs from the models must not compare clean.
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_classifications_team_id_created_at"))
+    assert schema_differences(engine) != []
+
+
+def test_examples_columns_one_by_one(engine: Engine) -> None:
+    upgrade(engine)
+    inspector = inspect(engine)
+    columns = {c["name"]: c for c in inspector.get_columns("examples")}
+    expected = {
+        # name: (type as the database reports it, nullable, length)
+        "id": ("INTEGER", False, None),
+        "label_id": ("INTEGER", False, None),
+        "text": ("TEXT", False, None),
+        "text_hash": ("VARCHAR", False, 64),
+        "author": ("VARCHAR", True, 200),
+        "source_url": ("TEXT", True, None),
+        "created_at": ("TIMESTAMP" if engine.dialect.name == "postgresql" else "DATETIME", False, None),
+    }
+    assert list(columns) == list(expected)
+    for name, (type_name, nullable, length) in expected.items():
+        column = columns[name]
+        assert type(column["type"]).__name__ == type_name, name
+        assert column["nullable"] is nullable, name
+        assert getattr(column["type"], "length", None) == length, name
+    if engine.dialect.name == "postgresql":
+        assert columns["created_at"]["type"].timezone is True  # type: ignore[attr-defined]
+    primary_key = inspector.get_pk_constraint("examples")
+    assert (primary_key["name"], primary_key["constrained_columns"]) == ("pk_examples", ["id"])
+    (unique,) = inspector.get_unique_constraints("examples")
+    assert (unique["name"], unique["column_names"]) == (
+        "uq_examples_label_id_text_hash",
+        ["label_id", "text_hash"],
+    )
+    (fk,) = inspector.get_foreign_keys("examples")
+    assert (fk["name"], fk["constrained_columns"], fk["referred_table"], fk["referred_columns"]) == (
+        "fk_examples_label_id_labels",
+        ["label_id"],
+        "labels",
+        ["id"],
+    )
+    assert fk["options"].get("ondelete") == "CASCADE"
+
+
+def test_downgrade_to_base_and_up_again(engine: Engine) -> None:
+    upgrade(engine)
+    store = Store(engine)
+    store.add_examples("T1", "support", [ExampleInput("bug", "It crashes")])
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert schema_differences(engine) == []
+    assert store.list_sets("T1") == []
+
+
+def test_upgrade_twice_is_a_no_op(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    upgrade(engine)
+    Store(engine).add_examples("T1", "support", [ExampleInput("bug", "It crashes")])
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("upgrade ran migrations on a database already at head")
+
+    monkeypatch.setattr(store_db, "_migrate", must_not_run)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert [r.text for r in Store(engine).list_examples("T1", "support")] == ["It crashes"]
+
+
+def test_workers_upgrading_at_once_all_succeed(empty_database_url: str) -> None:
+    # Several workers starting together against a new database: one migrates, the others wait
+    # for the lock, see the schema at head and carry on.
+    engines = [make_engine(empty_database_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        try:
+            barrier.wait()
+            upgrade(engine)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert current_revision(engines[0]) == head_revision()
+        assert schema_differences(engines[0]) == []
+    finally:
+        for e in engines:
+            e.dispose()
+
+
+def test_a_database_from_a_newer_gembot_is_refused(engine: Engine) -> None:
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(
+        DatabaseUnavailable, match="revision '9999', which this version of Gembot does not know"
+    ):
+        upgrade(engine)
+    with pytest.raises(DatabaseUnavailable, match="does not know"):
+        Store.open(engine.url.render_as_string(hide_password=False), migrate=False)
+
+
+def test_the_alembic_command_line_uses_the_same_migrations(empty_database_url: str) -> None:
+    # What a developer runs from the checkout: `alembic upgrade head` with alembic.ini.
+    env = {**os.environ, "DATABASE_URL": empty_database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    engine = make_engine(empty_database_url)
+    try:
+        assert current_revision(engine) == head_revision()
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_migrations_are_found_next_to_the_package() -> None:
+    assert MIGRATIONS_DIR == ROOT / "migrations"
+    assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert head_revision() == "0001"
