@@ -16,7 +16,7 @@ from core.similarity import normalize_rows
 SILHOUETTE_SAMPLE = 2000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Clustering:
     """The cluster of every input row (0..k-1), and how `k` came about.
 

@@ -66,7 +66,9 @@ def _require_two_labels(labels: Sequence[str], set_name: str) -> None:
 class Engine:
     """Classification, evaluation, similarity and clustering over a store and an embedder."""
 
-    def __init__(self, *, store: Store, embedder: Embedder, settings: Settings, models_kept: int = 32) -> None:
+    def __init__(
+        self, *, store: Store, embedder: Embedder, settings: Settings, models_kept: int = 32
+    ) -> None:
         self.store = store
         self.settings = settings
         self.embeddings = CachedEmbedder(embedder, store)

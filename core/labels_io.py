@@ -75,10 +75,18 @@ def _parse_csv(content: str, filename: str) -> list[LabelRow]:
         for record in reader:
             line = reader.line_num
             rows.append(
-                _row(record.get("label"), record.get("text"), record.get("author"), record.get("source_url"), line)
+                _row(
+                    record.get("label"),
+                    record.get("text"),
+                    record.get("author"),
+                    record.get("source_url"),
+                    line,
+                )
             )
     except csv.Error as exc:
-        raise InvalidInput(f"{filename or 'the CSV file'} is not readable at line {reader.line_num}: {exc}") from None
+        raise InvalidInput(
+            f"{filename or 'the CSV file'} is not readable at line {reader.line_num}: {exc}"
+        ) from None
     return rows
 
 

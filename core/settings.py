@@ -124,7 +124,7 @@ class Settings:
     # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and the
     # two abstention thresholds.
     temperature: float | None = None
-    min_similarity: float = 0.30
+    min_similarity: float = 0.35
     min_margin: float = 0.05
     default_team: str = "local"
     slack_bot_token: Secret | None = None
@@ -168,7 +168,7 @@ class Settings:
             embed_rpm=_int(merged, "GEMBOT_EMBED_RPM", 1500, minimum=0),
             generation_model=merged.get("GEMBOT_GENERATION_MODEL", "").strip() or "gemini-2.5-flash",
             temperature=temperature,
-            min_similarity=_float(merged, "GEMBOT_MIN_SIMILARITY", 0.30),
+            min_similarity=_float(merged, "GEMBOT_MIN_SIMILARITY", 0.35),
             min_margin=_float(merged, "GEMBOT_MIN_MARGIN", 0.05),
             default_team=merged.get("GEMBOT_TEAM", "").strip() or "local",
             slack_bot_token=_optional_secret(merged, "SLACK_BOT_TOKEN"),

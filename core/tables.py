@@ -10,9 +10,12 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.classify import Prediction
 from core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from core.classify import Prediction
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ def parse_text_table(content: str, *, filename: str = "") -> TextTable:
     header = rows[0]
     lowered = [h.strip().lower() for h in header]
     if "text" not in lowered:
-        raise InvalidInput(f"{name} needs a 'text' column; it has {', '.join(map(repr, header)) or 'no header'}")
+        raise InvalidInput(
+            f"{name} needs a 'text' column; it has {', '.join(map(repr, header)) or 'no header'}"
+        )
     column = lowered.index("text")
     body = [r + [""] * (len(header) - len(r)) for r in rows[1:] if any(cell.strip() for cell in r)]
     empty = [n for n, r in enumerate(body, start=2) if not r[column].strip()]

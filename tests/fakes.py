@@ -16,7 +16,9 @@ class BagOfWordsEmbedder(Embedder):
 
     name = "fake"
 
-    def __init__(self, *, dimensions: int = 64, uses_task_type: bool = False, model: str = "bag-of-words") -> None:
+    def __init__(
+        self, *, dimensions: int = 64, uses_task_type: bool = False, model: str = "bag-of-words"
+    ) -> None:
         self._dimensions = dimensions
         self._model = model
         self.uses_task_type = uses_task_type

@@ -89,7 +89,12 @@ def test_classifications_are_logged(store: Store) -> None:
     store.add_examples("T1", "default", EXAMPLES)
     engine_for(store).classify("T1", "default", ["cold snow"], user_id="U1", source="slack")
     (record,) = store.recent_classifications("T1")
-    assert (record.user_id, record.source, record.text, record.label) == ("U1", "slack", "cold snow", "weather")
+    assert (record.user_id, record.source, record.text, record.label) == (
+        "U1",
+        "slack",
+        "cold snow",
+        "weather",
+    )
     assert set(record.scores) == {"weather", "sports"}
 
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from bot.cli.context import Context
 from bot.cli.output import Progress, emit_json, read_text_file, shorten, write_atomic
-from core import plots
-from core.classify import Prediction
 from core.errors import InvalidInput
 from core.tables import annotate_table, parse_text_lines, parse_text_table
+
+if TYPE_CHECKING:
+    from core.classify import Prediction
 
 BULK_BATCH = 256
 
 
-def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+def register(
+    commands: argparse._SubParsersAction, scoped: argparse.ArgumentParser, common: argparse.ArgumentParser
+) -> None:
     cls = commands.add_parser("classify", parents=[scoped], help="classify texts against a label set")
     cls.add_argument("texts", nargs="*", metavar="TEXT")
     cls.add_argument("--input", "-i", help="a CSV file with a 'text' column (or - for standard input)")
@@ -53,6 +58,13 @@ def _texts(args: argparse.Namespace, *, at_least: int) -> list[str]:
     if len(texts) < at_least:
         raise InvalidInput(f"give at least {at_least} texts (as arguments, with --input FILE or on stdin)")
     return texts
+
+
+def _plots() -> ModuleType:
+    # matplotlib takes a second to import; only the commands that draw pay for it.
+    from core import plots
+
+    return plots
 
 
 def _prediction_json(text: str, p: Prediction) -> dict[str, object]:
@@ -96,10 +108,14 @@ def _classify_file(ctx: Context) -> int:
         raise InvalidInput("give texts as arguments or with --input, not both")
     table = parse_text_table(read_text_file(a.input), filename=a.input)
     texts = table.texts
-    progress = Progress(len(texts), label="classified", enabled=a.progress or (len(texts) > 500 and sys.stderr.isatty()))
+    progress = Progress(
+        len(texts), label="classified", enabled=a.progress or (len(texts) > 500 and sys.stderr.isatty())
+    )
     predictions: list[Prediction] = []
     for start in range(0, len(texts), BULK_BATCH):
-        predictions += ctx.engine.classify(ctx.team, ctx.set_name, texts[start : start + BULK_BATCH], method=a.method)
+        predictions += ctx.engine.classify(
+            ctx.team, ctx.set_name, texts[start : start + BULK_BATCH], method=a.method
+        )
         progress.advance(len(texts[start : start + BULK_BATCH]))
     labels = ctx.engine.model_for(ctx.team, ctx.set_name, method=a.method).labels
     if a.json and not a.output:
@@ -120,7 +136,7 @@ def run_similar(ctx: Context) -> int:
     texts = _texts(a, at_least=2)
     result = ctx.engine.similarity(texts, pairs=a.top)
     if a.heatmap:
-        write_atomic(a.heatmap, plots.heatmap_png(result.matrix, result.texts))
+        write_atomic(a.heatmap, _plots().heatmap_png(result.matrix, result.texts))
     if a.json:
         emit_json(
             {
@@ -142,7 +158,7 @@ def run_cluster(ctx: Context) -> int:
     texts = _texts(a, at_least=2)
     view = ctx.engine.cluster(texts, k=a.k)
     if a.plot:
-        write_atomic(a.plot, plots.scatter_png(view.points, view.clustering.assignments, texts=view.texts))
+        write_atomic(a.plot, _plots().scatter_png(view.points, view.clustering.assignments, texts=view.texts))
     assignments = [int(x) for x in view.clustering.assignments]
     if a.json:
         emit_json(
@@ -151,13 +167,18 @@ def run_cluster(ctx: Context) -> int:
                 "chosen_by": view.clustering.chosen_by,
                 "silhouette": view.clustering.silhouette,
                 "clusters": [
-                    {"cluster": c, "texts": [t for t, x in zip(view.texts, assignments, strict=True) if x == c]}
+                    {
+                        "cluster": c,
+                        "texts": [t for t, x in zip(view.texts, assignments, strict=True) if x == c],
+                    }
                     for c in range(view.clustering.k)
                 ],
             }
         )
         return 0
-    how = "given" if view.clustering.chosen_by == "given" else "chosen by silhouette score"
+    how = {"given": "given", "silhouette": "chosen by silhouette score"}.get(
+        view.clustering.chosen_by, "the only sensible number"
+    )
     print(f"{view.clustering.k} clusters ({how})")
     for c in range(view.clustering.k):
         members = [t for t, x in zip(view.texts, assignments, strict=True) if x == c]
@@ -173,7 +194,7 @@ def run_eval(ctx: Context) -> int:
     a = ctx.args
     ev = ctx.engine.evaluate(ctx.team, ctx.set_name, method=a.method)
     if a.confusion:
-        write_atomic(a.confusion, plots.confusion_png(ev.confusion, ev.labels))
+        write_atomic(a.confusion, _plots().confusion_png(ev.confusion, ev.labels))
     if a.json:
         emit_json(
             {
@@ -183,7 +204,7 @@ def run_eval(ctx: Context) -> int:
                 "examples": ev.n,
                 "accuracy": round(ev.accuracy, 4),
                 "coverage": round(ev.coverage, 4),
-                "answered_accuracy": round(ev.answered_accuracy, 4),
+                "answered_accuracy": None if ev.answered_accuracy is None else round(ev.answered_accuracy, 4),
                 "labels": {
                     s.label: {
                         "precision": round(s.precision, 4),
@@ -198,7 +219,8 @@ def run_eval(ctx: Context) -> int:
         )
         return 0
     print(f"set {ctx.set_name!r}: {ev.n} examples, {ev.strategy}, method {ev.method}")
-    print(f"accuracy {ev.accuracy:.1%}; answers {ev.coverage:.0%} of texts, {ev.answered_accuracy:.1%} right when it does")
+    answered = "none" if ev.answered_accuracy is None else f"{ev.answered_accuracy:.1%}"
+    print(f"accuracy {ev.accuracy:.1%}; answers {ev.coverage:.0%} of texts, {answered} right when it does")
     print(f"\n{'label':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
     for s in ev.per_label:
         print(f"{shorten(s.label, 24):<24} {s.precision:>9.2f} {s.recall:>7.2f} {s.f1:>6.2f} {s.support:>5}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from core.embeddings.factory import make_embedder
-from core.engine import Engine
 from core.settings import Settings
 from core.store import Store
+
+if TYPE_CHECKING:
+    from core.engine import Engine
 
 
 @dataclass
@@ -26,6 +28,10 @@ class Context:
 
     @cached_property
     def engine(self) -> Engine:
+        # Imported here: scikit-learn and friends cost seconds that `labels list` should not pay.
+        from core.embeddings.factory import make_embedder
+        from core.engine import Engine
+
         return Engine(store=self.store, embedder=make_embedder(self.settings), settings=self.settings)
 
     @property

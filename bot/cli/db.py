@@ -13,9 +13,9 @@ from core.store.db import current_revision, head_revision, make_engine
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     db = commands.add_parser("db", help="database schema")
     sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    sub.add_parser("upgrade", parents=[common], help="migrate the database to the latest schema").set_defaults(
-        run=run_upgrade
-    )
+    sub.add_parser(
+        "upgrade", parents=[common], help="migrate the database to the latest schema"
+    ).set_defaults(run=run_upgrade)
     sub.add_parser("status", parents=[common], help="show the schema revision").set_defaults(run=run_status)
 
 

@@ -22,7 +22,9 @@ def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentPars
     add.add_argument("--source", help="where it came from (a link)")
     add.set_defaults(run=run_add)
 
-    imp = sub.add_parser("import", parents=[scoped], help="import examples from CSV (text,label) or export JSON")
+    imp = sub.add_parser(
+        "import", parents=[scoped], help="import examples from CSV (text,label) or export JSON"
+    )
     imp.add_argument("file", help="a .csv or .json file, or - for standard input")
     imp.set_defaults(run=run_import)
 

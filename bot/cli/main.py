@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import analysis, db, labels
+from bot.cli import analysis, db, gemini, labels
 from bot.cli.context import Context
 from core.errors import GembotError
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     labels.register(commands, scoped)
     analysis.register(commands, scoped, common)
     db.register(commands, common)
+    gemini.register(commands, common)
     return parser
 
 

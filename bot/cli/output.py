@@ -51,7 +51,12 @@ class Progress:
         if self.enabled:
             percent = 100 * self.done // max(self.total, 1)
             end = "\n" if self.done >= self.total else ""
-            print(f"\r{self.label} {self.done:,}/{self.total:,} ({percent}%)", end=end, file=sys.stderr, flush=True)
+            print(
+                f"\r{self.label} {self.done:,}/{self.total:,} ({percent}%)",
+                end=end,
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def shorten(text: str, width: int = 60) -> str:

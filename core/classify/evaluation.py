@@ -38,9 +38,10 @@ class Evaluation:
     """Cross-validated quality of one method on a set of labelled examples.
 
     `accuracy`, `per_label` (in `labels` order) and `confusion` (rows: true label, columns:
-    predicted, both in `labels` order) count every example's most probable label, abstentions ignored. `coverage` is the
-    fraction the model would answer at the given thresholds and `answered_accuracy` the accuracy on
-    those (None when it answers none). `predictions` are the held-out predictions in input order.
+    predicted, both in `labels` order) count every example's most probable label, abstentions
+    ignored. `coverage` is the fraction the model would answer at the given thresholds and
+    `answered_accuracy` the accuracy on those (None when it answers none). `predictions` are the
+    held-out predictions, in input order.
     """
 
     method: str

@@ -1,0 +1,223 @@
+"""Asking Gemini: a prompt or a conversation, optional images, and an answer that is never None.
+
+A conversation is a list of `Turn`s, oldest first, ending with the user's; Slack threads persist
+theirs and replay them. Every answer is checked before it is returned: a blocked prompt, an
+answer stopped for safety or recitation, and an empty answer each raise with the reason, so a
+caller always has text to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from google.genai import types
+
+from core.errors import InvalidInput
+from core.gemini.client import GeminiClient
+from core.gemini.errors import AnswerStopped, BadResponse, EmptyAnswer, PromptBlocked
+from core.gemini.files import upload_image
+from core.gemini.images import ImageInput
+
+Role = Literal["user", "model"]
+
+# Room left in a request for the JSON around its parts.
+_ENVELOPE = 4096
+
+_BLOCKED_BECAUSE = {
+    "SAFETY": "it was judged unsafe",
+    "BLOCKLIST": "it contains a term on a blocklist",
+    "PROHIBITED_CONTENT": "it touches on prohibited content",
+    "IMAGE_SAFETY": "an image in it was judged unsafe",
+    "OTHER": "of a policy Gemini did not name",
+}
+_STOPPED_BECAUSE = {
+    "SAFETY": "it was judged unsafe",
+    "RECITATION": "it repeated published material too closely (ask for a summary in other words)",
+    "PROHIBITED_CONTENT": "it touched on prohibited content",
+    "BLOCKLIST": "it contained a term on a blocklist",
+    "SPII": "it contained sensitive personal information",
+    "IMAGE_SAFETY": "it was judged unsafe",
+    "LANGUAGE": "it was in a language Gemini does not support",
+    "MALFORMED_FUNCTION_CALL": "the model produced a malformed function call",
+    "UNEXPECTED_TOOL_CALL": "the model called a tool that was not offered",
+    "OTHER": "of a reason Gemini did not name",
+}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation: the user's (text and images) or the model's."""
+
+    role: Role
+    text: str
+    images: tuple[ImageInput, ...] = ()
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens billed for one answer (`thinking` is part of `answer` on the bill)."""
+
+    prompt: int
+    answer: int
+    thinking: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Gemini's text, which model wrote it, why it stopped, and the tokens it cost.
+
+    `finish_reason` is "STOP" for a complete answer and "MAX_TOKENS" for one cut off at the
+    output limit (`truncated`); every other reason raises instead.
+    """
+
+    text: str
+    model: str
+    finish_reason: str
+    usage: Usage
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "MAX_TOKENS"
+
+
+def _name(value: object) -> str:
+    # The SDK gives enums for the reasons it knows and plain strings for newer ones.
+    return str(getattr(value, "value", value) or "")
+
+
+def _turns(prompt: str | Sequence[Turn], images: Sequence[ImageInput]) -> list[Turn]:
+    if isinstance(prompt, str):
+        if not prompt.strip() and not images:
+            raise InvalidInput("the prompt is empty")
+        return [Turn("user", prompt.strip(), tuple(images))]
+    if images:
+        raise InvalidInput("with a conversation, attach images to its turns")
+    turns = list(prompt)
+    if not turns:
+        raise InvalidInput("the conversation is empty")
+    for number, turn in enumerate(turns, 1):
+        if turn.role not in ("user", "model"):
+            raise InvalidInput(f"turn {number} has role {turn.role!r}; use 'user' or 'model'")
+        if not turn.text.strip() and not turn.images:
+            raise InvalidInput(f"turn {number} is empty")
+    if turns[-1].role != "user":
+        raise InvalidInput("a conversation must end with the user's turn")
+    return turns
+
+
+def _to_upload(turns: Sequence[Turn], system_instruction: str | None, limit: int) -> set[str]:
+    """Hashes of the images to send through the Files API so that the request stays under `limit`.
+
+    The limit is on the whole request, and inline bytes travel as base64 (4/3 of their size), so
+    the largest images go out first until the rest fits.
+    """
+    size = _ENVELOPE + len((system_instruction or "").encode())
+    size += sum(len(turn.text.encode()) for turn in turns)
+    inline: dict[str, int] = {}
+    for turn in turns:
+        for image in turn.images:
+            inline[image.sha256] = 4 * -(-image.size // 3)
+    size += sum(inline.values())
+    chosen: set[str] = set()
+    for digest, encoded in sorted(inline.items(), key=lambda item: -item[1]):
+        if size <= limit:
+            break
+        chosen.add(digest)
+        size -= encoded
+    return chosen
+
+
+def _contents(
+    client: GeminiClient, turns: Sequence[Turn], system_instruction: str | None
+) -> list[types.Content]:
+    upload = _to_upload(turns, system_instruction, client.settings.inline_image_limit)
+    contents = []
+    for turn in turns:
+        parts: list[types.Part] = []
+        # Images before the text: Gemini answers a question about an image best that way.
+        for image in turn.images:
+            if image.sha256 in upload:
+                parts.append(upload_image(client, image))
+            else:
+                parts.append(types.Part.from_bytes(data=image.data, mime_type=image.mime_type))
+        if turn.text.strip():
+            parts.append(types.Part(text=turn.text))
+        contents.append(types.Content(role=turn.role, parts=parts))
+    return contents
+
+
+def _answer(response: types.GenerateContentResponse, model: str) -> Answer:
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        reason = _name(feedback.block_reason)
+        because = _BLOCKED_BECAUSE.get(reason, "of a policy Gemini did not name")
+        extra = f": {feedback.block_reason_message}" if feedback.block_reason_message else ""
+        raise PromptBlocked(
+            f"Gemini refused the prompt because {because} ({reason}{extra}); rephrase it and try again",
+            reason=reason,
+        )
+    if not response.candidates:
+        raise BadResponse("Gemini sent no answer and no reason; try again")
+    candidate = response.candidates[0]
+    reason = _name(candidate.finish_reason) or "STOP"
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    text = "".join(p.text for p in parts if p.text and not p.thought).strip()
+    if reason not in ("STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"):
+        because = _STOPPED_BECAUSE.get(reason, "of a reason Gemini did not name")
+        # A partial answer stopped for safety is not shown: the part that was withheld may be
+        # what gives the rest its meaning.
+        raise AnswerStopped(f"Gemini stopped its answer because {because} ({reason})", reason=reason)
+    if not text:
+        if reason == "MAX_TOKENS":
+            raise EmptyAnswer(
+                "Gemini reached its output limit before writing any answer (MAX_TOKENS); ask for "
+                "something shorter or allow more output tokens",
+                reason=reason,
+            )
+        raise EmptyAnswer("Gemini returned an empty answer; try rephrasing the prompt", reason=reason)
+    usage = response.usage_metadata
+    return Answer(
+        text=text,
+        model=response.model_version or model,
+        finish_reason="MAX_TOKENS" if reason == "MAX_TOKENS" else "STOP",
+        usage=Usage(
+            prompt=(usage.prompt_token_count or 0) if usage else 0,
+            answer=(usage.candidates_token_count or 0) if usage else 0,
+            thinking=(usage.thoughts_token_count or 0) if usage else 0,
+            total=(usage.total_token_count or 0) if usage else 0,
+        ),
+    )
+
+
+def generate(
+    client: GeminiClient,
+    prompt: str | Sequence[Turn],
+    *,
+    model: str | None = None,
+    system_instruction: str | None = None,
+    images: Sequence[ImageInput] = (),
+    max_output_tokens: int | None = None,
+    temperature: float | None = None,
+) -> Answer:
+    """Gemini's answer to a prompt (with `images`, sent before it) or to a conversation of turns.
+
+    `model` defaults to GEMBOT_GENERATION_MODEL. Images over the inline limit are uploaded
+    through the Files API first. Raises PromptBlocked, AnswerStopped or EmptyAnswer when there is
+    no answer to show, and the client's errors when the call itself fails.
+    """
+    name = (model or client.settings.generation_model).removeprefix("models/")
+    turns = _turns(prompt, images)
+    contents = _contents(client, turns, system_instruction)
+    config = types.GenerateContentConfig(
+        system_instruction=system_instruction or None,
+        max_output_tokens=max_output_tokens,
+        temperature=temperature,
+    )
+    sdk = client.sdk
+    response = client.call(
+        lambda: sdk.models.generate_content(model=name, contents=contents, config=config), model=name
+    )
+    return _answer(response, name)

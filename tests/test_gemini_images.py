@@ -1,0 +1,197 @@
+"""Images: formats read from the bytes, conversions to PNG, inline bytes on the wire, the Files API."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+
+from core.gemini.errors import NotAnImage, UploadFailed
+from core.gemini.generation import Turn, generate
+from core.gemini.images import prepare_image
+from tests import gemini_fixtures
+from tests.gemini_standin import GeminiStandIn
+from tests.gemini_support import gemini_client, heif_header, image_bytes
+
+# Until tests/conftest.py imports it for every module.
+gemini_standin = gemini_fixtures.gemini_standin
+
+HTML = b"<!DOCTYPE html>\n<html><head><title>Slack</title></head><body>Sign in</body></html>\n"
+
+
+def pixels(data: bytes) -> list[object]:
+    with Image.open(io.BytesIO(data)) as image:
+        return list(image.convert("RGB").getdata())
+
+
+def inline_parts(standin: GeminiStandIn) -> list[dict[str, str]]:
+    parts = standin.last("generate").json["contents"][-1]["parts"]
+    return [p["inlineData"] for p in parts if "inlineData" in p]
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
+def test_formats_gemini_reads_go_inline_as_they_are(gemini_standin: GeminiStandIn, fmt: str, mime: str) -> None:
+    data = image_bytes(fmt)
+    image = prepare_image(data, filename=f"photo.{fmt.lower()}")
+    assert (image.mime_type, image.data) == (mime, data)
+
+    answer = generate(gemini_client(gemini_standin), "What is this?", images=[image])
+
+    assert answer.text.startswith(f"echo: What is this? [image {mime} {len(data)} bytes")
+    [blob] = inline_parts(gemini_standin)
+    assert blob["mime_type"] == mime
+    assert base64.b64decode(blob["data"]) == data
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("TIFF", "CMYK"), ("ICO", "RGBA")])
+def test_other_formats_are_converted_to_png(gemini_standin: GeminiStandIn, fmt: str, mode: str) -> None:
+    data = image_bytes(fmt, mode=mode, size=(16, 16))
+    image = prepare_image(data)
+    assert image.mime_type == "image/png"
+    assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(data)) as original:
+        assert pixels(image.data) == list(original.convert("RGB").getdata())
+
+    generate(gemini_client(gemini_standin), "and this?", images=[image])
+
+    [blob] = inline_parts(gemini_standin)
+    assert blob["mime_type"] == "image/png"
+    assert base64.b64decode(blob["data"]) == image.data
+
+
+def test_an_animated_gif_sends_its_first_frame() -> None:
+    frames = [Image.new("RGB", (4, 4), colour) for colour in ("red", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    assert set(pixels(prepare_image(out.getvalue()).data)) == {(255, 0, 0)}
+
+
+def test_the_name_and_claimed_type_are_not_trusted() -> None:
+    png = image_bytes("PNG")
+    assert prepare_image(png, filename="holiday.jpg").mime_type == "image/png"
+    with pytest.raises(NotAnImage, match=r"photo\.png is not an image"):
+        prepare_image(HTML, filename="photo.png")
+
+
+@pytest.mark.parametrize(
+    ("header", "mime"),
+    [
+        (heif_header("heic", "mif1", "heic"), "image/heic"),
+        (heif_header("mif1", "heic"), "image/heic"),
+        (heif_header("heix", "mif1"), "image/heic"),
+        (heif_header("mif1", "mif1", "miaf"), "image/heif"),
+        (heif_header("msf1", "iso8"), "image/heif"),
+    ],
+)
+def test_heic_and_heif_are_recognised_by_their_brands(header: bytes, mime: str) -> None:
+    image = prepare_image(header)
+    assert (image.mime_type, image.data) == (mime, header)
+
+
+def test_heic_goes_inline_as_it_is(gemini_standin: GeminiStandIn) -> None:
+    header = heif_header("heic", "mif1", "heic")
+    generate(gemini_client(gemini_standin), "what is it?", images=[prepare_image(header)])
+    [blob] = inline_parts(gemini_standin)
+    assert (blob["mime_type"], base64.b64decode(blob["data"])) == ("image/heic", header)
+
+
+def test_avif_is_not_taken_for_heif_but_converted() -> None:
+    data = image_bytes("AVIF", size=(8, 8))
+    assert b"ftypavif" in data[:16]
+    assert prepare_image(data).mime_type == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (HTML, "that file is not an image"),
+        (b"", "that file is empty"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "that file is not an image"),
+        (heif_header("isom", "mp41"), "that file is not an image"),  # an MP4 video
+        (image_bytes("PNG", size=(64, 64), noise=True)[:200], "could not be read"),  # cut short
+    ],
+)
+def test_what_is_not_an_image_is_refused_before_any_request(
+    gemini_standin: GeminiStandIn, data: bytes, words: str
+) -> None:
+    with pytest.raises(NotAnImage, match=words):
+        generate(gemini_client(gemini_standin), "what is this?", images=[prepare_image(data)])
+    assert gemini_standin.requests() == []
+
+
+# --------------------------------------------------------------------------- the Files API
+
+
+def test_an_image_over_the_inline_limit_is_uploaded_and_referenced_by_uri(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.processing(gets=2)
+    big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))  # ~12 kB, ~16 kB in base64
+    small = prepare_image(image_bytes("JPEG"))
+    client = gemini_client(gemini_standin, inline_image_limit=8_000)
+
+    answer = generate(client, "compare them", images=[big, small])
+
+    assert f"[image image/png {big.size} bytes" in answer.text
+    assert f"[image image/jpeg {small.size} bytes" in answer.text
+    actions = [r.action for r in gemini_standin.requests()]
+    assert actions == ["upload.start", "upload.chunk", "files.get", "files.get", "files.get", "generateContent"]
+    start, chunk = gemini_standin.requests("files")[:2]
+    assert start.headers["x-goog-upload-header-content-type"] == "image/png"
+    assert chunk.body == big.data
+    [stored] = gemini_standin.files()
+    assert (stored.state, stored.data, stored.mime_type) == ("ACTIVE", big.data, "image/png")
+    parts = gemini_standin.last("generate").json["contents"][0]["parts"]
+    assert parts[0] == {"fileData": {"file_uri": stored.uri, "mime_type": "image/png"}}
+    # The small one still fits inline.
+    assert base64.b64decode(parts[1]["inlineData"]["data"]) == small.data
+    assert parts[2] == {"text": "compare them"}
+
+
+def test_the_limit_counts_the_whole_request_in_base64(gemini_standin: GeminiStandIn) -> None:
+    images = [prepare_image(image_bytes("PNG", size=(40, 40), noise=True)) for _ in range(3)]
+    # Each fits alone and the raw bytes together would too, but not their base64 in one request.
+    limit = sum(i.size for i in images) + 4096 + 200
+    client = gemini_client(gemini_standin, inline_image_limit=limit)
+
+    generate(client, "three pictures", images=images)
+
+    assert len(gemini_standin.requests(action="upload.start")) == 1
+    parts = gemini_standin.last("generate").json["contents"][0]["parts"]
+    assert [next(iter(p)) for p in parts] == ["fileData", "inlineData", "inlineData", "text"]
+
+
+def test_an_upload_is_reused_by_later_turns(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.processing(gets=0)
+    big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))
+    client = gemini_client(gemini_standin, inline_image_limit=8_000)
+
+    generate(client, "first", images=[big])
+    generate(client, [Turn("user", "first", (big,)), Turn("model", "ok"), Turn("user", "again?")])
+
+    assert len(gemini_standin.requests(action="upload.start")) == 1
+    assert len(gemini_standin.requests("generate")) == 2
+
+
+def test_failed_processing_is_a_clear_error(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.processing(gets=1)
+    gemini_standin.fail_processing()
+    big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))
+    with pytest.raises(UploadFailed, match="could not process the uploaded image .*File processing failed"):
+        generate(gemini_client(gemini_standin, inline_image_limit=8_000), "x", images=[big])
+    assert gemini_standin.requests("generate") == []
+
+
+def test_processing_that_never_ends_is_bounded(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.processing(gets=1, seconds=30)
+    big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))
+    client = gemini_client(gemini_standin, inline_image_limit=8_000, gemini_file_timeout=0.5)
+    with pytest.raises(UploadFailed, match=r"still processing the uploaded image after 0.5 s"):
+        generate(client, "x", images=[big])
+    polls = gemini_standin.requests(action="files.get")
+    assert 2 <= len(polls) <= 6
+    assert polls[-1].timestamp - gemini_standin.requests()[0].timestamp < 1.0
+    assert gemini_standin.requests("generate") == []
