@@ -166,8 +166,9 @@ def choose_method(
 ) -> tuple[str, str, dict[str, float]]:
     """What "auto" picks for these examples: (method, reason, cross-validated accuracy per method).
 
-    Stratified k-fold with k = min(5, the smallest label's count); 3 folds above LARGE_SET examples. When some label has a single
-    example nothing can be cross-validated and the centroid, which works from one example, is used.
+    Stratified k-fold with k = min(5, the smallest label's count), 3 folds above LARGE_SET
+    examples. When some label has a single example nothing can be cross-validated and the
+    centroid, which works from one example, is used.
     A tie goes to the centroid: it is cheaper and its confidence is calibrated.
     """
     points = _check_training_data(X, y)
