@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import os
 from typing import Any
 
 from PIL import Image
@@ -37,14 +39,14 @@ def gemini_client(standin: GeminiStandIn, **overrides: Any) -> GeminiClient:
 
 
 def image_bytes(fmt: str, *, size: tuple[int, int] = (5, 4), mode: str = "RGB", noise: bool = False) -> bytes:
-    """A small image in Pillow format `fmt` ("PNG", "GIF", ...): a gradient, or noise that resists compression."""
+    """A small image in Pillow format `fmt` ("PNG", "GIF", ...): a gradient, or incompressible noise."""
     if noise:
-        import os
-
         image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
     else:
         image = Image.new("RGB", size)
-        image.putdata([(x * 40 % 256, y * 60 % 256, (x + y) * 20 % 256) for y in range(size[1]) for x in range(size[0])])
+        image.putdata(
+            [(x * 40 % 256, y * 60 % 256, (x + y) * 20 % 256) for y in range(size[1]) for x in range(size[0])]
+        )
     if mode != "RGB":
         image = image.convert(mode)
     out = io.BytesIO()
@@ -57,3 +59,9 @@ def heif_header(major: str, *compatible: str) -> bytes:
     body = major.encode() + b"\0\0\0\0" + b"".join(c.encode() for c in compatible)
     box = (8 + len(body)).to_bytes(4, "big") + b"ftyp" + body
     return box + b"\0\0\0\x08meta" + bytes(64)
+
+
+def decode_base64(value: str) -> bytes:
+    """Bytes from JSON as the SDK writes them (URL-safe base64) or as Google does (standard)."""
+    standard = value.replace("-", "+").replace("_", "/")
+    return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)

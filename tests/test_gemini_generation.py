@@ -27,7 +27,7 @@ from core.gemini.images import prepare_image
 from core.settings import Settings
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn
-from tests.gemini_support import gemini_client, gemini_settings, image_bytes
+from tests.gemini_support import gemini_client, image_bytes
 
 # Until tests/conftest.py imports it for every module.
 gemini_standin = gemini_fixtures.gemini_standin
@@ -139,7 +139,11 @@ def test_a_wrong_key_is_rejected_once_without_echoing_it(gemini_standin: GeminiS
     wrong = "AIzaSy-wrong-key-do-not-print-0123"
     client = GeminiClient.from_settings(
         Settings.from_env(
-            {"GEMINI_API_KEY": wrong, "GEMINI_BASE_URL": gemini_standin.base_url, "GEMBOT_GEMINI_RETRY_DELAY": "0"},
+            {
+                "GEMINI_API_KEY": wrong,
+                "GEMINI_BASE_URL": gemini_standin.base_url,
+                "GEMBOT_GEMINI_RETRY_DELAY": "0",
+            },
             dotenv=NO_DOTENV,
         )
     )
@@ -162,7 +166,9 @@ def test_google_text_passed_on_has_the_key_blanked(gemini_standin: GeminiStandIn
     assert gemini_standin.api_key not in str(caught.value)
 
 
-@pytest.mark.parametrize(("status", "words"), [(400, "refused the request"), (401, "credentials"), (403, "permission")])
+@pytest.mark.parametrize(
+    ("status", "words"), [(400, "refused the request"), (401, "credentials"), (403, "permission")]
+)
 def test_client_errors_are_not_retried(gemini_standin: GeminiStandIn, status: int, words: str) -> None:
     gemini_standin.fail_next(status=status)
     with pytest.raises(GeminiRejected, match=words) as caught:
@@ -172,7 +178,7 @@ def test_client_errors_are_not_retried(gemini_standin: GeminiStandIn, status: in
 
 
 def test_an_unknown_model_is_named(gemini_standin: GeminiStandIn) -> None:
-    with pytest.raises(ModelNotFound, match="'gemini-9-ultra'.*gembot models"):
+    with pytest.raises(ModelNotFound, match=r"'gemini-9-ultra'.*gembot models"):
         generate(gemini_client(gemini_standin), "x", model="gemini-9-ultra")
     assert statuses(gemini_standin) == [404]
 
@@ -238,7 +244,9 @@ def test_server_errors_are_retried_then_succeed(gemini_standin: GeminiStandIn, s
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_server_errors_are_retried_a_bounded_number_of_times(gemini_standin: GeminiStandIn, status: int) -> None:
+def test_server_errors_are_retried_a_bounded_number_of_times(
+    gemini_standin: GeminiStandIn, status: int
+) -> None:
     gemini_standin.fail_next(10, status=status)
     with pytest.raises(GeminiUnavailable, match=f"Gemini is unavailable right now \\({status}.*3 attempts"):
         generate(gemini_client(gemini_standin, gemini_retries=2), "x")
@@ -248,7 +256,9 @@ def test_server_errors_are_retried_a_bounded_number_of_times(gemini_standin: Gem
 def test_a_timeout_is_retried_then_reported(gemini_standin: GeminiStandIn) -> None:
     gemini_standin.latency(3.0, on="generate")
     started = time.monotonic()
-    with pytest.raises(GeminiUnavailable, match=r"did not answer within 0.2 s \(2 attempts\).*GEMBOT_GEMINI_TIMEOUT"):
+    with pytest.raises(
+        GeminiUnavailable, match=r"did not answer within 0.2 s \(2 attempts\).*GEMBOT_GEMINI_TIMEOUT"
+    ):
         generate(gemini_client(gemini_standin, gemini_timeout=0.2, gemini_retries=1), "x")
     assert time.monotonic() - started < 2
     assert len(gemini_standin.requests("generate")) == 2
@@ -259,7 +269,11 @@ def test_no_server_is_reported_as_unreachable() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     settings = Settings.from_env(
-        {"GEMINI_API_KEY": "k", "GEMINI_BASE_URL": f"http://127.0.0.1:{port}", "GEMBOT_GEMINI_RETRY_DELAY": "0"},
+        {
+            "GEMINI_API_KEY": "k",
+            "GEMINI_BASE_URL": f"http://127.0.0.1:{port}",
+            "GEMBOT_GEMINI_RETRY_DELAY": "0",
+        },
         dotenv=NO_DOTENV,
     )
     with pytest.raises(GeminiUnavailable, match=f"could not reach Gemini at http://127.0.0.1:{port}"):
@@ -278,7 +292,11 @@ def test_malformed_json_is_a_clear_error(gemini_standin: GeminiStandIn) -> None:
 
 @pytest.mark.parametrize(
     ("reason", "words"),
-    [("SAFETY", "it was judged unsafe"), ("PROHIBITED_CONTENT", "it touches on prohibited content"), ("OTHER", "of a policy Gemini did not name")],
+    [
+        ("SAFETY", "it was judged unsafe"),
+        ("PROHIBITED_CONTENT", "it touches on prohibited content"),
+        ("OTHER", "of a policy Gemini did not name"),
+    ],
 )
 def test_a_blocked_prompt_says_why(gemini_standin: GeminiStandIn, reason: str, words: str) -> None:
     gemini_standin.block_prompt(reason)
@@ -297,9 +315,13 @@ def test_a_blocked_prompt_says_why(gemini_standin: GeminiStandIn, reason: str, w
         ("SPII", None, "personal information"),
     ],
 )
-def test_a_stopped_answer_says_why(gemini_standin: GeminiStandIn, reason: str, text: str | None, words: str) -> None:
+def test_a_stopped_answer_says_why(
+    gemini_standin: GeminiStandIn, reason: str, text: str | None, words: str
+) -> None:
     gemini_standin.finish(reason, text=text)
-    with pytest.raises(AnswerStopped, match=f"stopped its answer because .*{words}.*\\({reason}\\)") as caught:
+    with pytest.raises(
+        AnswerStopped, match=f"stopped its answer because .*{words}.*\\({reason}\\)"
+    ) as caught:
         generate(gemini_client(gemini_standin), "x")
     assert caught.value.reason == reason
 

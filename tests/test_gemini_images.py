@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 
 import pytest
@@ -13,7 +12,7 @@ from core.gemini.generation import Turn, generate
 from core.gemini.images import prepare_image
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn
-from tests.gemini_support import gemini_client, heif_header, image_bytes
+from tests.gemini_support import decode_base64, gemini_client, heif_header, image_bytes
 
 # Until tests/conftest.py imports it for every module.
 gemini_standin = gemini_fixtures.gemini_standin
@@ -23,7 +22,7 @@ HTML = b"<!DOCTYPE html>\n<html><head><title>Slack</title></head><body>Sign in</
 
 def pixels(data: bytes) -> list[object]:
     with Image.open(io.BytesIO(data)) as image:
-        return list(image.convert("RGB").getdata())
+        return list(image.convert("RGB").get_flattened_data())
 
 
 def inline_parts(standin: GeminiStandIn) -> list[dict[str, str]]:
@@ -34,8 +33,12 @@ def inline_parts(standin: GeminiStandIn) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- formats
 
 
-@pytest.mark.parametrize(("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")])
-def test_formats_gemini_reads_go_inline_as_they_are(gemini_standin: GeminiStandIn, fmt: str, mime: str) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
+)
+def test_formats_gemini_reads_go_inline_as_they_are(
+    gemini_standin: GeminiStandIn, fmt: str, mime: str
+) -> None:
     data = image_bytes(fmt)
     image = prepare_image(data, filename=f"photo.{fmt.lower()}")
     assert (image.mime_type, image.data) == (mime, data)
@@ -45,23 +48,25 @@ def test_formats_gemini_reads_go_inline_as_they_are(gemini_standin: GeminiStandI
     assert answer.text.startswith(f"echo: What is this? [image {mime} {len(data)} bytes")
     [blob] = inline_parts(gemini_standin)
     assert blob["mime_type"] == mime
-    assert base64.b64decode(blob["data"]) == data
+    assert decode_base64(blob["data"]) == data
 
 
-@pytest.mark.parametrize(("fmt", "mode"), [("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("TIFF", "CMYK"), ("ICO", "RGBA")])
+@pytest.mark.parametrize(
+    ("fmt", "mode"), [("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("TIFF", "CMYK"), ("ICO", "RGBA")]
+)
 def test_other_formats_are_converted_to_png(gemini_standin: GeminiStandIn, fmt: str, mode: str) -> None:
     data = image_bytes(fmt, mode=mode, size=(16, 16))
     image = prepare_image(data)
     assert image.mime_type == "image/png"
     assert image.data.startswith(b"\x89PNG\r\n\x1a\n")
     with Image.open(io.BytesIO(data)) as original:
-        assert pixels(image.data) == list(original.convert("RGB").getdata())
+        assert pixels(image.data) == list(original.convert("RGB").get_flattened_data())
 
     generate(gemini_client(gemini_standin), "and this?", images=[image])
 
     [blob] = inline_parts(gemini_standin)
     assert blob["mime_type"] == "image/png"
-    assert base64.b64decode(blob["data"]) == image.data
+    assert decode_base64(blob["data"]) == image.data
 
 
 def test_an_animated_gif_sends_its_first_frame() -> None:
@@ -97,7 +102,7 @@ def test_heic_goes_inline_as_it_is(gemini_standin: GeminiStandIn) -> None:
     header = heif_header("heic", "mif1", "heic")
     generate(gemini_client(gemini_standin), "what is it?", images=[prepare_image(header)])
     [blob] = inline_parts(gemini_standin)
-    assert (blob["mime_type"], base64.b64decode(blob["data"])) == ("image/heic", header)
+    assert (blob["mime_type"], decode_base64(blob["data"])) == ("image/heic", header)
 
 
 def test_avif_is_not_taken_for_heif_but_converted() -> None:
@@ -127,7 +132,9 @@ def test_what_is_not_an_image_is_refused_before_any_request(
 # --------------------------------------------------------------------------- the Files API
 
 
-def test_an_image_over_the_inline_limit_is_uploaded_and_referenced_by_uri(gemini_standin: GeminiStandIn) -> None:
+def test_an_image_over_the_inline_limit_is_uploaded_and_referenced_by_uri(
+    gemini_standin: GeminiStandIn,
+) -> None:
     gemini_standin.processing(gets=2)
     big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))  # ~12 kB, ~16 kB in base64
     small = prepare_image(image_bytes("JPEG"))
@@ -138,7 +145,14 @@ def test_an_image_over_the_inline_limit_is_uploaded_and_referenced_by_uri(gemini
     assert f"[image image/png {big.size} bytes" in answer.text
     assert f"[image image/jpeg {small.size} bytes" in answer.text
     actions = [r.action for r in gemini_standin.requests()]
-    assert actions == ["upload.start", "upload.chunk", "files.get", "files.get", "files.get", "generateContent"]
+    assert actions == [
+        "upload.start",
+        "upload.chunk",
+        "files.get",
+        "files.get",
+        "files.get",
+        "generateContent",
+    ]
     start, chunk = gemini_standin.requests("files")[:2]
     assert start.headers["x-goog-upload-header-content-type"] == "image/png"
     assert chunk.body == big.data
@@ -147,7 +161,7 @@ def test_an_image_over_the_inline_limit_is_uploaded_and_referenced_by_uri(gemini
     parts = gemini_standin.last("generate").json["contents"][0]["parts"]
     assert parts[0] == {"fileData": {"file_uri": stored.uri, "mime_type": "image/png"}}
     # The small one still fits inline.
-    assert base64.b64decode(parts[1]["inlineData"]["data"]) == small.data
+    assert decode_base64(parts[1]["inlineData"]["data"]) == small.data
     assert parts[2] == {"text": "compare them"}
 
 
@@ -180,7 +194,7 @@ def test_failed_processing_is_a_clear_error(gemini_standin: GeminiStandIn) -> No
     gemini_standin.processing(gets=1)
     gemini_standin.fail_processing()
     big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))
-    with pytest.raises(UploadFailed, match="could not process the uploaded image .*File processing failed"):
+    with pytest.raises(UploadFailed, match=r"could not process the uploaded image .*File processing failed"):
         generate(gemini_client(gemini_standin, inline_image_limit=8_000), "x", images=[big])
     assert gemini_standin.requests("generate") == []
 

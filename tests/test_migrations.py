@@ -21,7 +21,17 @@ from core.store.db import MIGRATIONS_DIR, current_revision, downgrade, head_revi
 from core.store.models import Base
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"label_sets", "labels", "examples", "embeddings", "classifications"}
+TABLES = {
+    "label_sets",
+    "labels",
+    "examples",
+    "embeddings",
+    "classifications",
+    "slack_events",
+    "conversation_turns",
+    "turn_images",
+    "evaluations",
+}
 
 
 @pytest.fixture
@@ -183,4 +193,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"

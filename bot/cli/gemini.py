@@ -24,7 +24,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     ask.add_argument("--system", metavar="TEXT", help="a system instruction")
     ask.set_defaults(run=run_ask)
 
-    models = commands.add_parser("models", parents=[common], help="list the Gemini models and what each supports")
+    models = commands.add_parser(
+        "models", parents=[common], help="list the Gemini models and what each supports"
+    )
     models.set_defaults(run=run_models)
 
 

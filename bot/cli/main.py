@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import analysis, db, gemini, labels
+from bot.cli import analysis, db, gemini, labels, serve
 from bot.cli.context import Context
 from core.errors import GembotError
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.register(commands, scoped, common)
     db.register(commands, common)
     gemini.register(commands, common)
+    serve.register(commands, common)
     return parser
 
 

@@ -9,6 +9,7 @@ Every SDK failure leaves as a `core.gemini.errors` exception whose words never i
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -110,16 +111,15 @@ class GeminiClient:
 
         The SDK has already retried 5xx answers and timeouts by the time one reaches us. A
         per-minute 429 is retried here after its RetryInfo delay (or an exponential backoff),
-        at most `gemini_retries` times; `limiter`, when given, admits each attempt and is
-        paused by a 429 so that other threads sharing it hold back too. `model` names the
-        model in a not-found message.
+        at most `gemini_retries` times; `limiter`, when given, holds a slot for each attempt
+        and is paused by a 429 so that other threads sharing it hold back too. `model` names
+        the model in a not-found message.
         """
         attempts = self.settings.gemini_retries + 1
         for attempt in range(1, attempts + 1):
-            if limiter is not None:
-                limiter.acquire()
             try:
-                return request()
+                with limiter.slot() if limiter is not None else contextlib.nullcontext():
+                    return request()
             except sdk_errors.ClientError as exc:
                 if exc.code != 429:
                     raise rejection(exc, secret=self._key, model=model) from None

@@ -91,6 +91,8 @@ def prepare_image(data: bytes, *, filename: str | None = None) -> ImageInput:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 if image.format in AS_IS:
+                    # Cheap (no decoding), but catches a cut-off or corrupted PNG before it is paid for.
+                    image.verify()
                     return ImageInput(AS_IS[image.format], data)
                 return ImageInput("image/png", _as_png(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

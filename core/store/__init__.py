@@ -1,4 +1,5 @@
-"""Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log.
+"""Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log,
+Slack event claims, thread conversations and the evaluation history.
 
 Callers use `Store` and the plain records below; the ORM models and Alembic plumbing stay inside
 this package.
@@ -9,10 +10,13 @@ from core.store.records import (
     AddResult,
     CacheKey,
     ClassificationRecord,
+    EvaluationRecord,
     ExampleInput,
     ExampleRecord,
     SetSummary,
     TrainingData,
+    TurnImageRecord,
+    TurnRecord,
     text_hash,
 )
 from core.store.repository import Store
@@ -21,11 +25,14 @@ __all__ = [
     "AddResult",
     "CacheKey",
     "ClassificationRecord",
+    "EvaluationRecord",
     "ExampleInput",
     "ExampleRecord",
     "SetSummary",
     "Store",
     "TrainingData",
+    "TurnImageRecord",
+    "TurnRecord",
     "current_revision",
     "head_revision",
     "make_engine",

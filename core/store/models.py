@@ -158,3 +158,68 @@ class Classification(Base):
     method: Mapped[str] = mapped_column(String(16))
     scores: Mapped[dict[str, float]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+EVENT_ID_LENGTH = 64
+CHANNEL_ID_LENGTH = 64
+TS_LENGTH = 32
+
+
+class SlackEvent(Base):
+    """An Events API delivery already taken on: Slack redelivers with the same `event_id`."""
+
+    __tablename__ = "slack_events"
+    __table_args__ = (UniqueConstraint("event_id"), Index(None, "received_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationTurn(Base):
+    """One message of a Gemini conversation held in a Slack thread, the user's or the model's."""
+
+    __tablename__ = "conversation_turns"
+    # `conversation` reads one thread's turns in order.
+    __table_args__ = (Index(None, "team_id", "channel_id", "thread_ts", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    channel_id: Mapped[str] = mapped_column(String(CHANNEL_ID_LENGTH))
+    thread_ts: Mapped[str] = mapped_column(String(TS_LENGTH))
+    role: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TurnImage(Base):
+    """An image that came with a turn, kept so that later turns can still show it to Gemini."""
+
+    __tablename__ = "turn_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("conversation_turns.id", ondelete="CASCADE"), index=True)
+    mime_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(HASH_LENGTH))
+
+
+class EvaluationRun(Base):
+    """The headline figures of one evaluation of a label set, for App Home and for trends."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index(None, "team_id", "set_name", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    set_version: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str] = mapped_column(String(64))
+    n: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float]
+    coverage: Mapped[float]
+    # None when the classifier would answer none of the examples at its thresholds.
+    answered_accuracy: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -89,3 +89,40 @@ class ClassificationRecord:
     method: str
     scores: dict[str, float]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class TurnImageRecord:
+    """An image kept with a conversation turn: its bytes, MIME type and sha256 (hex)."""
+
+    mime_type: str
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One turn of a thread's conversation with Gemini; `role` is "user" or "model"."""
+
+    id: int
+    role: str
+    text: str
+    images: tuple[TurnImageRecord, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """The headline figures of one evaluation of a label set, at the set version it saw."""
+
+    id: int
+    team_id: str
+    set_name: str
+    set_version: int
+    method: str
+    strategy: str
+    n: int
+    accuracy: float
+    coverage: float
+    answered_accuracy: float | None
+    created_at: datetime

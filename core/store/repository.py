@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import DatabaseUnavailable, NotFound
-from core.store import audit, cache, labels, validation
+from core.errors import DatabaseUnavailable, InvalidInput, NotFound
+from core.store import audit, cache, conversations, evaluations, events, labels, validation
 from core.store.audit import LoggedResult
 from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, unavailable, upgrade
+from core.store.models import EvaluationRun as _EvaluationRun
 from core.store.models import Example, Label, LabelSet
 from core.store.records import (
     AddResult,
     CacheKey,
     ClassificationRecord,
+    EvaluationRecord,
     ExampleInput,
     ExampleRecord,
     SetSummary,
     TrainingData,
+    TurnRecord,
 )
 
 # add_examples retries when a concurrent writer created the same set, label or example between
@@ -66,6 +70,11 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers a trivial query (health checks)."""
+        with self._session() as s:
+            s.execute(text("SELECT 1"))
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -214,3 +223,90 @@ class Store:
         """The workspace's latest classifications, newest first."""
         with self._session() as s, s.begin():
             return audit.recent(s, team_id, limit)
+
+    # -- Slack event de-duplication --------------------------------------------------------
+
+    def claim_event(self, team_id: str, event_id: str) -> bool:
+        """True the first time an Events API `event_id` is claimed, False ever after.
+
+        Safe across threads, processes and restarts: the database's unique constraint decides
+        which claim is the first.
+        """
+        team = validation.clean(team_id or "-", what="workspace id", limit=64)
+        event = validation.clean(event_id, what="event id")
+        with self._session() as s, s.begin():
+            return events.claim(s, team, event)
+
+    def prune_events(self, older_than: datetime) -> int:
+        """Forget events claimed before `older_than` (timezone-aware); returns how many went."""
+        if older_than.tzinfo is None:
+            raise InvalidInput("prune_events needs a timezone-aware datetime")
+        with self._session() as s, s.begin():
+            return events.prune(s, older_than)
+
+    # -- conversations in threads ----------------------------------------------------------
+
+    def add_turn(
+        self,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str,
+        role: str,
+        text: str,
+        *,
+        images: Sequence[tuple[str, bytes]] = (),
+    ) -> int:
+        """Append a turn ("user" or "model") with its `(mime_type, bytes)` images; returns its id."""
+        key = conversations.thread_key(team_id, channel_id, thread_ts)
+        turn, image_rows = conversations.new_turn(key, role, text, images)
+        with self._session() as s, s.begin():
+            return conversations.add(s, turn, image_rows)
+
+    def conversation(self, team_id: str, channel_id: str, thread_ts: str) -> list[TurnRecord]:
+        """A thread's turns, oldest first, each with its images; empty when there are none."""
+        key = conversations.thread_key(team_id, channel_id, thread_ts)
+        with self._session() as s, s.begin():
+            return conversations.turns(s, key)
+
+    def has_conversation(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
+        """Whether a thread holds a conversation with Gemini (cheap: no images are read)."""
+        key = conversations.thread_key(team_id, channel_id, thread_ts)
+        with self._session() as s, s.begin():
+            return conversations.exists_for(s, key)
+
+    # -- evaluation history ----------------------------------------------------------------
+
+    def record_evaluation(
+        self,
+        team_id: str,
+        set_name: str,
+        *,
+        set_version: int,
+        method: str,
+        strategy: str,
+        n: int,
+        accuracy: float,
+        coverage: float,
+        answered_accuracy: float | None = None,
+    ) -> EvaluationRecord:
+        """Keep the headline figures of an evaluation of a set (at `set_version`) and return them."""
+        row = _EvaluationRun(
+            team_id=validation.team_id(team_id),
+            set_name=validation.set_name(set_name),
+            set_version=int(set_version),
+            method=validation.clean(method, what="method", limit=16),
+            strategy=validation.clean(strategy, what="strategy", limit=64),
+            n=int(n),
+            accuracy=float(accuracy),
+            coverage=float(coverage),
+            answered_accuracy=None if answered_accuracy is None else float(answered_accuracy),
+        )
+        with self._session() as s, s.begin():
+            s.add(row)
+            s.flush()
+            return evaluations.record(row)
+
+    def latest_evaluations(self, team_id: str) -> dict[str, EvaluationRecord]:
+        """The newest evaluation of each of the workspace's sets, by set name (unevaluated sets absent)."""
+        with self._session() as s, s.begin():
+            return evaluations.latest(s, team_id)

@@ -1,0 +1,149 @@
+"""`gembot serve`: run the Slack bot, over Socket Mode or as an HTTP server (gunicorn, gthread workers)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from typing import Any
+
+from bot.cli.context import Context
+from core.errors import GembotError
+from core.settings import Settings
+
+log = logging.getLogger("gembot.serve")
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)",
+        description=(
+            "Run the Slack bot. Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN and no public URL; "
+            "HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET and serves POST /slack/events "
+            "and GET /healthz."
+        ),
+    )
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--socket", dest="mode", action="store_const", const="socket", help="use Socket Mode")
+    mode.add_argument("--http", dest="mode", action="store_const", const="http", help="serve HTTP")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP: address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="HTTP: port (default $PORT, else 3000)")
+    serve.add_argument(
+        "--workers", type=int, help="HTTP: worker processes (default $GEMBOT_HTTP_WORKERS, else 1)"
+    )
+    serve.add_argument(
+        "--threads", type=int, help="HTTP: threads per worker (default $GEMBOT_HTTP_THREADS, else 8)"
+    )
+    serve.set_defaults(run=run_serve)
+
+
+def run_serve(ctx: Context) -> int:
+    from bot.logs import configure_server_logging
+
+    settings = ctx.settings
+    mode = ctx.args.mode or ("socket" if settings.slack_app_token else "http")
+    configure_server_logging(settings)
+    if mode == "socket":
+        return _serve_socket(settings)
+    return _serve_http(
+        settings,
+        host=ctx.args.host,
+        port=ctx.args.port if ctx.args.port is not None else settings.port,
+        workers=ctx.args.workers or settings.http_workers,
+        threads=ctx.args.threads or settings.http_threads,
+    )
+
+
+def _check_slack(settings: Settings) -> None:
+    """Fail in one line, before any worker starts, when Slack refuses the bot token."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    from bot.app import SlackNotConfigured, slack_client
+
+    try:
+        identity = slack_client(settings).auth_test()
+    except SlackApiError as exc:
+        raise SlackNotConfigured(
+            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check it in the app's settings"
+        ) from None
+    except (SlackClientError, OSError) as exc:
+        raise SlackNotConfigured(f"cannot reach Slack to check the bot token: {exc}") from None
+    log.info("connected to Slack as %s in %s", identity.get("user"), identity.get("team"))
+
+
+def _serve_socket(settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build_app, require
+    from handlers.deps import Deps
+
+    require(settings, signing_secret=False, app_token=True)
+    _check_slack(settings)
+    deps = Deps.open(settings)
+    handler = None
+    try:
+        app = build_app(deps, verify_requests=bool(settings.slack_signing_secret))
+        assert settings.slack_app_token is not None
+        handler = SocketModeHandler(app, settings.slack_app_token.get())
+
+        def stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        log.info("serving Slack over Socket Mode")
+        handler.start()
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        if handler is not None:
+            handler.close()
+        deps.close()
+    return 0
+
+
+def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> int:
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:
+        raise GembotError(
+            "HTTP mode runs on gunicorn, which is not installed: pip install 'gembot[server]'"
+        ) from None
+
+    from bot.app import require
+    from core.store import Store
+
+    require(settings, signing_secret=True)
+    if workers < 1 or threads < 1:
+        raise GembotError("--workers and --threads must be at least 1")
+    # Migrate once, here, before the workers start: a database problem is one line, not a
+    # traceback per worker.
+    Store.open(settings.database_url, migrate=True).close()
+    _check_slack(settings)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": [f"{host}:{port}"],
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": 60,
+                "graceful_timeout": 20,
+                "proc_name": "gembot",
+                "accesslog": None,
+                "errorlog": "-",
+                "loglevel": "info",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # Runs in each worker after the fork: every worker has its own pool and threads.
+            from bot.wsgi import create_app
+
+            return create_app(settings)
+
+    log.info("serving Slack over HTTP on %s:%d (%d worker(s) × %d threads)", host, port, workers, threads)
+    Server().run()
+    return 0

@@ -1,0 +1,1 @@
+"""Block Kit actions (buttons, selects), one module each."""

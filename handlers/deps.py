@@ -1,0 +1,79 @@
+"""What every Slack surface needs, built once per process from the settings: `Deps`.
+
+Handlers get it as the second argument of `register(app, deps)` and reach the store, the engine
+(which loads an embedding model, so it is built on first use) and the Gemini client from it. It
+lives in `handlers` rather than `bot` so that handlers never import the runtime that drives them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from core.gemini.client import GeminiClient
+from core.gemini.errors import GeminiNotConfigured
+from core.settings import Settings
+from core.store import Store
+
+if TYPE_CHECKING:
+    from core.embeddings.base import Embedder
+    from core.engine import Engine
+
+NOT_CONFIGURED = (
+    "Gemini is not configured for this bot: whoever runs it needs to set GEMINI_API_KEY "
+    "(a key from https://aistudio.google.com/apikey)."
+)
+
+
+class Deps:
+    """The settings, the store, the engine (lazy) and the Gemini client (None without a key).
+
+    Thread-safe: one instance serves every request of a process.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        gemini: GeminiClient | None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.gemini = gemini
+        self._embedder = embedder
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, *, embedder: Embedder | None = None, migrate: bool = True) -> Deps:
+        """Open the database (migrating it unless `migrate` is False) and build the Gemini client.
+
+        `embedder` replaces the configured one (tests pass a fast fake).
+        """
+        store = Store.open(settings.database_url, migrate=migrate)
+        gemini = GeminiClient.from_settings(settings) if settings.gemini_api_key else None
+        return cls(settings=settings, store=store, gemini=gemini, embedder=embedder)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, built on first use: the local embedder loads a model, which takes seconds."""
+        with self._lock:
+            if self._engine is None:
+                # Imported here: scikit-learn and the embedder cost seconds at import.
+                from core.embeddings.factory import make_embedder
+                from core.engine import Engine
+
+                embedder = self._embedder if self._embedder is not None else make_embedder(self.settings)
+                self._engine = Engine(store=self.store, embedder=embedder, settings=self.settings)
+            return self._engine
+
+    def require_gemini(self) -> GeminiClient:
+        """The Gemini client, or GeminiNotConfigured worded for a Slack user."""
+        if self.gemini is None:
+            raise GeminiNotConfigured(NOT_CONFIGURED)
+        return self.gemini
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,1 @@
+"""Events API listeners (mentions, DMs, App Home), one module each."""

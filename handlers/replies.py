@@ -1,0 +1,320 @@
+"""Answering in Slack: where an answer goes, the "working…" message it replaces, uploads, and errors in words.
+
+A surface builds a `Replier` from its payload (`Where.of_command(command)`, `Where.of_event(event)`,
+`Where.of_action(body)`) and the per-request `client` Bolt hands its listener, then:
+
+    with replier.reporting_errors():
+        working = replier.working("Asking Gemini…")
+        answer = core_call(...)
+        working.finish(answer_markdown)
+
+`reporting_errors` turns whatever escapes into a sentence the user can act on (the core's own
+sentence for a `GembotError`, a Slack-specific one for a `SlackApiError`), shown in place of the
+"working" message when there is one and privately to the user otherwise, and logs the unexpected.
+
+Posting survives the usual obstacles: `not_in_channel` makes the bot join the (public) channel and
+try once more; a channel it cannot join (private, a DM between people) falls back to the slash
+command's `response_url`, which works anywhere the command was typed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from core.errors import GembotError
+from core.gemini.errors import GeminiNotConfigured
+from handlers import text
+from handlers.deps import NOT_CONFIGURED
+from handlers.text import Block
+
+log = logging.getLogger(__name__)
+
+# Slack's answer when the bot is not in a channel it writes to; joining fixes it for public ones.
+NOT_IN_CHANNEL = ("not_in_channel",)
+# Answers that mean the bot cannot write here at all: fall back to the response_url if there is one.
+CANNOT_WRITE = (
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "restricted_action",
+    "cant_update_message",
+)
+INVITE_ME = "I'm not in this channel: invite me with `/invite @Gembot` and try again."
+GENERIC = "Something went wrong on my side (it has been logged); please try again."
+
+_SLACK_ERRORS = {
+    "not_in_channel": INVITE_ME,
+    "channel_not_found": INVITE_ME,
+    "is_archived": "This channel is archived, so I can't write in it.",
+    "ratelimited": "Slack is rate-limiting me right now; try again in a minute.",
+    "msg_too_long": "The answer was too long for a Slack message.",
+    "invalid_blocks": "Slack refused the layout of my answer (that's a bug on my side; it has been logged).",
+    "missing_scope": "I lack a Slack permission for this: reinstall the app from its manifest.",
+    "not_allowed_token_type": "I lack a Slack permission for this: reinstall the app from its manifest.",
+    "invalid_auth": "My Slack token is no longer valid: whoever runs me needs to reinstall the app.",
+    "account_inactive": "My Slack token is no longer valid: whoever runs me needs to reinstall the app.",
+    "token_revoked": "My Slack token is no longer valid: whoever runs me needs to reinstall the app.",
+    "file_uploads_disabled": "File uploads are disabled in this workspace, so I can't attach files.",
+    "expired_trigger_id": "That took too long to open; try again.",
+}
+
+
+def slack_error_code(exc: SlackApiError) -> str:
+    """The `error` code of a Web API failure ("not_in_channel"), or "" when there is none."""
+    response = exc.response
+    try:
+        return str(response.get("error") or "") if response is not None else ""
+    except Exception:  # a response whose body was not JSON
+        return ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A sentence a Slack user can act on, for any failure a handler may meet (already mrkdwn-safe)."""
+    if isinstance(exc, GeminiNotConfigured):
+        return NOT_CONFIGURED
+    if isinstance(exc, GembotError):
+        sentence = str(exc).strip() or type(exc).__name__
+        sentence = sentence[0].upper() + sentence[1:]
+        if sentence[-1] not in ".!?)":
+            sentence += "."
+        return text.neutralise(sentence)
+    if isinstance(exc, SlackApiError):
+        code = slack_error_code(exc)
+        return _SLACK_ERRORS.get(code, f"Slack refused my answer ({text.escape(code or 'unknown error')}).")
+    return GENERIC
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a surface answers: the channel (and thread), the user who asked, and the
+    `response_url` Slack gave with a command or an action, when there is one."""
+
+    channel: str
+    user: str | None = None
+    thread_ts: str | None = None
+    response_url: str | None = None
+    team: str | None = None
+
+    @classmethod
+    def of_command(cls, command: Mapping[str, Any]) -> Where:
+        return cls(
+            channel=str(command.get("channel_id") or ""),
+            user=command.get("user_id"),
+            response_url=command.get("response_url"),
+            team=command.get("team_id"),
+        )
+
+    @classmethod
+    def of_event(cls, event: Mapping[str, Any], *, team: str | None = None, in_thread: bool = True) -> Where:
+        """Answers to a message event go into its thread (starting one) unless `in_thread` is False."""
+        thread = event.get("thread_ts") or (event.get("ts") if in_thread else None)
+        return cls(
+            channel=str(event.get("channel") or ""), user=event.get("user"), thread_ts=thread, team=team
+        )
+
+    @classmethod
+    def of_action(cls, body: Mapping[str, Any]) -> Where:
+        """For block_actions, message shortcuts and view submissions (which have no channel)."""
+        channel = (
+            (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+        )
+        message = body.get("message") or {}
+        urls = body.get("response_urls") or []
+        return cls(
+            channel=str(channel),
+            user=(body.get("user") or {}).get("id"),
+            thread_ts=message.get("thread_ts"),
+            response_url=body.get("response_url") or (urls[0].get("response_url") if urls else None),
+            team=(body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"),
+        )
+
+
+class Replier:
+    """Posts, updates, ephemeral notes and uploads for one request, with Slack's failures handled.
+
+    Messages take mrkdwn: pass model output and user text through `handlers.text` first.
+    """
+
+    def __init__(self, client: WebClient, where: Where, *, logger: logging.Logger | None = None) -> None:
+        self.client = client
+        self.where = where
+        self.log = logger or log
+        self.placeholder: Placeholder | None = None
+        self._joined = False
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def post(
+        self, message: str, *, blocks: list[Block] | None = None, thread_ts: str | None = None
+    ) -> Placeholder:
+        """Post a message everyone in the channel sees; returns a handle to update it later.
+
+        Falls back to the response_url (as an in-channel message) where the bot cannot post.
+        """
+        thread = thread_ts or self.where.thread_ts
+        try:
+            response = self._with_join(
+                lambda: self.client.chat_postMessage(
+                    channel=self.where.channel, text=message, blocks=blocks, thread_ts=thread
+                )
+            )
+            return Placeholder(self, ts=str(response["ts"]), channel=str(response["channel"]))
+        except SlackApiError as exc:
+            if slack_error_code(exc) not in CANNOT_WRITE or not self.where.response_url:
+                raise
+        self._respond(message, blocks=blocks, response_type="in_channel")
+        return Placeholder(self, ts=None, channel=self.where.channel)
+
+    def working(self, message: str = "Working on it…", *, header: list[Block] | None = None) -> Placeholder:
+        """The visible "working" message that the answer (or the error) will replace."""
+        blocks = [*(header or []), text.context(f":hourglass_flowing_sand: {message}")]
+        self.placeholder = self.post(message, blocks=blocks)
+        return self.placeholder
+
+    def ephemeral(self, message: str, *, blocks: list[Block] | None = None) -> None:
+        """A message only the user who asked sees (by response_url when there is one: it works anywhere)."""
+        if self.where.response_url:
+            try:
+                self._respond(message, blocks=blocks, response_type="ephemeral")
+                return
+            except SlackClientError as exc:
+                self.log.info("response_url failed (%s); trying chat.postEphemeral", exc)
+        if not self.where.user or not self.where.channel:
+            self.log.warning("nowhere to show an ephemeral message: %s", message[:200])
+            return
+        self.client.chat_postEphemeral(
+            channel=self.where.channel,
+            user=self.where.user,
+            text=message,
+            blocks=blocks,
+            thread_ts=self.where.thread_ts,
+        )
+
+    # -- files ------------------------------------------------------------------------------
+
+    def upload(
+        self,
+        content: bytes | str,
+        *,
+        filename: str,
+        title: str | None = None,
+        comment: str | None = None,
+        thread_ts: str | None = None,
+    ) -> str | None:
+        """Share a file in the channel (`files_upload_v2`); returns its file id.
+
+        On `not_in_channel` the bot joins and tries once more; when it cannot, the user is told
+        privately how to invite it, and None is returned.
+        """
+        try:
+            response = self._with_join(
+                lambda: self.client.files_upload_v2(
+                    channel=self.where.channel,
+                    content=content,
+                    filename=filename,
+                    title=title or filename,
+                    initial_comment=comment,
+                    thread_ts=thread_ts or self.where.thread_ts,
+                )
+            )
+        except SlackApiError as exc:
+            if slack_error_code(exc) not in CANNOT_WRITE:
+                raise
+            self.ephemeral(f"I couldn't attach {text.escape(filename)} here. {INVITE_ME}")
+            return None
+        file = response.get("file") or {}
+        return str(file.get("id")) if file.get("id") else None
+
+    # -- errors -----------------------------------------------------------------------------
+
+    @contextmanager
+    def reporting_errors(self) -> Iterator[Replier]:
+        """Turn any failure inside the block into a sentence for the user (see the module doc)."""
+        try:
+            yield self
+        except Exception as exc:
+            if not isinstance(exc, GembotError | SlackApiError):
+                self.log.exception("unexpected failure while answering in Slack")
+            elif isinstance(exc, SlackApiError):
+                self.log.warning("Slack refused a call: %s", slack_error_code(exc) or exc)
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """Show `exc` as a sentence: in place of the "working" message if there is one, else privately."""
+        sentence = f":warning: {describe_error(exc)}"
+        try:
+            if self.placeholder is not None:
+                self.placeholder.update(sentence, blocks=[text.section(sentence)])
+            else:
+                self.ephemeral(sentence)
+        except SlackClientError as again:
+            # Slack itself is failing: there is no one left to tell but the log.
+            self.log.warning("could not tell the user about a failure (%s): %s", again, sentence)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _with_join(self, call: Any) -> Any:
+        try:
+            return call()
+        except SlackApiError as exc:
+            if slack_error_code(exc) not in NOT_IN_CHANNEL or self._joined:
+                raise
+            try:
+                self.client.conversations_join(channel=self.where.channel)
+            except SlackApiError as join_error:
+                # Private channels and DMs cannot be joined: the original error says it best.
+                self.log.info("could not join %s: %s", self.where.channel, slack_error_code(join_error))
+                raise exc from None
+            self._joined = True
+            return call()
+
+    def _respond(
+        self, message: str, *, blocks: list[Block] | None, response_type: str, replace: bool = False
+    ) -> None:
+        if not self.where.response_url:
+            raise SlackClientError("no response_url to answer through")
+        response = WebhookClient(self.where.response_url).send(
+            text=message, blocks=blocks, response_type=response_type, replace_original=replace
+        )
+        if response.status_code != 200:
+            raise SlackClientError(f"the response_url answered {response.status_code}: {response.body[:200]}")
+
+
+class Placeholder:
+    """A message posted earlier (the "working" state) that the answer replaces."""
+
+    def __init__(self, replier: Replier, *, ts: str | None, channel: str) -> None:
+        self.replier = replier
+        self.ts = ts
+        self.channel = channel
+
+    def update(self, message: str, *, blocks: list[Block] | None = None) -> None:
+        """Replace the message's text and blocks (through the response_url if it was posted there)."""
+        if self.ts is None:
+            self.replier._respond(message, blocks=blocks, response_type="in_channel", replace=True)
+            return
+        self.replier.client.chat_update(channel=self.channel, ts=self.ts, text=message, blocks=blocks or [])
+
+    def finish(
+        self,
+        markdown: str,
+        *,
+        header: list[Block] | None = None,
+        footer: list[Block] | None = None,
+        filename: str = "answer.md",
+        title: str = "The full answer",
+    ) -> None:
+        """Replace the message with model output (Markdown), neutralised and cut to Block Kit's limits;
+        an answer too long for one message shows its beginning and goes up whole as a file."""
+        plan = text.plan_message(markdown, header=header, footer=footer)
+        self.update(plan.text, blocks=plan.blocks)
+        if plan.as_file:
+            self.replier.upload(markdown, filename=filename, title=title, thread_ts=self.ts)

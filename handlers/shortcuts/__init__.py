@@ -1,0 +1,1 @@
+"""Message and global shortcuts, one module each."""

@@ -1,0 +1,195 @@
+"""Text for Slack: model output made harmless, Markdown made mrkdwn, long text cut to Block Kit's limits.
+
+Everything Gemini writes goes through `to_mrkdwn` (or `neutralise` for plain text) before it reaches
+Slack. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`, `<@U123>`, `<#C123>`,
+`<!subteam^S123>`), so escaping `&`, `<` and `>` as Slack documents makes every one of them show as
+text and ping no one; the only `<...>` left are the links `to_mrkdwn` builds itself, from http(s)
+URLs. The bare words `@channel`, `@here` and `@everyone` get a zero-width space after the `@`.
+
+Block Kit holds at most 3,000 characters in a section and 50 blocks in a message; `split_text` and
+`plan_message` keep within them, and hand anything longer over to be sent as a file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+Block = dict[str, Any]
+
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+# Beyond this many characters an answer is no longer pleasant to read in a message (and Slack's
+# own markdown block stops at 12,000): it goes up as a file, with its beginning in the message.
+MESSAGE_LIMIT = 12_000
+# The `text` that accompanies blocks is what notifications and screen readers show.
+FALLBACK_LIMIT = 2_900
+ZERO_WIDTH_SPACE = "\u200b"
+
+_BROADCAST_WORDS = re.compile(r"(?<![\w.])@(channel|here|everyone)\b", re.IGNORECASE)
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_BULLET = re.compile(r"^([ \t]*)[-*+][ \t]+", re.MULTILINE)
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s()<>|]+)\)")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
+_ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_BOLD_MARK = "\x01"
+
+
+def escape(text: str) -> str:
+    """Slack's three escapes (`&`, `<`, `>`): the text shows as written and no `<...>` sequence is live."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def neutralise(text: str) -> str:
+    """`text` (model output, or anything a user typed) made safe to post: it can ping no one.
+
+    `<!channel>`, `<!here>`, `<!everyone>`, `<@U…>`, `<#C…>` and `<!subteam^…>` are escaped so
+    that they show as typed; the bare words @channel/@here/@everyone get a zero-width space.
+    """
+    return _BROADCAST_WORDS.sub(lambda m: "@" + ZERO_WIDTH_SPACE + m.group(1), escape(text))
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Gemini's Markdown as Slack mrkdwn, neutralised (see `neutralise`).
+
+    Headings become bold lines, `**bold**` `*bold*`, `*italic*` `_italic_`, `~~x~~` `~x~`,
+    bullets `•`, `[text](https://…)` `<https://…|text>`; code spans and blocks are kept as they
+    are (a fence's language name is dropped: Slack would show it as code).
+    """
+    out: list[str] = []
+    position = 0
+    for fence in _FENCE.finditer(markdown):
+        out.append(_prose(markdown[position : fence.start()]))
+        out.append(_code_block(fence.group()))
+        position = fence.end()
+    out.append(_prose(markdown[position:]))
+    return "".join(out)
+
+
+def _code_block(block: str) -> str:
+    body = block[3:]
+    body = body[:-3] if body.endswith("```") and len(body) >= 3 else body
+    first, newline, rest = body.partition("\n")
+    if newline and re.fullmatch(r"[\w+#.-]*", first.strip()):
+        body = rest
+    return "```" + escape(body.strip("\n")) + "```"
+
+
+def _prose(text: str) -> str:
+    text = neutralise(text)
+    text = _HEADING.sub(lambda m: _BOLD_MARK + m.group(1).replace("**", "") + _BOLD_MARK, text)
+    text = _BULLET.sub(lambda m: m.group(1) + "• ", text)
+    pieces = _INLINE_CODE.split(text)
+    for index in range(0, len(pieces), 2):  # the odd ones are code spans
+        piece = pieces[index]
+        piece = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '/')}>", piece)
+        piece = _BOLD.sub(lambda m: _BOLD_MARK + (m.group(1) or m.group(2)) + _BOLD_MARK, piece)
+        piece = _ITALIC.sub(lambda m: "_" + m.group(1) + "_", piece)
+        piece = _STRIKE.sub(lambda m: "~" + m.group(1) + "~", piece)
+        pieces[index] = piece
+    return "".join(pieces).replace(_BOLD_MARK, "*")
+
+
+def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
+    """`text` (mrkdwn) in pieces of at most `limit` characters, cut where a reader would cut.
+
+    Cuts fall at a paragraph break if one is in the second half of the piece, else at a line
+    break, else at a space, else anywhere; never inside an `&amp;`-style escape or a `<link|text>`.
+    A code block cut in two is closed at the end of one piece and reopened in the next.
+    """
+    if limit < 16:
+        raise ValueError("limit is too small to split text sensibly")
+    pieces: list[str] = []
+    rest = text.strip("\n")
+    while len(rest) > limit:
+        cut, skip = _cut(rest, limit - 4)  # room to close a code block
+        piece, rest = rest[:cut].rstrip(), rest[cut + skip :]
+        if piece.count("```") % 2:
+            piece += "```"
+            rest = "```" + rest
+        if piece.strip():
+            pieces.append(piece)
+    if rest.strip():
+        pieces.append(rest)
+    return pieces
+
+
+def _cut(text: str, limit: int) -> tuple[int, int]:
+    """Where to cut `text` at or before `limit`, and how many separator characters to drop there."""
+    window = text[: limit + 1]
+    for separator in ("\n\n", "\n", " "):
+        at = window.rfind(separator, limit // 2, limit)
+        if at > 0:
+            cut, skip = at, len(separator)
+            break
+    else:
+        cut, skip = limit, 0
+    # Not inside an escape (`&amp;`) or a link (`<https://…|text>`): move the cut before it.
+    amp = text.rfind("&", max(0, cut - 6), cut)
+    if amp >= 0 and ";" not in text[amp:cut]:
+        cut, skip = amp, 0
+    opened = text.rfind("<", 0, cut)
+    if opened > 0 and ">" not in text[opened:cut]:
+        cut, skip = opened, 0
+    return max(cut, 1), skip
+
+
+def section(text: str) -> Block:
+    """A mrkdwn section block (`text` must already be mrkdwn, within 3,000 characters)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def context(text: str) -> Block:
+    """A context block: the small grey line under or over a message's body."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def sections(text: str) -> list[Block]:
+    """`text` (mrkdwn) as as many section blocks as it needs."""
+    return [section(piece) for piece in split_text(text)]
+
+
+def fallback(text: str, limit: int = FALLBACK_LIMIT) -> str:
+    """The `text` to send with blocks: the start of the message, for notifications."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut, _ = _cut(text, limit - 1)
+    return text[:cut].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class MessagePlan:
+    """How a long answer is shown: `blocks` and `text` for the message, and whether the whole answer
+    also goes up as a file (`as_file`), when it is too long for one message."""
+
+    blocks: list[Block]
+    text: str
+    as_file: bool
+
+
+def plan_message(
+    markdown: str,
+    *,
+    header: list[Block] | None = None,
+    footer: list[Block] | None = None,
+    file_note: str = "The full answer is attached as a file.",
+) -> MessagePlan:
+    """Model output (Markdown) as one Block Kit message between `header` and `footer` blocks.
+
+    Up to `MESSAGE_LIMIT` characters and 50 blocks it is all there, in sections of at most 3,000
+    characters; beyond that the message shows its beginning and `as_file` says to attach the
+    whole text as a file.
+    """
+    header, footer = list(header or []), list(footer or [])
+    mrkdwn = to_mrkdwn(markdown)
+    body = sections(mrkdwn)
+    if len(mrkdwn) <= MESSAGE_LIMIT and len(header) + len(body) + len(footer) <= MAX_BLOCKS:
+        return MessagePlan(header + body + footer, fallback(mrkdwn), as_file=False)
+    preview = split_text(mrkdwn, SECTION_LIMIT - 2)[0] + " …"
+    blocks = [*header, section(preview), context(file_note), *footer][:MAX_BLOCKS]
+    return MessagePlan(blocks, fallback(mrkdwn), as_file=True)

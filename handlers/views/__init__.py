@@ -1,0 +1,1 @@
+"""Modal submissions, one module each."""
