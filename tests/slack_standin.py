@@ -388,7 +388,7 @@ class SlackStandIn:
         with self._lock:
             return [c.method for c in self._calls]
 
-    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[SlackCall]:
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[SlackCall]:
         """Wait until at least `count` calls of `method` have been answered; returns them all.
 
         Answers are posted by lazy listeners on background threads, so a test waits for them.
@@ -435,7 +435,7 @@ class SlackStandIn:
             return [post for posts in self._responses.values() for post in posts]
 
     def wait_for_response(
-        self, url: str | None = None, count: int = 1, timeout: float = 5.0
+        self, url: str | None = None, count: int = 1, timeout: float = 10.0
     ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:

@@ -235,3 +235,22 @@ def test_classify_on_gemini_embeddings(
     again = gembot("classify", "--json", *texts)
     assert [x["label"] for x in again.json_lines()] == ["request", "instruction", "opinion"]
     assert gemini_standin.requests() == []
+
+
+def test_similar_and_cluster_embed_for_their_task(
+    gembot: CLI, gemini_standin: GeminiStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMBOT_EMBEDDER", "gemini")
+    texts = ["the printer is jammed", "printer jammed again", "friday lunch menu", "lunch menu on friday"]
+
+    similar = gembot("similar", "--json", *texts)
+    clusters = gembot("cluster", "--json", "--k", "2", *texts)
+
+    assert similar.code == 0 and clusters.code == 0, similar.err + clusters.err
+    [similarity_batch, cluster_batch] = gemini_standin.requests("embed")
+    assert {r["taskType"] for r in similarity_batch.json["requests"]} == {"SEMANTIC_SIMILARITY"}
+    assert {r["taskType"] for r in cluster_batch.json["requests"]} == {"CLUSTERING"}
+    best = similar.json_lines()[0]["pairs"][0]
+    assert {best["a"], best["b"]} in ({0, 1}, {2, 3})
+    groups = sorted(sorted(c["texts"]) for c in clusters.json_lines()[0]["clusters"])
+    assert groups == sorted([sorted(texts[:2]), sorted(texts[2:])])

@@ -234,6 +234,14 @@ def test_built_from_settings(gemini_standin: GeminiStandIn) -> None:
     assert gemini_standin.last().path == "/v1beta/models/text-embedding-004:batchEmbedContents"
 
 
+def test_the_factory_shares_the_process_client(gemini_standin: GeminiStandIn) -> None:
+    client = gemini_client(gemini_standin)
+    made = make_embedder(
+        Settings(embedder="gemini", gemini_api_key=client.settings.gemini_api_key), gemini=client
+    )
+    assert isinstance(made, GeminiEmbedder) and made._client is client
+
+
 def test_the_defaults(gemini_standin: GeminiStandIn) -> None:
     settings = Settings.from_env(
         {"GEMINI_API_KEY": gemini_standin.api_key, "GEMINI_BASE_URL": gemini_standin.base_url},

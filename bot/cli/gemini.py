@@ -8,10 +8,6 @@ from pathlib import Path
 
 from bot.cli.context import Context
 from bot.cli.output import emit_json, read_text_file
-from core.gemini.client import GeminiClient
-from core.gemini.generation import generate
-from core.gemini.images import prepare_image
-from core.gemini.models import list_models
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -31,6 +27,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def run_ask(ctx: Context) -> int:
+    # google-genai takes most of a second to import: only the commands that call Gemini pay it.
+    from core.gemini.client import GeminiClient
+    from core.gemini.generation import generate
+    from core.gemini.images import prepare_image
+
     a = ctx.args
     prompt = read_text_file("-") if a.prompt == "-" else a.prompt
     # Read and check every image before anything is sent: a wrong file fails fast and for free.
@@ -59,6 +60,9 @@ def run_ask(ctx: Context) -> int:
 
 
 def run_models(ctx: Context) -> int:
+    from core.gemini.client import GeminiClient
+    from core.gemini.models import list_models
+
     models = list_models(GeminiClient.from_settings(ctx.settings))
     if ctx.args.json:
         for m in models:

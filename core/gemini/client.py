@@ -132,7 +132,7 @@ class GeminiClient:
                         "Gemini's per-minute quota is exceeded"
                         + (f" even after {attempt} attempts" if attempt > 1 else "")
                         + f"; try again in {max(wait, 1):.0f} s"
-                        + " (lower GEMBOT_EMBED_RPM if a big job keeps hitting it)",
+                        + (" (or lower GEMBOT_EMBED_RPM to pace big jobs)" if limiter is not None else ""),
                         code=429,
                         status=exc.status,
                     ) from None
@@ -144,9 +144,10 @@ class GeminiClient:
                 else:
                     time.sleep(wait)
             except sdk_errors.ServerError as exc:
+                tries = f", {attempts} attempts" if exc.code in RETRIED_STATUS else ""
                 raise GeminiUnavailable(
-                    f"Gemini is unavailable right now ({exc.code} {exc.status or 'server error'}, "
-                    f"{attempts} attempts); try again in a few minutes",
+                    f"Gemini is unavailable right now ({exc.code} {exc.status or 'server error'}{tries}); "
+                    "try again in a few minutes",
                     code=exc.code,
                     status=exc.status,
                 ) from None

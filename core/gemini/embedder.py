@@ -110,7 +110,7 @@ class GeminiEmbedder(Embedder):
         response = self._client.call(
             lambda: sdk.models.embed_content(model=self._model, contents=contents, config=config),
             model=self._model,
-            limiter=None,
+            limiter=self._limiter,
         )
         rows = [e.values or [] for e in response.embeddings or []]
         if len(rows) != len(texts) or any(len(row) != self._dimensions for row in rows):

@@ -116,10 +116,10 @@ def _to_upload(turns: Sequence[Turn], system_instruction: str | None, limit: int
     """
     size = _ENVELOPE + len((system_instruction or "").encode())
     size += sum(len(turn.text.encode()) for turn in turns)
-    inline: dict[str, int] = {}
+    inline: dict[str, int] = {}  # an image sent twice (two turns) weighs twice
     for turn in turns:
         for image in turn.images:
-            inline[image.sha256] = 4 * -(-image.size // 3)
+            inline[image.sha256] = inline.get(image.sha256, 0) + 4 * -(-image.size // 3)
     size += sum(inline.values())
     chosen: set[str] = set()
     for digest, encoded in sorted(inline.items(), key=lambda item: -item[1]):
