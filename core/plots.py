@@ -28,9 +28,14 @@ DPI = 100
 
 
 def shorten(text: str, width: int = MAX_LABEL_CHARS) -> str:
-    """`text` on one line, cut to `width` characters with an ellipsis when longer."""
+    """`text` on one line, cut to `width` characters with an ellipsis when longer.
+
+    `$` comes back escaped: matplotlib reads text between two of them as mathtext, so "$5 or $10"
+    would show in italics and "$x^$" would fail to draw at all.
+    """
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+    flat = flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"
+    return flat.replace("$", r"\$")
 
 
 def _size(
@@ -146,8 +151,14 @@ def scatter_png(
     return _png(figure)
 
 
-def label_counts_png(counts: Mapping[str, int]) -> bytes:
-    """Examples per label as horizontal bars, largest first, each bar annotated with its count."""
+def label_counts_png(
+    counts: Mapping[str, int], *, title: str = "Examples per label", unit: str = "examples"
+) -> bytes:
+    """Counts per label as horizontal bars, largest first, each bar annotated with its count.
+
+    `title` and `unit` (the x axis) default to a label set's examples; a bulk classification
+    counts rows.
+    """
     if not counts:
         raise InvalidInput("nothing to draw: no labels")
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -165,7 +176,7 @@ def label_counts_png(counts: Mapping[str, int]) -> bytes:
     axes.invert_yaxis()
     axes.bar_label(bars, padding=3, fontsize=7)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("examples")
+    axes.set_xlabel(unit)
     axes.margins(x=0.12)
-    axes.set_title("Examples per label")
+    axes.set_title(title)
     return _png(figure)

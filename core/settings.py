@@ -132,10 +132,14 @@ class Settings:
     slack_app_token: Secret | None = None
     slack_api_url: str | None = None
     port: int = 3000
-    # Slack: files bigger than this are refused before they are downloaded; lazy listeners (the
+    # Slack: /similar and /cluster take at most `max_lines` texts (lines, or messages read back);
+    # files bigger than this are refused before they are downloaded; lazy listeners (the
     # work done after the 3-second ack) run on this many threads per process; delivered event ids
     # are remembered this many hours, well past Slack's last redelivery (about 5 minutes).
+    max_lines: int = 50
     max_image_bytes: int = 20_000_000
+    # A CSV sent for bulk classification may have at most this many rows.
+    max_csv_rows: int = 10_000
     slack_threads: int = 8
     event_retention_hours: float = 24.0
     # `gembot serve --http`: gunicorn worker processes (each loads its own embedding model) and
@@ -186,7 +190,9 @@ class Settings:
             slack_app_token=_optional_secret(merged, "SLACK_APP_TOKEN"),
             slack_api_url=merged.get("SLACK_API_URL", "").strip() or None,
             port=_int(merged, "PORT", 3000, minimum=0),
+            max_lines=_int(merged, "GEMBOT_MAX_LINES", 50, minimum=2),
             max_image_bytes=_int(merged, "GEMBOT_MAX_IMAGE_BYTES", 20_000_000, minimum=1),
+            max_csv_rows=_int(merged, "GEMBOT_MAX_CSV_ROWS", 10_000, minimum=1),
             slack_threads=_int(merged, "GEMBOT_SLACK_THREADS", 8, minimum=1),
             event_retention_hours=_float(merged, "GEMBOT_EVENT_RETENTION_HOURS", 24.0, minimum=0.1),
             http_workers=_int(merged, "GEMBOT_HTTP_WORKERS", 1, minimum=1),

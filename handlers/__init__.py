@@ -16,7 +16,23 @@ if TYPE_CHECKING:
 
 def register_all(app: App, deps: Deps) -> None:
     """Register every surface's listeners on `app`."""
-    from handlers.commands import ask
+    from handlers.actions import classify_feedback
+    from handlers.commands import ask, classify, cluster, label, similar
+    from handlers.events import app_home, app_mention, direct_message
+    from handlers.shortcuts import add_example as add_example_shortcut
+    from handlers.views import add_example as add_example_modal
 
-    for surface in (ask,):
+    for surface in (
+        ask,
+        similar,
+        cluster,
+        app_mention,
+        direct_message,
+        classify,
+        classify_feedback,
+        label,
+        add_example_shortcut,
+        add_example_modal,
+        app_home,
+    ):
         surface.register(app, deps)

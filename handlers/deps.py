@@ -65,7 +65,11 @@ class Deps:
                 from core.embeddings.factory import make_embedder
                 from core.engine import Engine
 
-                embedder = self._embedder if self._embedder is not None else make_embedder(self.settings)
+                embedder = (
+                    self._embedder
+                    if self._embedder is not None
+                    else make_embedder(self.settings, gemini=self.gemini)
+                )
                 self._engine = Engine(store=self.store, embedder=embedder, settings=self.settings)
             return self._engine
 

@@ -82,7 +82,8 @@ def describe_error(exc: BaseException) -> str:
         return NOT_CONFIGURED
     if isinstance(exc, GembotError):
         sentence = str(exc).strip() or type(exc).__name__
-        sentence = sentence[0].upper() + sentence[1:]
+        if sentence.split(" ", 1)[0].isalpha():  # "report.png is…" keeps the file's own spelling
+            sentence = sentence[0].upper() + sentence[1:]
         if sentence[-1] not in ".!?)":
             sentence += "."
         return text.neutralise(sentence)

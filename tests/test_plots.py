@@ -86,3 +86,12 @@ def test_shorten() -> None:
     assert shorten("line one\nline   two") == "line one line two"
     cut = shorten("x" * 100)
     assert len(cut) == 24 and cut.endswith("…")
+
+
+def test_dollar_signs_are_drawn_as_typed() -> None:
+    assert shorten("$5 or $10") == r"\$5 or \$10"
+    # Unescaped, matplotlib would read these as mathtext and fail to draw.
+    labels = ["costs $x^$ now", r"$\nosuchsymbol$"]
+    assert heatmap_png(np.eye(2), labels).startswith(b"\x89PNG")
+    scatter = scatter_png(np.eye(2), np.array([0, 1]), texts=labels, titles={0: "$$", 1: "$^$"})
+    assert scatter.startswith(b"\x89PNG")

@@ -50,11 +50,12 @@ class Probe:
             return [e.get("text", "") for e in self.seen]
 
 
-def dm(text: str, **extra: Any) -> dict[str, Any]:
+def said(text: str, **extra: Any) -> dict[str, Any]:
+    """A channel message: no surface reads those (DMs and mentions have theirs), so the probe does."""
     return {
         "type": "message",
-        "channel": "D0DM",
-        "channel_type": "im",
+        "channel": "C0RUNTIME",
+        "channel_type": "channel",
         "user": "U0HUMAN",
         "text": text,
         "ts": "1700000000.000100",
@@ -73,7 +74,7 @@ def test_a_request_not_signed_by_slack_is_refused_and_does_nothing(
     options = {"forge": {"forge": True}, "stale": {"stale": True}, "unsigned": {"signed": False}}[tamper]
     reply = bot_server.send_command("/ask", "What is 2+2?", options=options)
     assert reply.status == 401
-    event = bot_server.send_event(dm("hello"), options=options)
+    event = bot_server.send_event(said("hello"), options=options)
     assert event.status == 401
     bot_server.settle()
     assert bot_server.slack.calls() == []
@@ -129,17 +130,17 @@ def test_a_redelivered_event_is_processed_once_even_after_a_restart(
 ) -> None:
     probe = Probe()
     server = make_bot_server(database_url=database_url, setup=probe.setup)
-    first = server.send_event(dm("hello"), event_id="Ev0DUPLICATE")
+    first = server.send_event(said("hello"), event_id="Ev0DUPLICATE")
     again = server.send_event(
-        dm("hello"), event_id="Ev0DUPLICATE", options={"retry_num": 1, "retry_reason": "http_timeout"}
+        said("hello"), event_id="Ev0DUPLICATE", options={"retry_num": 1, "retry_reason": "http_timeout"}
     )
     assert (first.status, again.status) == (200, 200)
     server.settle()
     assert probe.texts == ["hello"]
 
     server.restart()  # a new process: nothing in memory remembers the event
-    late = server.send_event(dm("hello"), event_id="Ev0DUPLICATE", options={"retry_num": 2})
-    other = server.send_event(dm("another"), event_id="Ev0OTHER")
+    late = server.send_event(said("hello"), event_id="Ev0DUPLICATE", options={"retry_num": 2})
+    other = server.send_event(said("another"), event_id="Ev0OTHER")
     assert (late.status, other.status) == (200, 200)
     server.settle()
     assert probe.texts == ["hello", "another"]
@@ -153,7 +154,7 @@ def test_racing_deliveries_of_one_event_are_processed_once(make_bot_server: Make
 
     def deliver(n: int) -> None:
         barrier.wait()
-        statuses.append(server.send_event(dm("once"), event_id="Ev0RACE", options={"retry_num": n}).status)
+        statuses.append(server.send_event(said("once"), event_id="Ev0RACE", options={"retry_num": n}).status)
 
     threads = [threading.Thread(target=deliver, args=(n,)) for n in range(5)]
     for t in threads:
@@ -168,27 +169,31 @@ def test_racing_deliveries_of_one_event_are_processed_once(make_bot_server: Make
 @pytest.mark.parametrize(
     "event",
     [
-        pytest.param(dm("my own words", user="U0GEMBOT"), id="own-user"),
-        pytest.param(dm("my own words", bot_id="B0GEMBOT"), id="own-bot-id"),
-        pytest.param(dm("beep", subtype="bot_message", bot_id="B0OTHER", username="other"), id="bot_message"),
-        pytest.param(dm("beep", bot_id="B0OTHER", bot_profile={"id": "B0OTHER"}), id="other-bot-as-user"),
+        pytest.param(said("my own words", user="U0GEMBOT"), id="own-user"),
+        pytest.param(said("my own words", bot_id="B0GEMBOT"), id="own-bot-id"),
         pytest.param(
-            dm(
+            said("beep", subtype="bot_message", bot_id="B0OTHER", username="other"), id="bot_message"
+        ),
+        pytest.param(said("beep", bot_id="B0OTHER", bot_profile={"id": "B0OTHER"}), id="other-bot-as-user"),
+        pytest.param(
+            said(
                 "",
                 subtype="message_changed",
                 message={"type": "message", "user": "U0HUMAN", "text": "edited"},
             ),
             id="message_changed",
         ),
-        pytest.param(dm("", subtype="message_deleted", deleted_ts="1700000000.000001"), id="message_deleted"),
-        pytest.param(dm("joined", subtype="channel_join"), id="channel_join"),
+        pytest.param(
+            said("", subtype="message_deleted", deleted_ts="1700000000.000001"), id="message_deleted"
+        ),
+        pytest.param(said("joined", subtype="channel_join"), id="channel_join"),
     ],
 )
 def test_bots_edits_and_deletions_are_ignored(make_bot_server: MakeBotServer, event: dict[str, Any]) -> None:
     probe = Probe()
     server = make_bot_server(setup=probe.setup)
     assert server.send_event(event).status == 200
-    assert server.send_event(dm("a person", subtype="file_share", files=[])).status == 200
+    assert server.send_event(said("a person", subtype="file_share", files=[])).status == 200
     server.settle()
     assert probe.texts == ["a person"]
 

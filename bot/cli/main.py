@@ -45,7 +45,7 @@ def _configure_logging() -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     # Libraries chatter at WARNING about things the user cannot act on.
-    for noisy in ("transformers", "sentence_transformers", "httpx", "urllib3"):
+    for noisy in ("transformers", "sentence_transformers", "httpx", "httpx2", "urllib3", "google_genai"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

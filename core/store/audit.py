@@ -41,6 +41,22 @@ def rows(
     ]
 
 
+def record(r: Classification) -> ClassificationRecord:
+    return ClassificationRecord(
+        id=r.id,
+        team_id=r.team_id,
+        set_name=r.set_name,
+        user_id=r.user_id,
+        source=r.source,
+        text=r.text,
+        label=r.label,
+        confidence=r.confidence,
+        method=r.method,
+        scores=dict(r.scores),
+        created_at=r.created_at,
+    )
+
+
 def recent(s: Session, team_id: str, limit: int) -> list[ClassificationRecord]:
     found = s.scalars(
         select(Classification)
@@ -48,19 +64,13 @@ def recent(s: Session, team_id: str, limit: int) -> list[ClassificationRecord]:
         .order_by(Classification.created_at.desc(), Classification.id.desc())
         .limit(limit)
     )
-    return [
-        ClassificationRecord(
-            id=r.id,
-            team_id=r.team_id,
-            set_name=r.set_name,
-            user_id=r.user_id,
-            source=r.source,
-            text=r.text,
-            label=r.label,
-            confidence=r.confidence,
-            method=r.method,
-            scores=dict(r.scores),
-            created_at=r.created_at,
+    return [record(r) for r in found]
+
+
+def get(s: Session, team_id: str, classification_id: int) -> ClassificationRecord | None:
+    found = s.scalar(
+        select(Classification).where(
+            Classification.id == classification_id, Classification.team_id == team_id.strip()
         )
-        for r in found
-    ]
+    )
+    return None if found is None else record(found)

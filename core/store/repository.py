@@ -224,6 +224,17 @@ class Store:
         with self._session() as s, s.begin():
             return audit.recent(s, team_id, limit)
 
+    def get_classification(self, team_id: str, classification_id: int) -> ClassificationRecord:
+        """One logged classification of the workspace, by id (NotFound when there is none).
+
+        Slack buttons carry this id rather than the text, which may exceed what a button can hold.
+        """
+        with self._session() as s, s.begin():
+            found = audit.get(s, team_id, int(classification_id))
+        if found is None:
+            raise NotFound(f"classification #{classification_id} is not on record")
+        return found
+
     # -- Slack event de-duplication --------------------------------------------------------
 
     def claim_event(self, team_id: str, event_id: str) -> bool:

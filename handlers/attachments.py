@@ -1,0 +1,88 @@
+"""Files attached to a message: told apart (CSV or not), completed when Slack sent a stub, fetched.
+
+Events carry the files of a message in `files`. In some workspaces (Slack Connect, some
+Enterprise Grid setups) an entry is only a stub, `{"id": ..., "file_access": "check_file_info"}`,
+and `files.info` gives the rest; `complete` does that. Fetching goes through `handlers.files`
+(the bot token, the size cap, Slack's sign-in page recognised), then the bytes are checked to be
+what they should be: an image Gemini can read, or text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk import WebClient
+
+from core.errors import InvalidInput
+from core.gemini.images import ImageInput, prepare_image
+from handlers import files
+
+CSV_TYPES = frozenset(
+    {"text/csv", "application/csv", "text/comma-separated-values", "application/vnd.ms-excel"}
+)
+# A CSV of 10,000 rows of a few paragraphs each stays well under this.
+MAX_CSV_BYTES = 20_000_000
+
+
+def files_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The files of a message event, those Slack has hidden or deleted left out."""
+    found = event.get("files") or []
+    return [
+        dict(f)
+        for f in found
+        if isinstance(f, Mapping) and f.get("id") and f.get("mode") not in ("tombstone", "hidden_by_limit")
+    ]
+
+
+def is_csv(file: Mapping[str, Any]) -> bool:
+    """Whether Slack (or the file's name) says it is a CSV file; the content is checked when read."""
+    name = files.file_name(file).lower()
+    return (
+        str(file.get("filetype") or "").lower() == "csv"
+        or str(file.get("mimetype") or "").split(";")[0].strip().lower() in CSV_TYPES
+        or name.endswith(".csv")
+    )
+
+
+def complete(client: WebClient, file: Mapping[str, Any]) -> dict[str, Any]:
+    """The full file object: `file` itself, or what `files.info` says when Slack sent a stub."""
+    if file.get("url_private_download") or file.get("url_private"):
+        return dict(file)
+    if not file.get("id"):
+        return dict(file)
+    response = client.files_info(file=str(file["id"]))
+    return dict(response.get("file") or file)
+
+
+def fetch_image(client: WebClient, file: Mapping[str, Any], *, token: str, max_bytes: int) -> ImageInput:
+    """The image in `file`, as Gemini reads it (GIF, BMP... converted to PNG).
+
+    Raises InvalidInput for a file that is too large or cannot be fetched (Slack's sign-in page
+    included), NotAnImage for bytes that are not an image.
+    """
+    full = complete(client, file)
+    data = files.download(full, token=token, max_bytes=max_bytes)
+    return prepare_image(data, filename=files.file_name(full))
+
+
+def fetch_text(
+    client: WebClient, file: Mapping[str, Any], *, token: str, max_bytes: int = MAX_CSV_BYTES
+) -> str:
+    """The text of `file`: UTF-8 (with or without a BOM), else Windows-1252 as Excel writes it.
+
+    Raises InvalidInput for a file that is too large, cannot be fetched, or is not text.
+    """
+    full = complete(client, file)
+    name = files.file_name(full)
+    data = files.download(full, token=token, max_bytes=max_bytes)
+    if b"\x00" in data[:8192]:
+        raise InvalidInput(f"{name} is not a text file (is it a spreadsheet? save it as CSV)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise InvalidInput(f'{name} is not UTF-8 text; save it as "CSV UTF-8" and send it again') from None

@@ -1,0 +1,109 @@
+"""`/classify TEXT` or `/classify set:NAME TEXT`: the label, its confidence and the closest labels,
+with buttons to confirm it or pick another (see `handlers.actions.classify_feedback`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from core.classify import Prediction
+from handlers import label_sets, text
+from handlers.actions.classify_feedback import feedback_block
+from handlers.deps import Deps
+from handlers.label_sets import bold, mention
+from handlers.replies import Replier, Where
+from handlers.text import Block
+
+USAGE = (
+    "Usage: `/classify TEXT` or `/classify set:NAME TEXT`, for example "
+    "`/classify I was charged twice this month`."
+)
+#: How many labels the answer lists with their cosine similarity.
+TOP_SCORES = 3
+SOURCE = "slack"
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, deps: Deps) -> None:
+    """`/classify`: checked and acknowledged at once; embedding and classifying run after the ack."""
+
+    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
+        scoped = label_sets.take_set(command.get("text") or "")
+        if not scoped.rest:
+            ack(text=USAGE, response_type="ephemeral")
+            return
+        try:
+            problem = label_sets.set_problem(
+                deps.store, str(command.get("team_id") or ""), scoped.set_name, command="/classify"
+            )
+        except Exception:
+            # The database did not answer in time for the ack: the lazy listener will say so.
+            log.warning("could not check the label set in the ack", exc_info=True)
+            problem = None
+        if problem:
+            ack(text=problem, response_type="ephemeral")
+        else:
+            ack()
+
+    def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+        scoped = label_sets.take_set(command.get("text") or "")
+        team = str(command.get("team_id") or "")
+        replier = Replier(client, Where.of_command(command), logger=logger)
+        with replier.reporting_errors():
+            if not scoped.rest or label_sets.set_problem(
+                deps.store, team, scoped.set_name, command="/classify"
+            ):
+                return  # already answered by the ack
+            set_name = scoped.set_or_default()
+            content = label_sets.plain(scoped.rest).strip()
+            asked = [
+                text.context(
+                    f"{mention(command.get('user_id'))} asked to classify, with set {bold(set_name)}:"
+                ),
+                text.section(label_sets.quote(content)),
+            ]
+            working = replier.working("Classifying…", header=asked)
+            (prediction,) = deps.engine.classify(team, set_name, [content], log=False)
+            classification_id = deps.store.log_classification(
+                team_id=team,
+                set_name=set_name,
+                user_id=command.get("user_id"),
+                source=SOURCE,
+                text=content,
+                label=prediction.label,
+                confidence=prediction.confidence,
+                method=prediction.method,
+                scores=prediction.scores,
+            )
+            blocks = [*asked, *result_blocks(prediction), feedback_block(classification_id, prediction)]
+            working.update(summary(prediction), blocks=blocks)
+
+    app.command("/classify")(ack=acknowledge, lazy=[answer])
+
+
+def summary(prediction: Prediction) -> str:
+    """The notification text of an answer."""
+    if prediction.label is None:
+        return f"No confident label (closest: {text.neutralise(prediction.best_label)})"
+    return f"{text.neutralise(prediction.label)} ({prediction.confidence:.0%} confident)"
+
+
+def result_blocks(prediction: Prediction) -> list[Block]:
+    """The label and its confidence (or why there is none), then the closest labels' cosines."""
+    if prediction.label is not None:
+        headline = f":label: {bold(prediction.label)} — {prediction.confidence:.0%} confident"
+    else:
+        reason = text.neutralise(prediction.reason or "the model is unsure")
+        headline = (
+            f":grey_question: *No confident label*: {reason}. Nearest label: {bold(prediction.best_label)}."
+        )
+    top = list(prediction.scores.items())[:TOP_SCORES]
+    scores = " · ".join(f"{bold(label)} {cosine:.2f}" for label, cosine in top)
+    return [
+        text.section(headline),
+        text.context(f"Closest labels (cosine similarity): {scores} · method: {prediction.method}"),
+    ]

@@ -1,0 +1,207 @@
+"""`/cluster` with texts one per line, or `/cluster last N` for the channel's recent messages.
+
+The answer lists the clusters, largest first, each titled in a few words by Gemini when generation
+is configured (one call for all of them; "Cluster 1", "Cluster 2"… when it is not, or when the
+call fails: titles never cost the answer), and the 2-D scatter plot goes up as an image.
+`k=N` (on the first line, or a line of its own) fixes the number of clusters; without it, k is
+chosen by silhouette score.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from core.errors import GembotError
+from handlers import text
+from handlers.deps import Deps
+from handlers.history import recent_texts
+from handlers.lines import one_line, split_lines, too_many
+from handlers.replies import Replier, Where, describe_error
+from handlers.text import Block
+
+USAGE = (
+    "Usage: `/cluster` with two or more texts, one per line (Shift+Enter starts a new line), or "
+    "`/cluster last N` for this channel's last N messages. Add `k=N` to choose the number of "
+    "clusters, for example `/cluster last 30 k=4`."
+)
+#: `/cluster last` without a number.
+DEFAULT_LAST = 20
+
+_LEADING_K = re.compile(r"^k\s*=\s*(\d+)(?:\s+|$)", re.IGNORECASE)
+_K_LINE = re.compile(r"k\s*=\s*(\d+)", re.IGNORECASE)
+_LAST = re.compile(r"last(?:\s+(\d+))?(?:\s+k\s*=\s*(\d+))?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """What a `/cluster` text asks for: `texts`, or the channel's `last` messages; and `k`.
+
+    `problem` is the sentence to answer instead when the request cannot be served; `asked_last`
+    is the N that was typed when it was more than the bot reads (`last` then holds the cap).
+    """
+
+    texts: list[str] = field(default_factory=list)
+    last: int | None = None
+    k: int | None = None
+    asked_last: int | None = None
+    problem: str | None = None
+
+
+def parse(raw: str, *, max_lines: int) -> ClusterRequest:
+    """Read a `/cluster` command's text (see the module doc); never raises."""
+    rest = raw.strip()
+    k: int | None = None
+    while match := _LEADING_K.match(rest):
+        k, rest = int(match.group(1)), rest[match.end() :]
+    last = _LAST.fullmatch(rest.strip())
+    if last:
+        count = int(last.group(1)) if last.group(1) else DEFAULT_LAST
+        k = int(last.group(2)) if last.group(2) else k
+        if count < 2:
+            return ClusterRequest(problem="`/cluster last N` needs N of at least 2.")
+        capped = min(count, max_lines)
+        return ClusterRequest(
+            last=capped, k=k, asked_last=count if capped < count else None, problem=_bad_k(k, capped)
+        )
+    texts: list[str] = []
+    for line in split_lines(rest):
+        option = _K_LINE.fullmatch(line)
+        if option:
+            k = int(option.group(1))
+        else:
+            texts.append(line)
+    if len(texts) < 2:
+        return ClusterRequest(problem=USAGE)
+    problem = too_many(len(texts), max_lines, command="/cluster") or _bad_k(k, len(texts))
+    return ClusterRequest(texts=texts, k=k, problem=problem)
+
+
+def _bad_k(k: int | None, count: int) -> str | None:
+    if k is None or 1 <= k <= count:
+        return None
+    return f"`k={k}` cannot work with {count} texts: pick k between 1 and {count}, or leave it out."
+
+
+def ordered_clusters(assignments: np.ndarray) -> list[list[int]]:
+    """The members (row numbers) of each cluster, largest cluster first, ties by first member."""
+    groups: dict[int, list[int]] = {}
+    for row, cluster in enumerate(np.asarray(assignments).reshape(-1)):
+        groups.setdefault(int(cluster), []).append(row)
+    return sorted(groups.values(), key=lambda members: (-len(members), members[0]))
+
+
+def cluster_listing(texts: list[str], clusters: list[list[int]], titles: list[str | None]) -> str:
+    """The clusters as mrkdwn paragraphs: a bold heading (title or number, size), then its texts."""
+    paragraphs = []
+    for number, (members, title) in enumerate(zip(clusters, titles, strict=True), 1):
+        heading = f"*{number}. {text.neutralise(title)}*" if title else f"*Cluster {number}*"
+        size = f"{len(members)} text{'s' if len(members) != 1 else ''}"
+        lines = [f"{heading}  ({size})", *(f"• {one_line(texts[row])}" for row in members)]
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def register(app: App, deps: Deps) -> None:
+    """`/cluster`: the request is checked in the ack; reading, embedding, titling and drawing happen
+    in a lazy listener."""
+
+    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
+        request = parse(command.get("text") or "", max_lines=deps.settings.max_lines)
+        if request.problem:
+            ack(text=request.problem, response_type="ephemeral")
+        else:
+            ack()
+
+    def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+        request = parse(command.get("text") or "", max_lines=deps.settings.max_lines)
+        if request.problem:
+            return  # already answered by the ack
+        where = Where.of_command(command)
+        replier = Replier(client, where, logger=logger)
+        user = f"<@{command.get('user_id')}>"
+        with replier.reporting_errors():
+            if request.last is not None:
+                # Read before anything is posted: a channel the bot cannot read is told privately.
+                texts = recent_texts(client, where.channel, request.last)
+                if len(texts) < 2:
+                    replier.ephemeral(
+                        f"I found {len(texts) or 'no'} message{'s' if len(texts) != 1 else ''} written "
+                        "by people here to cluster; `/cluster last N` needs at least 2."
+                    )
+                    return
+                what = f"the last {len(texts)} messages in this channel"
+                if request.asked_last:
+                    what += f" (asked for {request.asked_last}; {request.last} is the most I read at once)"
+            else:
+                texts = request.texts
+                what = f"{len(texts)} texts"
+            asked = [text.context(f"{user} asked to cluster {what}")]
+            working = replier.working(f"Clustering {len(texts)} texts…", header=asked)
+            view = deps.engine.cluster(texts, k=request.k)
+            clusters = ordered_clusters(view.clustering.assignments)
+            titles, note = _titles(
+                deps, [[view.texts[row] for row in members] for members in clusters], logger
+            )
+            names = {
+                int(view.clustering.assignments[members[0]]): title or f"Cluster {number}"
+                for number, (members, title) in enumerate(zip(clusters, titles, strict=True), 1)
+            }
+            from core.plots import scatter_png  # matplotlib costs a second at import
+
+            png = scatter_png(view.points, view.clustering.assignments, texts=view.texts, titles=names)
+            footer = [
+                text.context(
+                    _how(view.clustering.k, view.clustering.chosen_by, view.clustering.silhouette, request.k)
+                )
+            ]
+            if note:
+                footer.append(text.context(note))
+            listing = cluster_listing(view.texts, clusters, titles)
+            summary = f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''} among {len(texts)} texts"
+            blocks: list[Block] = [*asked, *text.sections(listing), *footer]
+            working.update(text.fallback(f"{summary}:\n\n{listing}"), blocks=blocks[: text.MAX_BLOCKS])
+            # The answer is shown: a failed upload is told privately instead of replacing it.
+            replier.placeholder = None
+            replier.upload(png, filename="clusters.png", title=f"Clusters of {len(texts)} texts")
+
+    app.command("/cluster")(ack=acknowledge, lazy=[answer])
+
+
+def _titles(
+    deps: Deps, groups: list[list[str]], logger: logging.Logger
+) -> tuple[list[str | None], str | None]:
+    """Gemini's titles for the groups and a note to show when there are none; never raises."""
+    untitled: list[str | None] = [None] * len(groups)
+    if deps.gemini is None:
+        return untitled, None
+    from core.gemini.titles import title_groups
+
+    try:
+        return title_groups(deps.gemini, groups), None
+    except GembotError as exc:
+        logger.warning("no cluster titles: %s", exc)
+        return untitled, f"No titles this time: {describe_error(exc)}"
+    except Exception as exc:  # titles are a nicety: whatever happens, the clusters are shown
+        logger.exception("no cluster titles")
+        return untitled, f"No titles this time: {describe_error(exc)}"
+
+
+def _how(k: int, chosen_by: str, silhouette: float | None, asked: int | None) -> str:
+    if chosen_by == "given":
+        how = (
+            f"k={k} as asked"
+            if asked == k
+            else f"k={k} (asked for {asked}; there are only {k} distinct texts)"
+        )
+    elif chosen_by == "silhouette":
+        how = f"k={k} chosen by silhouette score ({silhouette:.2f})" if silhouette is not None else f"k={k}"
+    else:
+        how = f"k={k}: the only sensible number for these texts"
+    return f"Grouped by meaning (k-means on their embeddings), {how}. The plot is attached."

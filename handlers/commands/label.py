@@ -1,0 +1,358 @@
+"""`/label`: curate the workspace's label sets from Slack.
+
+    /label add LABEL: TEXT      /label list [LABEL]     /label remove ID
+    /label sets                 /label eval [METHOD]    /label export [csv|json]
+
+Every subcommand takes `set:NAME` (before or after the subcommand; default: the "default" set).
+Input is checked in the ack, so a mistake gets its one-line answer at once and privately; the
+work runs after the ack. Answers are private too, except what the channel can use: an
+evaluation (with the confusion matrix as an image) and an export (a file).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from core.classify import Evaluation
+from core.labels_io import LabelRow, rows_to_csv, rows_to_json
+from core.store import ExampleInput, ExampleRecord, SetSummary
+from handlers import label_sets, text
+from handlers.deps import Deps
+from handlers.label_sets import bold, mention, plural
+from handlers.replies import Replier, Where
+
+USAGE = "\n".join(
+    [
+        "Usage of `/label` (add `set:NAME` to use another set than `default`):",
+        "• `/label add LABEL: TEXT` — add an example",
+        "• `/label list [LABEL]` — the examples, with their ids",
+        "• `/label remove ID` — remove an example",
+        "• `/label sets` — the workspace's label sets",
+        "• `/label eval [auto|centroid|logreg]` — how well the set classifies its own examples",
+        "• `/label export [csv|json]` — the set as a file",
+    ]
+)
+ADD_USAGE = "Usage: `/label add LABEL: TEXT`, for example `/label add billing: I was charged twice`."
+REMOVE_USAGE = "Usage: `/label remove ID`, with the id `/label list` shows, for example `/label remove 12`."
+METHODS = ("auto", "centroid", "logreg")
+FORMATS = ("csv", "json")
+#: A list longer than this many examples goes up as a file instead of a message.
+LIST_IN_MESSAGE = 150
+LIST_TEXT_WIDTH = 120
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed `/label` command."""
+
+    action: str
+    set_name: str | None
+    label: str | None = None
+    content: str | None = None
+    example_id: int | None = None
+    option: str | None = None
+
+    @property
+    def set(self) -> str:
+        return self.set_name or label_sets.DEFAULT_SET
+
+
+def parse(command_text: str) -> Request | str:
+    """The request, or the one-line answer to a command that cannot be run (usage and mistakes)."""
+    outer = label_sets.take_set(command_text)
+    action, _, rest = outer.rest.partition(" ")
+    action = action.strip().lower()
+    inner = label_sets.take_set(rest)
+    set_name = inner.set_name or outer.set_name
+    rest = inner.rest
+    if action == "add":
+        label, colon, content = rest.partition(":")
+        label, content = label_sets.plain(label).strip(), label_sets.plain(content).strip()
+        if not colon:
+            return ADD_USAGE
+        if not label:
+            return "The label is missing: " + ADD_USAGE
+        if not content:
+            return "The text is missing: " + ADD_USAGE
+        return Request("add", set_name, label=label, content=content)
+    if action == "list":
+        return Request("list", set_name, label=label_sets.plain(rest).strip() or None)
+    if action in ("remove", "rm", "delete"):
+        number = rest.strip().lstrip("#")
+        if not re.fullmatch(r"\d{1,18}", number):
+            return REMOVE_USAGE
+        return Request("remove", set_name, example_id=int(number))
+    if action == "sets":
+        return Request("sets", set_name)
+    if action in ("eval", "evaluate"):
+        method = rest.strip().lower() or "auto"
+        if method not in METHODS:
+            shown = text.escape(rest.strip()[:40])
+            return f"Usage: `/label eval [{'|'.join(METHODS)}]` — `{shown}` is not one."
+        return Request("eval", set_name, option=method)
+    if action == "export":
+        fmt = rest.strip().lower() or "csv"
+        if fmt not in FORMATS:
+            return f"Usage: `/label export [csv|json]` — `{text.escape(rest.strip()[:40])}` is not one."
+        return Request("export", set_name, option=fmt)
+    return USAGE
+
+
+def register(app: App, deps: Deps) -> None:
+    """`/label`: parsed in the ack (mistakes answered there), run by a lazy listener."""
+
+    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
+        request = parse(command.get("text") or "")
+        if isinstance(request, str):
+            ack(text=request, response_type="ephemeral")
+        else:
+            ack()
+
+    def run(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+        request = parse(command.get("text") or "")
+        if isinstance(request, str):
+            return  # already answered by the ack
+        replier = Replier(client, Where.of_command(command), logger=logger)
+        team = str(command.get("team_id") or "")
+        with replier.reporting_errors():
+            {
+                "add": _add,
+                "list": _list,
+                "remove": _remove,
+                "sets": _sets,
+                "eval": _eval,
+                "export": _export,
+            }[request.action](deps, replier, team, request)
+
+    app.command("/label")(ack=acknowledge, lazy=[run])
+
+
+# -- the subcommands ---------------------------------------------------------------------------
+
+
+def _add(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    assert request.label is not None and request.content is not None
+    result = deps.store.add_examples(
+        team, request.set, [ExampleInput(request.label, request.content, author=replier.where.user)]
+    )
+    summary = deps.store.get_set(team, request.set)
+    where = f"{bold(request.label)} in set {bold(request.set)}"
+    if result.added:
+        replier.ephemeral(
+            f":white_check_mark: Added example #{result.ids[0]} to {where} "
+            f"(the set now has {_size(summary)})."
+        )
+    else:
+        replier.ephemeral(f"{where} already has that example; nothing changed.")
+
+
+def _list(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    found = label_sets.find_set(deps.store, team, request.set_name, command="/label list")
+    if isinstance(found, str):
+        replier.ephemeral(found)
+        return
+    records = deps.store.list_examples(team, request.set, label=request.label)
+    what = f"set {bold(request.set)}" + (f", label {bold(request.label)}" if request.label else "")
+    if not records:
+        replier.ephemeral(f"No examples in {what} yet — add some with `/label add LABEL: TEXT`.")
+        return
+    lines = [_line(r) for r in records]
+    heading = f"{plural(len(records), 'example')} in {what}:"
+    if len(records) <= LIST_IN_MESSAGE:
+        body = text.sections("\n".join(lines))
+        if len(body) < text.MAX_BLOCKS:
+            replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
+            return
+    filename = f"{_file_stem(request.set)}-examples.csv"
+    replier.upload(
+        _listing_csv(records),
+        filename=filename,
+        title=f"Examples of label set {request.set}",
+        comment=f"{plural(len(records), 'example')} in {what}, with their ids, "
+        f"for {mention(replier.where.user)}.",
+    )
+    preview = "\n".join(lines[:20])
+    replier.ephemeral(
+        f"{heading} too many to show here, so the full list is attached in this channel as `{filename}`.",
+        blocks=[
+            text.section(f"{heading} too many to show here; the first 20:"),
+            *text.sections(preview),
+            text.context(f"The full list is attached in this channel as `{filename}`."),
+        ],
+    )
+
+
+def _remove(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    assert request.example_id is not None
+    found = label_sets.find_set(deps.store, team, request.set_name, command="/label remove")
+    if isinstance(found, str):
+        replier.ephemeral(found)
+        return
+    removed = deps.store.remove_example(team, request.set, request.example_id)
+    replier.ephemeral(
+        f":wastebasket: Removed example #{removed.id} from {bold(removed.label)} in set "
+        f"{bold(request.set)}: “{text.neutralise(label_sets.shorten(removed.text, 200))}”"
+    )
+
+
+def _sets(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    sets = deps.store.list_sets(team)
+    team_note = text.context(
+        f"This workspace's team id is `{text.escape(team)}`: on the command line, "
+        f"`gembot labels list --team {text.escape(team)} --set NAME` reads the same sets."
+    )
+    if not sets:
+        replier.ephemeral(label_sets.NO_SET_YET, blocks=[text.section(label_sets.NO_SET_YET), team_note])
+        return
+    evaluations = deps.store.latest_evaluations(team)
+    entries = []
+    for summary in sets:
+        counts = " · ".join(
+            f"{text.neutralise(label_sets.shorten(label, 40))} {n}"
+            for label, n in summary.label_counts.items()
+        )
+        entry = f"{bold(summary.name)} — {_size(summary)}, version {summary.version}\n{counts}"
+        latest = evaluations.get(summary.name)
+        if latest is not None:
+            stale = "" if latest.set_version == summary.version else " (the set changed since)"
+            entry += (
+                f"\n_Last evaluated: {latest.accuracy:.0%} accuracy, {latest.method}, "
+                f"{latest.strategy}, {latest.created_at:%Y-%m-%d}{stale}_"
+            )
+        entries.append(entry)
+    heading = f"{plural(len(sets), 'label set')} in this workspace:"
+    body = text.sections("\n\n".join(entries))[: text.MAX_BLOCKS - 2]
+    replier.ephemeral(heading, blocks=[text.section(heading), *body, team_note])
+
+
+def _eval(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    assert request.option is not None
+    problem = label_sets.set_problem(
+        deps.store, team, request.set_name, command="/label eval", purpose="to be evaluated"
+    )
+    if problem:
+        replier.ephemeral(problem)
+        return
+    version = deps.store.get_set(team, request.set).version
+    header = [text.context(f"{mention(replier.where.user)} asked to evaluate label set {bold(request.set)}:")]
+    working = replier.working("Evaluating the label set…", header=header)
+    evaluation = deps.engine.evaluate(team, request.set, method=request.option)
+    deps.store.record_evaluation(
+        team,
+        request.set,
+        set_version=version,
+        method=evaluation.method,
+        strategy=evaluation.strategy,
+        n=evaluation.n,
+        accuracy=evaluation.accuracy,
+        coverage=evaluation.coverage,
+        answered_accuracy=evaluation.answered_accuracy,
+    )
+    working.finish(
+        evaluation_markdown(request.set, evaluation),
+        header=header,
+        filename=f"{_file_stem(request.set)}-evaluation.md",
+        title=f"Evaluation of label set {request.set}",
+    )
+    # matplotlib costs a second to import: only an evaluation pays for it.
+    from core.plots import confusion_png
+
+    replier.upload(
+        confusion_png(evaluation.confusion, evaluation.labels),
+        filename=f"{_file_stem(request.set)}-confusion.png",
+        title=f"Confusion matrix of label set {request.set}",
+        comment=f"Confusion matrix of label set {bold(request.set)} (rows: true label, columns: predicted).",
+    )
+
+
+def _export(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    found = label_sets.find_set(deps.store, team, request.set_name, command="/label export")
+    if isinstance(found, str):
+        replier.ephemeral(found)
+        return
+    records = deps.store.list_examples(team, request.set)
+    if not records:
+        replier.ephemeral(f"Set {bold(request.set)} has no examples to export yet.")
+        return
+    rows = [LabelRow(r.label, r.text, r.author, r.source_url) for r in records]
+    content = rows_to_json(rows, set_name=request.set) if request.option == "json" else rows_to_csv(rows)
+    replier.upload(
+        content,
+        filename=f"{_file_stem(request.set)}.{request.option}",
+        title=f"Label set {request.set}",
+        comment=(
+            f"Label set {bold(request.set)}: {_size(found)}, exported by {mention(replier.where.user)}. "
+            "Import it with `gembot labels import FILE`, or send it to me in a DM with the word `import`."
+        ),
+    )
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+
+def evaluation_markdown(set_name: str, evaluation: Evaluation) -> str:
+    """An evaluation as Markdown: the headline figures, then precision/recall/F1 per label as a table.
+
+    A table too long for one message goes up whole as a file (`Placeholder.finish` decides).
+    """
+    answered = (
+        "it answers none of them"
+        if evaluation.answered_accuracy is None
+        else f"it would answer {evaluation.coverage:.0%} of texts, and is right on "
+        f"{evaluation.answered_accuracy:.0%} of those"
+    )
+    lines = [
+        f"**Label set `{_code(set_name)}`: {evaluation.accuracy:.1%} accuracy** over "
+        f"{evaluation.n} examples ({evaluation.strategy}, method {evaluation.method}); "
+        f"at the current thresholds {answered}.",
+        "",
+        "```",
+        f"{'label':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}",
+    ]
+    for score in evaluation.per_label:
+        lines.append(
+            f"{_code(label_sets.shorten(score.label, 24)):<24} {score.precision:>9.2f} "
+            f"{score.recall:>7.2f} {score.f1:>6.2f} {score.support:>5}"
+        )
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _code(name: str) -> str:
+    # A name inside a code span or block must not end it.
+    return name.replace("`", "'")
+
+
+def _size(summary: SetSummary) -> str:
+    return (
+        f"{plural(len(label_sets.labelled(summary)), 'label')} and "
+        f"{plural(label_sets.examples_count(summary), 'example')}"
+    )
+
+
+def _line(record: ExampleRecord) -> str:
+    shown = text.neutralise(label_sets.shorten(record.text, LIST_TEXT_WIDTH))
+    return f"`#{record.id}` {bold(record.label)} — {shown}"
+
+
+def _listing_csv(records: list[ExampleRecord]) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("id", "label", "text", "author", "source_url"))
+    for r in records:
+        writer.writerow((r.id, r.label, r.text, r.author or "", r.source_url or ""))
+    return out.getvalue()
+
+
+def _file_stem(set_name: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", set_name).strip("-.") or "labels"

@@ -1,0 +1,94 @@
+"""`/similar` with texts one per line: the most similar pairs in the channel, and the heatmap as an image."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from core.similarity import SimilarPair
+from handlers import text
+from handlers.deps import Deps
+from handlers.lines import one_line, split_lines, too_many
+from handlers.replies import Replier, Where
+from handlers.text import Block
+
+USAGE = (
+    "Usage: `/similar` with two or more texts, one per line (Shift+Enter starts a new line), "
+    "for example:\n```/similar The build is broken\nCI fails on main\nLunch is at noon```"
+)
+#: Pairs shown, best first: enough to see the structure, few enough to read.
+PAIRS = 10
+
+
+def check(raw: str, *, max_lines: int) -> str | None:
+    """Why a `/similar` text cannot be answered (a sentence for its user), or None when it can."""
+    texts = split_lines(raw)
+    if len(texts) < 2:
+        return USAGE
+    return too_many(len(texts), max_lines, command="/similar")
+
+
+def pair_blocks(texts: list[str], pairs: list[SimilarPair]) -> list[Block]:
+    """One section per pair, best first: rank, cosine, and the two texts with their numbers."""
+    return [
+        text.section(
+            f"*{rank}.* `{pair.score:.2f}`  #{pair.i + 1} {one_line(texts[pair.i])}  ↔  "
+            f"#{pair.j + 1} {one_line(texts[pair.j])}"
+        )
+        for rank, pair in enumerate(pairs, 1)
+    ]
+
+
+def register(app: App, deps: Deps) -> None:
+    """`/similar`: the texts are checked in the ack; embedding and drawing happen in a lazy listener."""
+
+    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
+        problem = check(command.get("text") or "", max_lines=deps.settings.max_lines)
+        if problem:
+            ack(text=problem, response_type="ephemeral")
+        else:
+            ack()
+
+    def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+        raw = command.get("text") or ""
+        if check(raw, max_lines=deps.settings.max_lines):
+            return  # already answered by the ack
+        texts = split_lines(raw)
+        replier = Replier(client, Where.of_command(command), logger=logger)
+        asked = [text.context(f"<@{command.get('user_id')}> compared {len(texts)} texts")]
+        with replier.reporting_errors():
+            working = replier.working(f"Comparing {len(texts)} texts…", header=asked)
+            result = deps.engine.similarity(texts, pairs=PAIRS)
+            # Imported here: matplotlib costs a second at import, and most requests never draw.
+            from core.plots import heatmap_png
+
+            png = heatmap_png(result.matrix, [f"#{n} {t}" for n, t in enumerate(result.texts, 1)])
+            total = len(texts) * (len(texts) - 1) // 2
+            shown = len(result.pairs)
+            best = result.pairs[0]
+            summary = (
+                f"Most similar: {one_line(result.texts[best.i], 80)} ↔ "
+                f"{one_line(result.texts[best.j], 80)} ({best.score:.2f})"
+            )
+            footer = text.context(
+                ("All pairs" if shown == total else f"The {shown} most similar of {total} pairs")
+                + ", by cosine similarity of their embeddings (1 = same meaning). "
+                "The heatmap of every pair is attached."
+            )
+            working.update(
+                summary,
+                blocks=[
+                    *asked,
+                    text.section("*Most similar pairs*"),
+                    *pair_blocks(result.texts, result.pairs),
+                    footer,
+                ],
+            )
+            # The answer is shown: a failed upload is told privately instead of replacing it.
+            replier.placeholder = None
+            replier.upload(png, filename="similarity.png", title=f"Similarity of {len(texts)} texts")
+
+    app.command("/similar")(ack=acknowledge, lazy=[answer])

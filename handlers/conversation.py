@@ -1,0 +1,196 @@
+"""Conversations with Gemini in Slack threads, shared by mentions and direct messages.
+
+A thread's turns (the user's text and images, the model's answers) are kept in the database
+under (workspace, channel, thread ts). Each new question is sent with the turns before it, read
+back from the database, so a follow-up can ask about an image posted earlier without anything
+being downloaded from Slack again, and the conversation survives a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+
+from core.errors import GembotError
+from core.gemini.generation import Role, Turn, generate
+from core.gemini.images import ImageInput
+from core.store import TurnRecord
+from handlers import attachments, text
+from handlers.deps import NOT_CONFIGURED, Deps
+from handlers.replies import Replier
+from handlers.text import Block
+
+log = logging.getLogger(__name__)
+
+SYSTEM_INSTRUCTION = (
+    "You are Gembot, an assistant answering in a Slack thread. Answer the latest message, using "
+    "the earlier turns and images of the thread as context. Be concise; use Markdown sparingly "
+    "(short paragraphs, bullet lists, code blocks)."
+)
+HELP = (
+    "Ask me about an image: mention me with a question and attach one or more images (PNG, JPEG, "
+    "WEBP, HEIC; GIF and most other formats are converted), or just ask a question. Mention me "
+    "again in the same thread to carry on: I remember the thread, images included."
+)
+HELP_DM = (
+    "Ask me about an image: send me a question with one or more images attached (PNG, JPEG, WEBP, "
+    "HEIC; GIF and most other formats are converted), or just a question. Reply in the thread to "
+    "carry on: I remember it, images included.\n"
+    "Send me a CSV file with the word `import` to add its `text,label` rows as label examples, or "
+    "with the word `classify` to label its `text` column (add `set:NAME` for a set other than "
+    "`default`)."
+)
+NOT_SAVED = "_I couldn't save this exchange, so I won't remember it in this thread._"
+CUT_OFF = "_The answer was cut off at the model's output limit._"
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a conversation lives: the workspace, the channel and the thread's first message."""
+
+    team: str
+    channel: str
+    ts: str
+
+
+def bot_user_id(context: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
+    """The bot's own user id: Bolt's context, else the event's `authorizations`."""
+    found = context.get("bot_user_id")
+    if found:
+        return str(found)
+    for authorization in body.get("authorizations") or []:
+        if authorization.get("is_bot") and authorization.get("user_id"):
+            return str(authorization["user_id"])
+    return None
+
+
+def bot_token(context: Mapping[str, Any], client: WebClient) -> str:
+    """The token to fetch files with: the bot token this request was authorised with."""
+    return str(context.get("bot_token") or client.token or "")
+
+
+def question_of(message: str, bot_user: str | None) -> str:
+    """The message's text without the bot's own mention (`<@UBOT>` or `<@UBOT|name>`)."""
+    if bot_user:
+        message = re.sub(rf"<@{re.escape(bot_user)}(?:\|[^>]*)?>", " ", message)
+    return re.sub(r"[ \t]+", " ", message).strip()
+
+
+def history(records: Sequence[TurnRecord]) -> list[Turn]:
+    """Stored turns as Gemini turns, oldest first.
+
+    Two turns of the same role in a row (a question whose answer could not be stored, or two
+    processes answering one thread at once) are merged, so the roles always alternate.
+    """
+    turns: list[Turn] = []
+    for record in records:
+        role: Role = "model" if record.role == "model" else "user"
+        images = tuple(ImageInput(i.mime_type, i.data) for i in record.images)
+        _append(turns, Turn(role, record.text, images))
+    return turns
+
+
+def with_question(turns: Sequence[Turn], question: str, images: Sequence[ImageInput]) -> list[Turn]:
+    """`turns` followed by the user's new question (merged into a trailing user turn, if any)."""
+    out = list(turns)
+    _append(out, Turn("user", question, tuple(images)))
+    return out
+
+
+def _append(turns: list[Turn], turn: Turn) -> None:
+    if turns and turns[-1].role == turn.role:
+        last = turns.pop()
+        joined = "\n\n".join(t for t in (last.text, turn.text) if t.strip())
+        turn = Turn(turn.role, joined, last.images + turn.images)
+    turns.append(turn)
+
+
+class ThreadLocks:
+    """One lock per thread, so that a process answers the questions of a thread one at a time
+    and each sees the answers before it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Thread, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, thread: Thread) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(thread, (threading.Lock(), 0))
+            self._locks[thread] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[thread]
+                if users <= 1:
+                    del self._locks[thread]
+                else:
+                    self._locks[thread] = (lock, users - 1)
+
+
+_locks = ThreadLocks()
+
+
+def carry_on(
+    deps: Deps,
+    replier: Replier,
+    *,
+    thread: Thread,
+    question: str,
+    files: Sequence[Mapping[str, Any]],
+    client: WebClient,
+    token: str,
+    help_text: str = HELP,
+) -> None:
+    """Answer `question` (with the images in `files`) in the thread, with the thread's earlier turns.
+
+    Run inside `replier.reporting_errors()`: a file that is not an image, too large, or that
+    Slack would not hand over ends in a sentence in place of the "working" message, before
+    Gemini is called.
+    """
+    if not question and not files:
+        replier.post(help_text)
+        return
+    if deps.gemini is None:
+        replier.post(NOT_CONFIGURED)
+        return
+    what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
+    working = replier.working(f"Looking at {what}…" if what else "Thinking…")
+    images = [
+        attachments.fetch_image(client, f, token=token, max_bytes=deps.settings.max_image_bytes)
+        for f in files
+    ]
+    gemini = deps.require_gemini()
+    store = deps.store
+    footer: list[Block] = []
+    with _locks.hold(thread):
+        earlier = history(store.conversation(thread.team, thread.channel, thread.ts))
+        answer = generate(
+            gemini, with_question(earlier, question, images), system_instruction=SYSTEM_INSTRUCTION
+        )
+        try:
+            store.add_turn(
+                thread.team,
+                thread.channel,
+                thread.ts,
+                "user",
+                question,
+                images=[(i.mime_type, i.data) for i in images],
+            )
+            store.add_turn(thread.team, thread.channel, thread.ts, "model", answer.text)
+        except GembotError as exc:
+            # The answer is still worth showing; the thread just won't remember it.
+            log.warning("could not store a turn of %s: %s", thread, exc)
+            footer.append(text.context(NOT_SAVED))
+    if answer.truncated:
+        footer.insert(0, text.context(CUT_OFF))
+    working.finish(answer.text, footer=footer)

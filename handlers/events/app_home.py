@@ -1,0 +1,124 @@
+"""App Home: the workspace's label sets, their label and example counts and latest evaluation,
+and how to use the bot; published (`views.publish`) whenever a user opens the Home tab."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from core.store import EvaluationRecord, SetSummary
+from handlers import label_sets, text
+from handlers.deps import Deps
+from handlers.label_sets import bold, plural
+from handlers.text import Block
+
+#: A Home view holds at most 100 blocks: beyond this many sets, `/label sets` lists them all.
+MAX_SETS = 30
+LABELS_SHOWN = 600
+
+HOW_TO = "\n".join(
+    [
+        "• `/classify TEXT` — the label of a text (`/classify set:NAME TEXT` for another set); "
+        "*Correct* and *Wrong label…* under the answer teach the set.",
+        "• `/label add LABEL: TEXT` — add an example; `/label list`, `/label remove ID`, `/label sets`.",
+        "• *Add as label example* — the shortcut on any message (⋮ → the message's shortcuts).",
+        "• `/label eval` — how well a set classifies its own examples, with a confusion matrix; "
+        "`/label export` — the set as a CSV file.",
+        "• `/similar` and `/cluster` — compare or group texts, one per line; `/ask` — ask Gemini.",
+    ]
+)
+
+
+def register(app: App, deps: Deps) -> None:
+    """`app_home_opened` on the Home tab: acknowledged, then the view is built and published."""
+
+    def acknowledge(ack: Ack) -> None:
+        ack()
+
+    def publish(
+        body: dict[str, Any], event: dict[str, Any], client: WebClient, logger: logging.Logger
+    ) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return  # the Messages tab: nothing to publish
+        team = label_sets.team_of(body)
+        try:
+            view = home_view(team, deps.store.list_sets(team), deps.store.latest_evaluations(team))
+        except Exception:
+            logger.exception("could not read the label sets for App Home")
+            view = home_view(team, [], {}, problem=True)
+        try:
+            client.views_publish(user_id=event["user"], view=view)
+        except SlackApiError as exc:
+            logger.warning("could not publish App Home: %s", exc.response.get("error"))
+
+    app.event("app_home_opened")(ack=acknowledge, lazy=[publish])
+
+
+def home_view(
+    team: str,
+    sets: list[SetSummary],
+    evaluations: dict[str, EvaluationRecord],
+    *,
+    problem: bool = False,
+) -> dict[str, Any]:
+    """The Home tab for a workspace with `sets` and their latest `evaluations`."""
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Gembot"}},
+        text.section("Sort texts into your team's own labels, find related messages, and ask Gemini."),
+        {"type": "divider"},
+        {"type": "header", "text": {"type": "plain_text", "text": "Label sets"}},
+    ]
+    if problem:
+        blocks.append(text.section(":warning: The label sets could not be read just now; reopen this tab."))
+    elif not sets:
+        blocks.append(
+            text.section(
+                "No label sets yet. Start one by adding examples: `/label add LABEL: TEXT`, or the "
+                "*Add as label example* shortcut on any message. Two labels with a few examples "
+                "each are enough for `/classify`."
+            )
+        )
+    for summary in sets[:MAX_SETS]:
+        blocks.extend(_set_blocks(summary, evaluations.get(summary.name)))
+    if len(sets) > MAX_SETS:
+        blocks.append(text.context(f"…and {len(sets) - MAX_SETS} more: `/label sets` lists them all."))
+    blocks += [
+        {"type": "divider"},
+        {"type": "header", "text": {"type": "plain_text", "text": "How to"}},
+        text.section(HOW_TO),
+        text.context(
+            f"Workspace (team) id `{text.escape(team)}`: the command line reaches these sets with "
+            f"`--team {text.escape(team)}`."
+        ),
+    ]
+    return {"type": "home", "blocks": blocks}
+
+
+def _set_blocks(summary: SetSummary, latest: EvaluationRecord | None) -> list[Block]:
+    labels = label_sets.labelled(summary)
+    counts = " · ".join(
+        f"{text.neutralise(label_sets.shorten(label, 40))} {n}" for label, n in summary.label_counts.items()
+    )
+    if len(counts) > LABELS_SHOWN:
+        counts = counts[:LABELS_SHOWN].rsplit(" · ", 1)[0] + " · …"
+    size = f"{plural(len(labels), 'label')}, {plural(label_sets.examples_count(summary), 'example')}"
+    if latest is None:
+        evaluated = f"Not evaluated yet: `/label eval {text.escape(label_sets.set_token(summary.name))}`"
+    else:
+        stale = "" if latest.set_version == summary.version else " (the set has changed since)"
+        evaluated = (
+            f"Latest evaluation: *{latest.accuracy:.0%}* accuracy on {latest.n} examples · "
+            f"{latest.method} · {latest.strategy} · {_when(latest.created_at)}{stale}"
+        )
+    return [text.section(f"{bold(summary.name)} — {size}\n{counts}"), text.context(evaluated)]
+
+
+def _when(moment: datetime) -> str:
+    """A date Slack shows in the reader's own time zone (`<!date^…>`), with a UTC fallback."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"<!date^{int(aware.timestamp())}^{{date_short_pretty}} {{time}}|{aware:%Y-%m-%d %H:%M} UTC>"

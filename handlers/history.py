@@ -1,0 +1,122 @@
+"""A channel's recent messages as plain texts, read with `conversations.history` and the bot token.
+
+Only what people wrote counts: messages from bots (Gembot's own answers included), joins, leaves,
+topic changes and other system messages are skipped, as are messages with no text (a file alone).
+Slack's markup is undone (`<@U123>` → `@someone`, `<https://x|label>` → `label`, `&amp;` → `&`) so
+that what is compared is what people read. A public channel the bot is not in is joined once; a
+channel it cannot read (private, or a conversation between other people) raises
+`CannotReadHistory` with a sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from core.errors import GembotError
+from handlers.replies import slack_error_code
+
+log = logging.getLogger(__name__)
+
+#: Subtypes of messages that people write; every other subtype is an event (join, topic, bot...).
+PERSON_SUBTYPES = frozenset({"", "thread_broadcast", "file_share", "me_message"})
+PAGE_SIZE = 200  # the most Slack recommends per conversations.history page
+MAX_PAGES = 5
+
+INVITE = "I can't read this channel's messages: invite me with `/invite @Gembot`, then try again."
+NOT_HERE = (
+    "I can't read the messages of this conversation: `/cluster last N` works in channels I'm in. "
+    "Here, paste the texts one per line instead."
+)
+NO_SCOPE = (
+    "I lack the Slack permission to read this channel's messages (channels:history or "
+    "groups:history): whoever runs me needs to reinstall the app from its manifest."
+)
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_LABELLED = re.compile(r"<![^>|]*\|([^>]*)>")  # <!subteam^S1|@team>, <!date^...|fallback>
+_OTHER_SPECIAL = re.compile(r"<![^>]*>")
+_LINK = re.compile(r"<((?:https?|mailto|tel):[^>|]*)(?:\|([^>]*))?>")
+
+
+class CannotReadHistory(GembotError):
+    """The bot may not read the channel's messages; the message says what to do about it."""
+
+
+def plain_text(mrkdwn: str) -> str:
+    """A message's text as people read it: Slack's `<...>` sequences and escapes undone."""
+    out = _MENTION.sub(lambda m: "@" + (m.group(2) or "someone").lstrip("@"), mrkdwn)
+    out = _CHANNEL.sub(lambda m: "#" + (m.group(2) or "channel"), out)
+    out = _SPECIAL.sub(lambda m: "@" + m.group(1), out)
+    out = _LABELLED.sub(lambda m: m.group(1), out)
+    out = _OTHER_SPECIAL.sub("", out)
+    out = _LINK.sub(lambda m: m.group(2) or m.group(1).removeprefix("mailto:"), out)
+    return html.unescape(out).strip()
+
+
+def written_by_a_person(message: Mapping[str, Any]) -> bool:
+    """True for a message a person wrote; False for bots, apps and channel events."""
+    if message.get("bot_id") or message.get("bot_profile") or message.get("app_id"):
+        return False
+    if str(message.get("subtype") or "") not in PERSON_SUBTYPES:
+        return False
+    return bool(message.get("user"))
+
+
+def recent_texts(client: WebClient, channel: str, count: int) -> list[str]:
+    """The texts of the last `count` messages people wrote in `channel`, oldest first.
+
+    Reads pages until it has `count` of them or the channel's beginning (at most `MAX_PAGES`
+    pages, so that a channel full of bot chatter cannot keep it reading).
+    """
+    texts: list[str] = []
+    cursor: str | None = None
+    joined = False
+    for _ in range(MAX_PAGES):
+        response, joined = _page(client, channel, cursor=cursor, limit=PAGE_SIZE, joined=joined)
+        for message in response.get("messages") or []:
+            if len(texts) >= count:
+                break
+            if written_by_a_person(message):
+                body = plain_text(str(message.get("text") or ""))
+                if body:
+                    texts.append(body)
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+        if len(texts) >= count or not cursor or not response.get("has_more"):
+            break
+    texts.reverse()  # Slack answers newest first
+    return texts
+
+
+def _page(
+    client: WebClient, channel: str, *, cursor: str | None, limit: int, joined: bool
+) -> tuple[Any, bool]:
+    try:
+        return client.conversations_history(channel=channel, cursor=cursor, limit=limit), joined
+    except SlackApiError as exc:
+        code = slack_error_code(exc)
+        if code == "not_in_channel" and not joined:
+            _join(client, channel)
+            return _page(client, channel, cursor=cursor, limit=limit, joined=True)
+        if code in ("not_in_channel", "channel_not_found"):
+            raise CannotReadHistory(NOT_HERE if channel.startswith("D") else INVITE) from None
+        if code in ("missing_scope", "not_allowed_token_type"):
+            raise CannotReadHistory(NO_SCOPE) from None
+        raise
+
+
+def _join(client: WebClient, channel: str) -> None:
+    try:
+        client.conversations_join(channel=channel)
+    except SlackApiError as exc:
+        # Private channels and conversations between people cannot be joined, only invited to.
+        log.info("could not join %s to read it: %s", channel, slack_error_code(exc))
+        raise CannotReadHistory(NOT_HERE if channel.startswith("D") else INVITE) from None

@@ -1,0 +1,45 @@
+"""Message shortcut **Add as label example** (`add_label_example` in manifest.yml): opens the modal
+of `handlers.views.add_example` for the message's text, which stores it with its author and link."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from handlers import label_sets
+from handlers.deps import Deps
+from handlers.replies import Replier, Where
+from handlers.views.add_example import Origin, build_view
+
+CALLBACK_ID = "add_label_example"
+NO_TEXT = "That message has no text to add as a label example."
+
+
+def register(app: App, deps: Deps) -> None:
+    """Acknowledged at once; the modal opens right after (a trigger_id lasts 3 seconds)."""
+
+    def acknowledge(ack: Ack) -> None:
+        ack()
+
+    def open_modal(body: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+        message = body.get("message") or {}
+        replier = Replier(client, Where.of_action(body), logger=logger)
+        with replier.reporting_errors():
+            content = label_sets.plain(str(message.get("text") or "")).strip()
+            if not content:
+                replier.ephemeral(NO_TEXT)
+                return
+            origin = Origin(
+                text=content,
+                author=message.get("user") or message.get("bot_id") or message.get("username"),
+                channel=replier.where.channel or None,
+                ts=message.get("ts") or body.get("message_ts"),
+                response_url=replier.where.response_url,
+            ).fitted()
+            sets = deps.store.list_sets(label_sets.team_of(body))
+            client.views_open(trigger_id=body["trigger_id"], view=build_view(origin, sets))
+
+    app.shortcut(CALLBACK_ID)(ack=acknowledge, lazy=[open_modal])
