@@ -17,6 +17,23 @@ from core.errors import InvalidInput
 
 GEMINI_DIMENSIONS = (768, 1536, 3072)
 
+# The bot scopes an OAuth install asks for: the same list as manifest.yml's `oauth_config.scopes.bot`
+# (tests/test_slack_oauth.py checks that the two agree).
+SLACK_BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "app_mentions:read",
+    "im:history",
+    "im:read",
+    "im:write",
+    "files:read",
+    "files:write",
+    "users:read",
+    "channels:history",
+    "groups:history",
+    "channels:join",
+)
+
 
 class Secret:
     """A string that does not print itself."""
@@ -131,6 +148,12 @@ class Settings:
     slack_signing_secret: Secret | None = None
     slack_app_token: Secret | None = None
     slack_api_url: str | None = None
+    # OAuth install (several workspaces): the app's client id and secret, the bot scopes asked for,
+    # and the redirect URL when the app has more than one (Slack then wants it named).
+    slack_client_id: str | None = None
+    slack_client_secret: Secret | None = None
+    slack_scopes: tuple[str, ...] = SLACK_BOT_SCOPES
+    slack_redirect_uri: str | None = None
     port: int = 3000
     # Slack: /similar and /cluster take at most `max_lines` texts (lines, or messages read back);
     # files bigger than this are refused before they are downloaded; lazy listeners (the
@@ -189,6 +212,11 @@ class Settings:
             slack_signing_secret=_optional_secret(merged, "SLACK_SIGNING_SECRET"),
             slack_app_token=_optional_secret(merged, "SLACK_APP_TOKEN"),
             slack_api_url=merged.get("SLACK_API_URL", "").strip() or None,
+            slack_client_id=merged.get("SLACK_CLIENT_ID", "").strip() or None,
+            slack_client_secret=_optional_secret(merged, "SLACK_CLIENT_SECRET"),
+            slack_scopes=tuple(s.strip() for s in merged.get("SLACK_SCOPES", "").split(",") if s.strip())
+            or SLACK_BOT_SCOPES,
+            slack_redirect_uri=merged.get("SLACK_REDIRECT_URI", "").strip() or None,
             port=_int(merged, "PORT", 3000, minimum=0),
             max_lines=_int(merged, "GEMBOT_MAX_LINES", 50, minimum=2),
             max_image_bytes=_int(merged, "GEMBOT_MAX_IMAGE_BYTES", 20_000_000, minimum=1),

@@ -126,16 +126,19 @@ def import_examples(
 ) -> None:
     """Add the file's rows to the set, all or nothing, and say how many went where."""
     name = files.file_name(file)
+    set_shown = f"*{text.escape(set_name)}*"
+    working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
     rows = parse_labels(content, filename=name)
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     result = deps.store.add_examples(team, set_name, items)
     labels = len({r.label for r in rows})
     already = f" ({result.skipped:,} were already there)" if result.skipped else ""
-    replier.post(
+    done = (
         f"Imported {result.added:,} {_plural(result.added, 'example')} into {labels:,} "
-        f"{_plural(labels, 'label')} of set *{text.escape(set_name)}*{already}."
+        f"{_plural(labels, 'label')} of set {set_shown}{already}."
     )
+    working.update(done, blocks=[text.section(done)])
 
 
 def batch_size(rows: int) -> int:
@@ -158,6 +161,7 @@ def classify_table(
     """Classify the file's `text` column, with progress, and upload the annotated CSV and a chart."""
     name = files.file_name(file)
     shown, set_shown = text.escape(name), f"*{text.escape(set_name)}*"
+    working = replier.working(f"Classifying {shown} against set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
     table = parse_text_table(content, filename=name)
     total, cap = len(table.rows), deps.settings.max_csv_rows
@@ -177,7 +181,6 @@ def classify_table(
         ) from None
     except NotEnoughLabels as exc:
         raise NotEnoughLabels(f"{exc} — add examples with `/label add LABEL: TEXT`") from None
-    working = replier.working(f"Classifying {total:,} rows of {shown} against set {set_shown}…")
     texts = table.texts
     step = batch_size(total)
     predictions = []
@@ -206,12 +209,14 @@ def classify_table(
 
     chart = label_counts_png(counts, title=f"{name}: rows per label ({set_name})", unit="rows")
     replier.upload(chart, filename=f"{stem}-labels.png", title=f"Rows per label in {name}")
-    summary = ", ".join(f"{count:,} {text.escape(label)}" for label, count in counts.most_common(8))
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    summary = ", ".join(f"{count:,} {text.escape(label)}" for label, count in ranked[:8])
     more = f" and {len(counts) - 8} more labels" if len(counts) > 8 else ""
+    done_text = f"Classified {total:,} rows of {shown} against set {set_shown}: {summary}{more}."
     working.update(
-        f"Classified {total:,} rows of {shown} against set {set_shown}: {summary}{more}.",
+        done_text,
         blocks=[
-            text.section(f"Classified {total:,} rows of {shown} against set {set_shown}: {summary}{more}."),
+            text.section(done_text),
             text.context(
                 "Below: the CSV with `label`, `best_label`, `confidence` and a score per label, "
                 "and a chart of the rows per label."

@@ -2,17 +2,14 @@
 
 Only what people wrote counts: messages from bots (Gembot's own answers included), joins, leaves,
 topic changes and other system messages are skipped, as are messages with no text (a file alone).
-Slack's markup is undone (`<@U123>` → `@someone`, `<https://x|label>` → `label`, `&amp;` → `&`) so
-that what is compared is what people read. A public channel the bot is not in is joined once; a
-channel it cannot read (private, or a conversation between other people) raises
-`CannotReadHistory` with a sentence saying what to do.
+Slack's markup is undone (`handlers.lines.plain_text`) so that what is compared is what people
+read. A public channel the bot is not in is joined once; a channel it cannot read (private, or a
+conversation between other people) raises `CannotReadHistory` with a sentence saying what to do.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.errors import GembotError
+from handlers.lines import plain_text
 from handlers.replies import slack_error_code
 
 log = logging.getLogger(__name__)
@@ -39,27 +37,9 @@ NO_SCOPE = (
     "groups:history): whoever runs me needs to reinstall the app from its manifest."
 )
 
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
-_CHANNEL = re.compile(r"<#(C[A-Z0-9]+)(?:\|([^>]*))?>")
-_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
-_LABELLED = re.compile(r"<![^>|]*\|([^>]*)>")  # <!subteam^S1|@team>, <!date^...|fallback>
-_OTHER_SPECIAL = re.compile(r"<![^>]*>")
-_LINK = re.compile(r"<((?:https?|mailto|tel):[^>|]*)(?:\|([^>]*))?>")
-
 
 class CannotReadHistory(GembotError):
     """The bot may not read the channel's messages; the message says what to do about it."""
-
-
-def plain_text(mrkdwn: str) -> str:
-    """A message's text as people read it: Slack's `<...>` sequences and escapes undone."""
-    out = _MENTION.sub(lambda m: "@" + (m.group(2) or "someone").lstrip("@"), mrkdwn)
-    out = _CHANNEL.sub(lambda m: "#" + (m.group(2) or "channel"), out)
-    out = _SPECIAL.sub(lambda m: "@" + m.group(1), out)
-    out = _LABELLED.sub(lambda m: m.group(1), out)
-    out = _OTHER_SPECIAL.sub("", out)
-    out = _LINK.sub(lambda m: m.group(2) or m.group(1).removeprefix("mailto:"), out)
-    return html.unescape(out).strip()
 
 
 def written_by_a_person(message: Mapping[str, Any]) -> bool:

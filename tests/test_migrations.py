@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, MetaData, inspect, text
 
 from core.errors import DatabaseUnavailable
 from core.store import ExampleInput, Store
@@ -31,6 +31,10 @@ TABLES = {
     "conversation_turns",
     "turn_images",
     "evaluations",
+    # slack_sdk's OAuth stores (migration 0003)
+    "slack_installations",
+    "slack_bots",
+    "slack_oauth_states",
 }
 
 
@@ -62,6 +66,31 @@ def test_the_comparison_notices_drift(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_classifications_team_id_created_at"))
     assert schema_differences(engine) != []
+
+
+def test_the_oauth_tables_are_exactly_slack_sdks(engine: Engine) -> None:
+    # slack_sdk's stores read and write these tables; the migration must build what they define.
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+    from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+    upgrade(engine)
+    theirs = MetaData()
+    SQLAlchemyInstallationStore.build_installations_table(theirs, "slack_installations")
+    SQLAlchemyInstallationStore.build_bots_table(theirs, "slack_bots")
+    SQLAlchemyOAuthStateStore.build_oauth_states_table(theirs, "slack_oauth_states")
+    assert set(theirs.tables) <= set(Base.metadata.tables)
+
+    def only_theirs(name: str | None, type_: str, parent_names: object) -> bool:
+        return type_ != "table" or name in theirs.tables
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": only_theirs})
+        assert list(compare_metadata(context, theirs)) == []
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX slack_bots_idx"))
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": only_theirs})
+        assert list(compare_metadata(context, theirs)) != []  # the comparison does look
 
 
 def test_examples_columns_one_by_one(engine: Engine) -> None:
@@ -193,4 +222,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"

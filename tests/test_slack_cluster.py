@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from handlers.commands.cluster import parse
-from handlers.history import plain_text, written_by_a_person
+from handlers.history import written_by_a_person
+from handlers.lines import plain_text
 from tests import slack_fixtures
 from tests.fakes import BagOfWordsEmbedder
 from tests.gemini_standin import Prompt

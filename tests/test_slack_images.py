@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from core.store import TurnImageRecord, TurnRecord
+from handlers import conversation
 from tests import slack_fixtures
 from tests.gemini_standin import GeminiStandIn, RecordedRequest
 from tests.gemini_support import decode_base64, image_bytes
@@ -247,7 +250,7 @@ def test_a_dm_with_an_image_is_answered_in_its_thread(bot_server: BotServer) -> 
     jpeg = image_bytes("JPEG", size=(10, 10))
     event = direct("What's in the photo?", files=[slack.add_file(jpeg, "photo.jpg", "image/jpeg")])
     assert bot_server.send_event(event).status == 200
-    (update,) = slack.wait_for("chat.update")
+    slack.wait_for("chat.update")
     (message,) = slack.messages(DM)
     assert message["thread_ts"] == event["ts"]
     assert message["text"] == echo("What's in the photo?", jpeg, mime="image/jpeg")
@@ -384,3 +387,47 @@ def test_without_gemini_the_thread_is_told_and_nothing_is_downloaded(make_bot_se
     assert "Gemini is not configured" in post.params["text"]
     assert [c.method for c in server.slack.calls()] == ["chat.postMessage"]
     assert generations(server.gemini) == []
+
+
+def test_questions_in_one_thread_are_answered_one_at_a_time(bot_server: BotServer) -> None:
+    assert bot_server.gemini is not None
+    bot_server.gemini.latency(1.0, on="generate")
+    first = mention(f"<@{BOT}> first")
+    bot_server.send_event(first)
+    bot_server.send_event(mention(f"<@{BOT}> second", thread_ts=first["ts"]))
+    bot_server.slack.wait_for("chat.update", count=2)
+    # Whichever came second saw the first's question and answer.
+    later = generations(bot_server.gemini)[1].json["contents"]
+    assert [c["role"] for c in later] == ["user", "model", "user"]
+
+
+# -- the pure parts --------------------------------------------------------------------------------
+
+
+def test_the_bots_own_mention_is_taken_out_of_the_question() -> None:
+    assert conversation.question_of(f"<@{BOT}> what is  this?", BOT) == "what is this?"
+    assert conversation.question_of(f"hey <@{BOT}|gembot>, ask <@U0OTHER>", BOT) == "hey , ask <@U0OTHER>"
+    assert conversation.question_of(f"<@{BOT}>", BOT) == ""
+    assert conversation.question_of(f"<@{BOT}> hi", None) == f"<@{BOT}> hi"
+
+
+def test_stored_turns_of_the_same_role_in_a_row_are_merged() -> None:
+    def record(role: str, words: str, *images: bytes) -> TurnRecord:
+        kept = tuple(TurnImageRecord("image/png", d, hashlib.sha256(d).hexdigest()) for d in images)
+        return TurnRecord(id=0, role=role, text=words, images=kept, created_at=datetime.now(UTC))
+
+    turns = conversation.history(
+        [
+            record("user", "look", b"a"),
+            record("user", "", b"b"),
+            record("model", "ok"),
+            record("user", "and?"),
+        ]
+    )
+    assert [(t.role, t.text, [i.data for i in t.images]) for t in turns] == [
+        ("user", "look", [b"a", b"b"]),
+        ("model", "ok", []),
+        ("user", "and?", []),
+    ]
+    asked = conversation.with_question(turns, "more", [])
+    assert [(t.role, t.text) for t in asked] == [("user", "look"), ("model", "ok"), ("user", "and?\n\nmore")]

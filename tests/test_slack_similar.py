@@ -123,15 +123,24 @@ def test_one_text_or_none_gets_the_usage(bot_server: BotServer) -> None:
     assert bot_server.slack.calls() == []
 
 
-def test_texts_that_would_ping_are_shown_harmless(bot_server: BotServer) -> None:
+def test_texts_come_as_typed_and_cannot_ping(bot_server: BotServer) -> None:
+    # What Slack sends when people type `<!channel> deploy now`, `@boss deploy & ship` (a command
+    # that escapes mentions), `@here #ops deploy`: &, <, > escaped, mentions as sequences.
     bot_server.send_command(
-        "/similar", "<!channel> deploy now\n<@U0BOSS> deploy now please\n@here <#C0OPS|ops> deploy"
+        "/similar",
+        "&lt;!channel&gt; deploy now\n<@U0BOSS|boss> deploy &amp; ship\n<!here> <#C0OPS|ops> deploy",
     )
     (update,) = bot_server.slack.wait_for("chat.update")
+    assert isinstance(bot_server.embedder, BagOfWordsEmbedder)
+    assert sorted(bot_server.embedder.embedded) == sorted(
+        ["<!channel> deploy now", "@boss deploy & ship", "@here #ops deploy"]
+    )
     for piece in texts_of(update.params):
         assert not LIVE_SEQUENCE.search(piece.replace("<@U0HUMAN> compared", "")), piece
         assert "@here" not in piece
-    assert "&lt;!channel&gt; deploy now" in " ".join(sections_of(update.params))
+    shown = " ".join(sections_of(update.params))
+    assert "&lt;!channel&gt; deploy now" in shown and "@boss deploy &amp; ship" in shown
+    assert "@\u200bhere #ops deploy" in shown
 
 
 def test_where_the_bot_cannot_post_the_pairs_come_through_the_response_url(bot_server: BotServer) -> None:

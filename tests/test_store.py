@@ -535,6 +535,29 @@ def test_a_batch_of_classifications_is_logged_in_order(store: Store) -> None:
     assert store.log_classifications(team_id=T1, set_name="s", user_id=None, source="cli", results=[]) == []
 
 
+def test_a_classification_is_read_back_by_id_within_its_workspace(store: Store) -> None:
+    (logged,) = store.log_classifications(
+        team_id=T1,
+        set_name="support",
+        user_id="U1",
+        source="slack",
+        results=[("app crashed", None, 0.4, "centroid", {"bug": 0.3, "feature": 0.2})],
+    )
+    found = store.get_classification(T1, logged)
+    assert (found.id, found.text, found.label, found.set_name, found.user_id) == (
+        logged,
+        "app crashed",
+        None,
+        "support",
+        "U1",
+    )
+    assert found.scores == {"bug": pytest.approx(0.3), "feature": pytest.approx(0.2)}
+    with pytest.raises(NotFound, match=f"classification #{logged} is not on record"):
+        store.get_classification(T2, logged)  # another workspace's log is not reachable
+    with pytest.raises(NotFound):
+        store.get_classification(T1, logged + 1000)
+
+
 # -- opening -------------------------------------------------------------------------------------
 
 

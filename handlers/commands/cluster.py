@@ -19,6 +19,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from core.errors import GembotError
+from core.gemini.titles import title_groups
 from handlers import text
 from handlers.deps import Deps
 from handlers.history import recent_texts
@@ -181,8 +182,6 @@ def _titles(
     untitled: list[str | None] = [None] * len(groups)
     if deps.gemini is None:
         return untitled, None
-    from core.gemini.titles import title_groups
-
     try:
         return title_groups(deps.gemini, groups), None
     except GembotError as exc:

@@ -312,7 +312,7 @@ def evaluation_markdown(set_name: str, evaluation: Evaluation) -> str:
         f"{evaluation.answered_accuracy:.0%} of those"
     )
     lines = [
-        f"**Label set `{_code(set_name)}`: {evaluation.accuracy:.1%} accuracy** over "
+        f"**{evaluation.accuracy:.1%} accuracy** for label set `{_code(set_name)}` over "
         f"{evaluation.n} examples ({evaluation.strategy}, method {evaluation.method}); "
         f"at the current thresholds {answered}.",
         "",

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -64,28 +64,28 @@ class Origin:
     def from_metadata(cls, raw: str) -> Origin:
         try:
             data = json.loads(raw or "{}")
-            return cls(**{k: data.get(k) for k in ("text", "author", "channel", "ts", "response_url")})
+            fields = {k: data.get(k) for k in ("author", "channel", "ts", "response_url")}
+            return cls(text=str(data.get("text") or ""), **fields, cut=bool(data.get("cut")))
         except (ValueError, TypeError):
             return cls(text="", author=None, channel=None, ts=None, response_url=None)
 
     def fitted(self) -> Origin:
-        """This origin with its text cut until the metadata holds in Slack's 3,000 characters
-        (counted in UTF-8 bytes, which is never less)."""
-        fitted = self
-        while len(fitted.metadata().encode()) > METADATA_LIMIT and fitted.text:
-            excess = len(fitted.metadata().encode()) - METADATA_LIMIT
-            # Each character is at least one byte: cutting `excess` characters (and a margin for
-            # escapes) gets there in a step or two.
-            keep = max(0, len(fitted.text) - excess - 8)
-            fitted = Origin(
-                fitted.text[:keep].rstrip(),
-                fitted.author,
-                fitted.channel,
-                fitted.ts,
-                fitted.response_url,
-                cut=True,
-            )
-        return fitted
+        """This origin with its text cut to the longest beginning whose metadata holds in Slack's
+        3,000 characters (counted in UTF-8 bytes, which are never fewer)."""
+        if len(self.metadata().encode()) <= METADATA_LIMIT:
+            return self
+
+        def cut(keep: int) -> Origin:
+            return replace(self, text=self.text[:keep].rstrip(), cut=True)
+
+        low, high = 0, len(self.text)  # cut(low) fits, cut(high) does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            if len(cut(middle).metadata().encode()) <= METADATA_LIMIT:
+                low = middle
+            else:
+                high = middle
+        return cut(low)
 
 
 def build_view(origin: Origin, sets: list[SetSummary], *, chosen: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""Installing Gembot in several workspaces by OAuth, and forgetting a workspace that removes it.
+
+With SLACK_CLIENT_ID and SLACK_CLIENT_SECRET set, Bolt runs Slack's OAuth flow: `GET /slack/install`
+issues a one-time state (kept in the database, and in a cookie of the installer's browser) and
+sends the installer to Slack; Slack sends them back to `GET /slack/oauth_redirect` with a code,
+which `oauth.v2.access` turns into the workspace's bot token. slack_sdk's SQLAlchemy stores keep
+the installations and the states in Gembot's own database (same engine as `Store`), in the tables
+migration 0003 creates. Every request is then answered with the token of the workspace it came
+from; a workspace with no installation is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from slack_sdk.web import WebClient
+from sqlalchemy import Engine
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+# How long an installer has between opening the install page and approving in Slack (seconds).
+STATE_EXPIRATION = 600
+
+NOT_INSTALLED = (
+    "Gembot is not installed in this workspace (or it was removed): ask whoever runs it for the "
+    "install link."
+)
+
+
+def oauth_enabled(settings: Settings) -> bool:
+    """True when the settings ask for OAuth install (either credential set: `require` wants both)."""
+    return bool(settings.slack_client_id or settings.slack_client_secret)
+
+
+def installation_store(settings: Settings, engine: Engine) -> SQLAlchemyInstallationStore:
+    """slack_sdk's installation store on Gembot's database (its tables come from migration 0003)."""
+    assert settings.slack_client_id is not None
+    return SQLAlchemyInstallationStore(
+        client_id=settings.slack_client_id, engine=engine, logger=logging.getLogger("gembot.oauth")
+    )
+
+
+def oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
+    """Bolt's OAuth settings: the install and redirect paths, the scopes, both stores on `engine`.
+
+    Everything is passed explicitly, so Bolt reads nothing from the environment behind the
+    settings' back.
+    """
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    return OAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get(),
+        scopes=list(settings.slack_scopes),
+        user_scopes=[],
+        redirect_uri=settings.slack_redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        installation_store=installation_store(settings, engine),
+        state_store=SQLAlchemyOAuthStateStore(
+            expiration_seconds=STATE_EXPIRATION, engine=engine, logger=logging.getLogger("gembot.oauth")
+        ),
+        state_expiration_seconds=STATE_EXPIRATION,
+    )
+
+
+def authorize(settings: Settings, oauth: OAuthSettings, client: WebClient) -> InstallationStoreAuthorize:
+    """Bolt's installation-store authorization, remembering each token's `auth.test` in the process.
+
+    Without the cache Bolt calls `auth.test` before every request. The cache is keyed by token and
+    only consulted once the store has returned that token, so an installation deleted from the
+    store is refused at once all the same. `client` (its API URL and retries) serves token rotation.
+    """
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    return InstallationStoreAuthorize(
+        logger=logging.getLogger("gembot.oauth"),
+        installation_store=oauth.installation_store,
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get(),
+        cache_enabled=True,
+        client=client,
+    )
+
+
+def register_revocation(app: App, store: SQLAlchemyInstallationStore) -> None:
+    """`app_uninstalled` and `tokens_revoked` delete the workspace's stored tokens.
+
+    Bolt's own `tokens_revoked` listener deletes only the `slack_bots` rows for a revoked bot
+    token, while the `slack_installations` rows keep a copy of it that authorization would still
+    find; a revoked bot token here removes every row of the workspace, as an uninstall does. The
+    workspace's label sets and history stay, so that a reinstall finds them.
+    """
+
+    @app.event("app_uninstalled")
+    def uninstalled(context: BoltContext) -> None:
+        store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+        log.info("Gembot was uninstalled from %s: its tokens are deleted", _where(context))
+
+    @app.event("tokens_revoked")
+    def revoked(event: dict[str, Any], context: BoltContext) -> None:
+        tokens = event.get("tokens") or {}
+        if tokens.get("bot"):
+            store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+            log.info("the bot token of %s was revoked: the workspace's tokens are deleted", _where(context))
+            return
+        for user_id in tokens.get("oauth") or []:
+            store.delete_installation(
+                enterprise_id=context.enterprise_id, team_id=context.team_id, user_id=user_id
+            )
+
+
+def _where(context: BoltContext) -> str:
+    team = context.team_id or "-"
+    return f"{context.enterprise_id}/{team}" if context.enterprise_id else team
