@@ -1,23 +1,31 @@
-"""Builds the Bolt app: the Slack client from the settings, event de-duplication, every surface.
+"""Builds the Bolt app: the Slack client from the settings, who may use it, event de-duplication,
+every surface.
 
 `build_app(deps)` is the one place that knows how Gembot is wired to Slack; the HTTP server
-(`bot.wsgi`), Socket Mode (`gembot serve --socket`) and the tests all go through it.
+(`bot.wsgi`), Socket Mode (`gembot serve --socket`) and the tests all go through it. Two modes:
+SLACK_BOT_TOKEN serves that token's workspace and refuses every other (`bot.workspaces`);
+SLACK_CLIENT_ID and SLACK_CLIENT_SECRET install Gembot in any number of workspaces by OAuth and
+answer each with its own token (`bot.oauth`).
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
 
+from bot import oauth
 from bot.dedupe import EventDeduplication
+from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace
 from core.errors import GembotError
 from core.settings import Settings
 from handlers import register_all
@@ -31,7 +39,10 @@ class SlackNotConfigured(GembotError):
 
 
 def require(settings: Settings, *, signing_secret: bool = True, app_token: bool = False) -> None:
-    """Raise SlackNotConfigured naming the first missing credential (in one line)."""
+    """Raise SlackNotConfigured naming the missing credentials (in one line), or a mix of the two modes."""
+    if oauth.oauth_enabled(settings):
+        _require_oauth(settings, signing_secret=signing_secret, app_token=app_token)
+        return
     missing = [
         name
         for name, value, needed in (
@@ -48,6 +59,34 @@ def require(settings: Settings, *, signing_secret: bool = True, app_token: bool 
         )
 
 
+def _require_oauth(settings: Settings, *, signing_secret: bool, app_token: bool) -> None:
+    if settings.slack_bot_token:
+        raise SlackNotConfigured(
+            "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are both set: set SLACK_BOT_TOKEN "
+            "to serve one workspace, or the client id and secret to install by OAuth, not both"
+        )
+    if app_token:
+        raise SlackNotConfigured(
+            "OAuth install (SLACK_CLIENT_ID) needs HTTP mode, where Slack reaches /slack/install and "
+            "/slack/oauth_redirect: Socket Mode serves the one workspace of SLACK_BOT_TOKEN"
+        )
+    missing = [
+        name
+        for name, value, needed in (
+            ("SLACK_CLIENT_ID", settings.slack_client_id, True),
+            ("SLACK_CLIENT_SECRET", settings.slack_client_secret, True),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
+        )
+        if needed and not value
+    ]
+    if missing:
+        raise SlackNotConfigured(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: OAuth install "
+            "needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET from the Slack app's "
+            "settings (see the README)"
+        )
+
+
 def api_base_url(settings: Settings) -> str:
     """SLACK_API_URL with the trailing slash slack_sdk needs, or Slack's own."""
     url = settings.slack_api_url or WebClient.BASE_URL
@@ -56,10 +95,18 @@ def api_base_url(settings: Settings) -> str:
 
 def slack_client(settings: Settings) -> WebClient:
     """A WebClient for the bot token that retries rate limits, 5xx answers and dropped connections."""
-    require(settings, signing_secret=False)
-    assert settings.slack_bot_token is not None
+    if not settings.slack_bot_token:
+        raise SlackNotConfigured("SLACK_BOT_TOKEN is not set: copy it from the Slack app's settings")
+    return web_client(settings, token=settings.slack_bot_token.get())
+
+
+def web_client(settings: Settings, *, token: str | None = None) -> WebClient:
+    """A WebClient for SLACK_API_URL that retries rate limits, 5xx answers and dropped connections.
+
+    Without `token` it is the template Bolt copies for each request, with that request's token.
+    """
     return WebClient(
-        token=settings.slack_bot_token.get(),
+        token=token,
         base_url=api_base_url(settings),
         retry_handlers=[
             RateLimitErrorRetryHandler(max_retry_count=2),
@@ -72,24 +119,59 @@ def slack_client(settings: Settings) -> WebClient:
 def build_app(deps: Deps, *, executor: Executor | None = None, verify_requests: bool = True) -> App:
     """The Bolt app for `deps`, every surface registered.
 
-    Building it calls Slack's `auth.test` once (Bolt checks the token). `verify_requests=False`
-    is for Socket Mode, where requests arrive over the app's own WebSocket and carry no
-    signature. `executor` runs the lazy listeners (default: GEMBOT_SLACK_THREADS threads).
+    With SLACK_BOT_TOKEN, building it calls Slack's `auth.test` once, to check the token and learn
+    its workspace. With OAuth it calls nothing; the installations live in `deps.store`'s database.
+    `verify_requests=False` is for Socket Mode, where requests arrive over the app's own WebSocket
+    and carry no signature. `executor` runs the lazy listeners (default: GEMBOT_SLACK_THREADS
+    threads).
     """
     settings = deps.settings
     require(settings, signing_secret=verify_requests)
-    client = slack_client(settings)
-    app = App(
-        name="gembot",
-        signing_secret=settings.slack_signing_secret.get() if settings.slack_signing_secret else None,
-        client=client,
-        request_verification_enabled=verify_requests,
+    # The app's own client carries no token: each request gets a copy with its workspace's token.
+    client = web_client(settings)
+    common: dict[str, Any] = {
+        "name": "gembot",
+        "signing_secret": settings.slack_signing_secret.get() if settings.slack_signing_secret else None,
+        "client": client,
+        "request_verification_enabled": verify_requests,
         # Unknown requests are acknowledged and logged, not raised: Slack may send events this
         # version has no listener for (the manifest can be newer than the code).
-        raise_error_for_unhandled_request=False,
-        listener_executor=executor
+        "raise_error_for_unhandled_request": False,
+        "listener_executor": executor
         or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy"),
-    )
+    }
+    if oauth.oauth_enabled(settings):
+        oauth_settings = oauth.oauth_settings(settings, deps.store.engine)
+        app = App(
+            oauth_settings=oauth_settings,
+            # Bolt takes an `Authorize` as it is; its annotation only names plain functions.
+            authorize=oauth.authorize(settings, oauth_settings, client),  # type: ignore[arg-type]
+            user_facing_authorize_error_message=oauth.NOT_INSTALLED,
+            **common,
+        )
+        oauth.register_revocation(app, oauth_settings.installation_store)
+    else:
+        app = App(
+            authorize=_one_workspace(settings),  # type: ignore[arg-type]
+            user_facing_authorize_error_message=ANOTHER_WORKSPACE,
+            **common,
+        )
     app.use(EventDeduplication(deps.store, retention_hours=settings.event_retention_hours))
     register_all(app, deps)
     return app
+
+
+def _one_workspace(settings: Settings) -> OneWorkspace:
+    """The single-workspace authorization, from one `auth.test` of the bot token."""
+    client = slack_client(settings)
+    try:
+        identity = client.auth_test()
+    except SlackApiError as exc:
+        raise SlackNotConfigured(
+            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check it in the app's settings"
+        ) from None
+    log.info("serving workspace %s (%s) only", identity.get("team_id"), identity.get("team"))
+    assert client.token is not None and isinstance(identity.data, dict)
+    return OneWorkspace(
+        token=client.token, identity=identity.data, scopes=identity.headers.get("x-oauth-scopes")
+    )

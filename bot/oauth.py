@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk.oauth.installation_store import InstallationStore
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from slack_sdk.web import WebClient
@@ -32,8 +33,7 @@ REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_EXPIRATION = 600
 
 NOT_INSTALLED = (
-    "Gembot is not installed in this workspace (or it was removed): ask whoever runs it for the "
-    "install link."
+    "Gembot is not installed in this workspace (or it was removed): ask whoever runs it for the install link."
 )
 
 
@@ -91,7 +91,7 @@ def authorize(settings: Settings, oauth: OAuthSettings, client: WebClient) -> In
     )
 
 
-def register_revocation(app: App, store: SQLAlchemyInstallationStore) -> None:
+def register_revocation(app: App, store: InstallationStore) -> None:
     """`app_uninstalled` and `tokens_revoked` delete the workspace's stored tokens.
 
     Bolt's own `tokens_revoked` listener deletes only the `slack_bots` rows for a revoked bot

@@ -1,8 +1,10 @@
 """The WSGI application: Slack's requests, a health check, and nothing else.
 
-    POST /slack/events  every Slack request (events, commands, interactivity, shortcuts) → Bolt
-    GET  /healthz       200 {"ok": true} when the database answers, 503 otherwise
-    anything else       404
+    POST /slack/events          every Slack request (events, commands, interactivity, shortcuts) → Bolt
+    GET  /slack/install         OAuth install only (SLACK_CLIENT_ID): the "Add to Slack" page → Bolt
+    GET  /slack/oauth_redirect  OAuth install only: Slack's redirect with the code → Bolt
+    GET  /healthz               200 {"ok": true} when the database answers, 503 otherwise
+    anything else               404
 
 `create_app()` is the factory gunicorn calls in each worker: `gunicorn 'bot.wsgi:create_app()'`.
 """
@@ -40,11 +42,15 @@ class GembotWSGI:
         self.app = app
         self.deps = deps
         self._slack = SlackRequestHandler(app, path=SLACK_PATH)
+        flow = app.oauth_flow
+        self._oauth_paths = {flow.install_path, flow.redirect_uri_path} if flow is not None else set()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if path == SLACK_PATH and method == "POST":
+            return self._slack(environ, start_response)
+        if path in self._oauth_paths and method == "GET":
             return self._slack(environ, start_response)
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             status, payload = self.health()

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.store import SetSummary, Store
 from handlers import text
 
@@ -195,12 +195,12 @@ def permalink(client: WebClient, channel: str | None, ts: str | None) -> str | N
     return str(found) if found else None
 
 
-def team_of(body: Mapping[str, Any]) -> str:
-    """The workspace an interactivity payload or event envelope comes from."""
-    team = body.get("team")
-    if isinstance(team, Mapping) and team.get("id"):
-        return str(team["id"])
-    user = body.get("user")
-    if isinstance(user, Mapping) and user.get("team_id"):
-        return str(user["team_id"])
-    return str(body.get("team_id") or "")
+def refusal(check: Callable[[str], str], value: str) -> str | None:
+    """What the store's `check` (a name check of `core.store.validation`) would refuse about
+    `value`, as a sentence; None when it is fine. Used before the ack answers, to say it at once."""
+    try:
+        check(value)
+    except InvalidInput as exc:
+        said = str(exc)
+        return said[:1].upper() + said[1:] + ("" if said.endswith(".") else ".")
+    return None

@@ -5,7 +5,10 @@ enough of Slack's wire protocol that the SDK cannot tell it from Slack: form-enc
 bodies, parameters in the query string (files.getUploadURLExternal sends them there), the
 `Authorization: Bearer` token, `{"ok": false, "error": ...}` answers with HTTP 200, 429 with
 `Retry-After`, the three-step `files_upload_v2` dance, and `url_private_download` files that answer
-an HTML sign-in page with status 200 to a request without the bot token, as Slack does.
+an HTML sign-in page with status 200 to a request without the bot token, as Slack does. For OAuth
+install, `approve_install` plays the person approving the app in another workspace: its code goes
+through `oauth.v2.access` (client id and secret in HTTP Basic auth) for that workspace's own bot
+token, which the stand-in then accepts and `auth.test` describes as that workspace.
 
 It keeps a little state, so that what a bot does can be read back as a person would see it:
 channels (with the bot a member or not), the messages in them (posted, updated, deleted, or seeded
@@ -16,6 +19,7 @@ call is recorded (`calls`, `wait_for`), and faults are injected per method (`fai
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import http.server
@@ -39,6 +43,8 @@ DEFAULT_TEAM_ID = "T0STANDIN"
 DEFAULT_BOT_USER_ID = "U0GEMBOT"
 DEFAULT_BOT_ID = "B0GEMBOT"
 DEFAULT_APP_ID = "A0GEMBOT"
+DEFAULT_CLIENT_ID = "1111111111.2222222222"
+DEFAULT_CLIENT_SECRET = "standin-client-secret-0123456789"
 
 # Parameters slack_sdk sends as JSON strings inside a form body.
 _JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata", "user_auth_blocks")
@@ -227,6 +233,12 @@ class SlackStandIn:
         self._home: dict[str, dict[str, Any]] = {}
         self._responses: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self._clock = itertools.count(1)
+        self.client_id = DEFAULT_CLIENT_ID
+        self.client_secret = DEFAULT_CLIENT_SECRET
+        # OAuth: installed workspaces' bot tokens -> their auth.test answer; codes not exchanged yet
+        # -> oauth.v2.access's answer, and the auth.test answer its token will get.
+        self._installed: dict[str, dict[str, Any]] = {}
+        self._codes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -337,6 +349,61 @@ class SlackStandIn:
             self._files[file_id] = info
             self._file_data[file_id] = bytes(data)
             return dict(info)
+
+    def approve_install(
+        self,
+        team_id: str,
+        *,
+        team_name: str | None = None,
+        enterprise_id: str | None = None,
+        installer: str = "U0INSTALLER",
+        scope: str = "commands,chat:write",
+        bot_user_id: str = DEFAULT_BOT_USER_ID,
+        bot_id: str = DEFAULT_BOT_ID,
+    ) -> str:
+        """A person in `team_id` approved the install: the one-time code Slack puts in the redirect.
+
+        `oauth.v2.access` exchanges it for a new bot token of that workspace (`token_of(team_id)`).
+        """
+        code = f"{team_id}.{secrets.token_hex(8)}"
+        token = f"xoxb-{team_id}-{secrets.token_hex(6)}"
+        name = team_name or f"Workspace {team_id}"
+        enterprise = {"id": enterprise_id, "name": f"Org {enterprise_id}"} if enterprise_id else None
+        with self._lock:
+            access = {
+                "app_id": DEFAULT_APP_ID,
+                "authed_user": {"id": installer},
+                "scope": scope,
+                "token_type": "bot",
+                "access_token": token,
+                "bot_user_id": bot_user_id,
+                "team": {"id": team_id, "name": name},
+                "enterprise": enterprise,
+                "is_enterprise_install": False,
+            }
+            identity = {
+                "url": f"https://{team_id.lower()}.slack.com/",
+                "team": name,
+                "user": "gembot",
+                "team_id": team_id,
+                "user_id": bot_user_id,
+                "bot_id": bot_id,
+                "enterprise_id": enterprise_id,
+                "is_enterprise_install": False,
+            }
+            self._codes[code] = (access, identity)
+        return code
+
+    def token_of(self, team_id: str) -> str | None:
+        """The live bot token an OAuth install gave `team_id`, if any."""
+        with self._lock:
+            return next((t for t, who in self._installed.items() if who["team_id"] == team_id), None)
+
+    def revoke(self, team_id: str) -> None:
+        """What uninstalling does on Slack's side: the workspace's tokens stop working."""
+        with self._lock:
+            for token in [t for t, who in self._installed.items() if who["team_id"] == team_id]:
+                del self._installed[token]
 
     def response_url(self, key: str | None = None) -> str:
         """A fresh `response_url` on the stand-in; what is posted to it is in `response_posts`."""
@@ -534,10 +601,17 @@ class SlackStandIn:
             return self._response_post(call, path)
         if call.method == "unknown":
             return _Reply(404, b"not found", "text/plain")
+        if call.method == "oauth.v2.access":
+            return self._oauth_v2_access(call)
         if call.token is None:
             return _json(200, {"ok": False, "error": "not_authed"})
-        if call.token != self.bot_token:
+        if not self._known_token(call.token):
             return _json(200, {"ok": False, "error": "invalid_auth"})
+        if call.method == "auth.test" and call.token != self.bot_token:
+            with self._lock:
+                identity = self._installed.get(call.token)
+            if identity is not None:
+                return _json(200, {"ok": True, **identity})
         handler = getattr(self, "_api_" + call.method.replace(".", "_"), None)
         if handler is None:
             return _json(404, {"ok": False, "error": "unknown_method", "req_method": call.method})
@@ -603,9 +677,30 @@ class SlackStandIn:
 
     # ------------------------------------------------------------------ non-API URLs
 
+    def _known_token(self, token: str | None) -> bool:
+        with self._lock:
+            return token == self.bot_token or token in self._installed
+
+    def _oauth_v2_access(self, call: SlackCall) -> _Reply:
+        auth = call.headers.get("authorization", "")
+        client_id, client_secret = call.params.get("client_id"), call.params.get("client_secret")
+        if auth.lower().startswith("basic "):
+            client_id, _, client_secret = base64.b64decode(auth[6:].strip()).decode().partition(":")
+        if client_id != self.client_id:
+            return _json(200, {"ok": False, "error": "invalid_client_id"})
+        if client_secret != self.client_secret:
+            return _json(200, {"ok": False, "error": "bad_client_secret"})
+        with self._lock:
+            found = self._codes.pop(str(call.params.get("code") or ""), None)
+            if found is None:
+                return _json(200, {"ok": False, "error": "invalid_code"})
+            access, identity = found
+            self._installed[access["access_token"]] = identity
+        return _json(200, {"ok": True, **access})
+
     def _download(self, call: SlackCall, path: str) -> _Reply:
         match = re.match(r"/files-pri/[^/]+-(F[0-9A-Z]+)/", path)
-        if call.token != self.bot_token:
+        if not self._known_token(call.token):
             # What Slack does to a request without a token that may read the file.
             return _Reply(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
         with self._lock:

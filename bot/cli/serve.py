@@ -120,7 +120,8 @@ def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threa
     # Migrate once, here, before the workers start: a database problem is one line, not a
     # traceback per worker.
     Store.open(settings.database_url, migrate=True).close()
-    _check_slack(settings)
+    if settings.slack_bot_token:  # with OAuth install there is no token to check yet
+        _check_slack(settings)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -23,6 +23,7 @@ from handlers import label_sets, text
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention, option, option_value
 from handlers.replies import CANNOT_WRITE, Placeholder, Replier, Where, slack_error_code
+from handlers.scope import workspace_of
 from handlers.text import Block
 
 CORRECT = "classify_correct"
@@ -71,16 +72,18 @@ def register(app: App, deps: Deps) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
-    def store_example(body: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+    def store_example(
+        body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
+    ) -> None:
         replier = Replier(client, Where.of_action(body), logger=logger)
         with replier.reporting_errors():
-            _store_example(deps, replier, body)
+            _store_example(deps, replier, body, workspace_of(context))
 
     app.action(CORRECT)(ack=acknowledge, lazy=[store_example])
     app.action(RELABEL)(ack=acknowledge, lazy=[store_example])
 
 
-def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any]) -> None:
+def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: str) -> None:
     action = (body.get("actions") or [{}])[0]
     block_id = str(action.get("block_id") or "")
     value = action.get("value") or (action.get("selected_option") or {}).get("value")
@@ -89,7 +92,6 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any]) -> Non
         replier.ephemeral(":warning: That button no longer works; classify the text again with /classify.")
         return
     classification_id = int(number)
-    team = label_sets.team_of(body)
     try:
         record = deps.store.get_classification(team, classification_id)
     except NotFound:

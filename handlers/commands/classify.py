@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from core.classify import Prediction
@@ -15,6 +15,7 @@ from handlers.actions.classify_feedback import feedback_block
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention
 from handlers.replies import Replier, Where
+from handlers.scope import workspace_of
 from handlers.text import Block
 
 USAGE = (
@@ -31,14 +32,14 @@ log = logging.getLogger(__name__)
 def register(app: App, deps: Deps) -> None:
     """`/classify`: checked and acknowledged at once; embedding and classifying run after the ack."""
 
-    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
+    def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         scoped = label_sets.take_set(command.get("text") or "")
         if not scoped.rest:
             ack(text=USAGE, response_type="ephemeral")
             return
         try:
             problem = label_sets.set_problem(
-                deps.store, str(command.get("team_id") or ""), scoped.set_name, command="/classify"
+                deps.store, workspace_of(context), scoped.set_name, command="/classify"
             )
         except Exception:
             # The database did not answer in time for the ack: the lazy listener will say so.
@@ -49,9 +50,11 @@ def register(app: App, deps: Deps) -> None:
         else:
             ack()
 
-    def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+    def answer(
+        command: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
+    ) -> None:
         scoped = label_sets.take_set(command.get("text") or "")
-        team = str(command.get("team_id") or "")
+        team = workspace_of(context)
         replier = Replier(client, Where.of_command(command), logger=logger)
         with replier.reporting_errors():
             if not scoped.rest or label_sets.set_problem(

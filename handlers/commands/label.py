@@ -18,16 +18,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from core.classify import Evaluation
 from core.labels_io import LabelRow, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, SetSummary
+from core.store import validation as checks
 from handlers import label_sets, text
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention, plural
 from handlers.replies import Replier, Where
+from handlers.scope import workspace_of
 
 USAGE = "\n".join(
     [
@@ -44,8 +46,6 @@ ADD_USAGE = "Usage: `/label add LABEL: TEXT`, for example `/label add billing: I
 REMOVE_USAGE = "Usage: `/label remove ID`, with the id `/label list` shows, for example `/label remove 12`."
 METHODS = ("auto", "centroid", "logreg")
 FORMATS = ("csv", "json")
-#: A list longer than this many examples goes up as a file instead of a message.
-LIST_IN_MESSAGE = 150
 LIST_TEXT_WIDTH = 120
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ def parse(command_text: str) -> Request | str:
     inner = label_sets.take_set(rest)
     set_name = inner.set_name or outer.set_name
     rest = inner.rest
+    if set_name is not None and (problem := label_sets.refusal(checks.set_name, set_name)):
+        return problem
     if action == "add":
         label, colon, content = rest.partition(":")
         label, content = label_sets.plain(label).strip(), label_sets.plain(content).strip()
@@ -84,7 +86,9 @@ def parse(command_text: str) -> Request | str:
             return "The label is missing: " + ADD_USAGE
         if not content:
             return "The text is missing: " + ADD_USAGE
-        return Request("add", set_name, label=label, content=content)
+        return label_sets.refusal(checks.label_name, label) or Request(
+            "add", set_name, label=label, content=content
+        )
     if action == "list":
         return Request("list", set_name, label=label_sets.plain(rest).strip() or None)
     if action in ("remove", "rm", "delete"):
@@ -118,12 +122,12 @@ def register(app: App, deps: Deps) -> None:
         else:
             ack()
 
-    def run(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+    def run(command: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger) -> None:
         request = parse(command.get("text") or "")
         if isinstance(request, str):
             return  # already answered by the ack
         replier = Replier(client, Where.of_command(command), logger=logger)
-        team = str(command.get("team_id") or "")
+        team = workspace_of(context)
         with replier.reporting_errors():
             {
                 "add": _add,
@@ -168,8 +172,9 @@ def _list(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         return
     lines = [_line(r) for r in records]
     heading = f"{plural(len(records), 'example')} in {what}:"
-    if len(records) <= LIST_IN_MESSAGE:
-        body = text.sections("\n".join(lines))
+    listing = "\n".join(lines)
+    if len(listing) <= text.MESSAGE_LIMIT:
+        body = text.sections(listing)
         if len(body) < text.MAX_BLOCKS:
             replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
             return

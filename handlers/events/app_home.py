@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -15,6 +15,7 @@ from core.store import EvaluationRecord, SetSummary
 from handlers import label_sets, text
 from handlers.deps import Deps
 from handlers.label_sets import bold, plural
+from handlers.scope import workspace_of
 from handlers.text import Block
 
 #: A Home view holds at most 100 blocks: beyond this many sets, `/label sets` lists them all.
@@ -41,11 +42,11 @@ def register(app: App, deps: Deps) -> None:
         ack()
 
     def publish(
-        body: dict[str, Any], event: dict[str, Any], client: WebClient, logger: logging.Logger
+        event: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
     ) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
             return  # the Messages tab: nothing to publish
-        team = label_sets.team_of(body)
+        team = workspace_of(context)
         try:
             view = home_view(team, deps.store.list_sets(team), deps.store.latest_evaluations(team))
         except Exception:

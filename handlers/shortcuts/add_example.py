@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from handlers import label_sets
 from handlers.deps import Deps
 from handlers.replies import Replier, Where
+from handlers.scope import workspace_of
 from handlers.views.add_example import Origin, build_view
 
 CALLBACK_ID = "add_label_example"
@@ -24,7 +25,9 @@ def register(app: App, deps: Deps) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
-    def open_modal(body: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+    def open_modal(
+        body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
+    ) -> None:
         message = body.get("message") or {}
         replier = Replier(client, Where.of_action(body), logger=logger)
         with replier.reporting_errors():
@@ -39,7 +42,7 @@ def register(app: App, deps: Deps) -> None:
                 ts=message.get("ts") or body.get("message_ts"),
                 response_url=replier.where.response_url,
             ).fitted()
-            sets = deps.store.list_sets(label_sets.team_of(body))
+            sets = deps.store.list_sets(workspace_of(context))
             client.views_open(trigger_id=body["trigger_id"], view=build_view(origin, sets))
 
     app.shortcut(CALLBACK_ID)(ack=acknowledge, lazy=[open_modal])

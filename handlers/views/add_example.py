@@ -15,21 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from core.errors import GembotError, InvalidInput
+from core.errors import GembotError
 from core.store import ExampleInput, SetSummary, Store
 from core.store import validation as checks
 from handlers import label_sets, text
 from handlers.deps import Deps
 from handlers.label_sets import bold, option
 from handlers.replies import Replier, Where, describe_error
+from handlers.scope import workspace_of
 from handlers.text import Block
 
 CALLBACK_ID = "add_label_example_modal"
@@ -215,28 +216,18 @@ def read_choice(view: Mapping[str, Any]) -> Choice | dict[str, str]:
     if not set_name:
         errors[SET_NEW] = "Pick a label set above or name a new one."
     elif new_set:
-        problem = _problem(checks.set_name, new_set)
+        problem = label_sets.refusal(checks.set_name, new_set)
         if problem:
             errors[SET_NEW] = problem
     if not label:
         errors[LABEL_NEW] = "Pick a label above or name a new one." if label_block else "Name the label."
     elif new_label:
-        problem = _problem(checks.label_name, new_label)
+        problem = label_sets.refusal(checks.label_name, new_label)
         if problem:
             errors[LABEL_NEW] = problem
     if errors or set_name is None or label is None:
         return errors
     return Choice(set_name.strip(), label.strip())
-
-
-def _problem(check: Callable[[str], str], value: str) -> str | None:
-    """What the store would say about `value`, as a sentence for the modal; None when it is fine."""
-    try:
-        check(value)
-    except InvalidInput as exc:
-        said = str(exc)
-        return said[:1].upper() + said[1:] + ("" if said.endswith(".") else ".")
-    return None
 
 
 def _selected(state: Mapping[str, Any] | None) -> str | None:
@@ -256,11 +247,13 @@ def register(app: App, deps: Deps) -> None:
     def acknowledge(ack: Ack) -> None:
         ack()
 
-    def refresh_labels(body: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
+    def refresh_labels(
+        body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
+    ) -> None:
         view = body.get("view") or {}
         action = (body.get("actions") or [{}])[0]
         chosen = _selected(action)
-        sets = deps.store.list_sets(label_sets.team_of(body))
+        sets = deps.store.list_sets(workspace_of(context))
         if chosen is not None and chosen.startswith("sha:"):
             chosen = label_sets.from_option(chosen, [s.name for s in sets])
         origin = Origin.from_metadata(str(view.get("private_metadata") or ""))
@@ -282,7 +275,11 @@ def register(app: App, deps: Deps) -> None:
             ack()
 
     def store_example(
-        body: dict[str, Any], view: dict[str, Any], client: WebClient, logger: logging.Logger
+        body: dict[str, Any],
+        view: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+        logger: logging.Logger,
     ) -> None:
         choice = read_choice(view)
         if isinstance(choice, dict):
@@ -294,7 +291,7 @@ def register(app: App, deps: Deps) -> None:
             Where(channel=origin.channel or "", user=user, response_url=origin.response_url),
             logger=logger,
         )
-        team = label_sets.team_of(body)
+        team = workspace_of(context)
         try:
             resolved = choice.resolve(deps.store, team)
             if resolved is None:
