@@ -243,6 +243,41 @@ def test_a_forgotten_classification_is_explained(bot_server: BotServer) -> None:
     assert actions["block_id"] != "classify_feedback:999999"
 
 
+def test_in_a_channel_the_bot_cannot_write_to_the_answer_is_updated_through_the_response_url(
+    bot_server: BotServer,
+) -> None:
+    seed(bot_server)
+    bot_server.slack.add_channel("G0PRIVATE", member=False, private=True)
+    reply = bot_server.send_command("/classify", "charged twice on my invoice", channel_id="G0PRIVATE")
+    working, answer = bot_server.slack.wait_for_response(reply.sent["response_url"], count=2)
+    bot_server.settle()
+    assert "Classifying" in working["text"] and answer["replace_original"] is True
+    # Slack hands the message back with the action, ts included.
+    message = {
+        "type": "message",
+        "ts": "1700000000.000200",
+        "text": answer["text"],
+        "blocks": answer["blocks"],
+    }
+    url = bot_server.slack.response_url()
+    actions = block(message, "actions")
+    bot_server.send_action(
+        "classify_correct",
+        value="billing",
+        block_id=actions["block_id"],
+        message=message,
+        channel_id="G0PRIVATE",
+        response_url=url,
+    )
+    (replaced,) = bot_server.slack.wait_for_response(url)
+    bot_server.settle()
+    assert replaced["replace_original"] is True
+    assert "Added as an example of *billing* by <@U0HUMAN>." in texts_of(replaced)
+    assert bot_server.deps is not None
+    texts = {e.text for e in bot_server.deps.store.list_examples(bot_server.team, "default", label="billing")}
+    assert "charged twice on my invoice" in texts
+
+
 def test_correct_on_postgres_too(make_bot_server: MakeBotServer, database_url: str) -> None:
     server = make_bot_server(database_url=database_url)
     assert server.deps is not None

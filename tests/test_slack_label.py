@@ -76,6 +76,13 @@ def test_add_takes_a_set_before_or_after_the_subcommand(bot_server: BotServer, t
     assert (example.label, example.text) == ("refund", "money back please")
 
 
+def test_a_multi_line_example_keeps_its_lines(bot_server: BotServer) -> None:
+    label(bot_server, "add\nbilling:\nfirst line\nsecond line")
+    assert bot_server.deps is not None
+    (example,) = bot_server.deps.store.list_examples(bot_server.team, "default")
+    assert (example.label, example.text) == ("billing", "first line\nsecond line")
+
+
 def test_slack_escapes_are_undone_in_what_is_stored(bot_server: BotServer) -> None:
     label(bot_server, "add terms &amp; conditions: read the T&amp;Cs &lt;now&gt; <https://example.com|here>")
     assert bot_server.deps is not None
@@ -89,6 +96,8 @@ def test_slack_escapes_are_undone_in_what_is_stored(bot_server: BotServer) -> No
         ("add billing charged twice", "Usage: `/label add LABEL: TEXT`"),
         ("add : charged twice", "The label is missing: Usage: `/label add LABEL: TEXT`"),
         ("add billing:   ", "The text is missing: Usage: `/label add LABEL: TEXT`"),
+        ("add " + "x" * 201 + ": text", "The label name is longer than 200 characters."),
+        ("set:" + "s" * 101 + " list", "The label set name is longer than 100 characters."),
         ("remove", "Usage: `/label remove ID`"),
         ("remove twelve", "Usage: `/label remove ID`"),
         ("eval fastest", "Usage: `/label eval [auto|centroid|logreg]` — `fastest` is not one."),

@@ -70,8 +70,10 @@ class Request:
 def parse(command_text: str) -> Request | str:
     """The request, or the one-line answer to a command that cannot be run (usage and mistakes)."""
     outer = label_sets.take_set(command_text)
-    action, _, rest = outer.rest.partition(" ")
-    action = action.strip().lower()
+    # The subcommand ends at any whitespace: Slack keeps the newlines a user typed.
+    parts = outer.rest.split(None, 1)
+    action = parts[0].lower() if parts else ""
+    rest = parts[1] if len(parts) > 1 else ""
     inner = label_sets.take_set(rest)
     set_name = inner.set_name or outer.set_name
     rest = inner.rest
