@@ -25,7 +25,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot import oauth
 from bot.dedupe import EventDeduplication
-from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace
+from bot.limits import ChannelGate, ChargeToRequester, ContextExecutor
+from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace, register_removal_notices
 from core.errors import GembotError
 from core.settings import Settings
 from handlers import register_all
@@ -137,8 +138,12 @@ def build_app(deps: Deps, *, executor: Executor | None = None, verify_requests: 
         # Unknown requests are acknowledged and logged, not raised: Slack may send events this
         # version has no listener for (the manifest can be newer than the code).
         "raise_error_for_unhandled_request": False,
-        "listener_executor": executor
-        or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy"),
+        # Listeners run in the context of the request that started them: the user their Gemini
+        # calls are charged to travels in it (`bot.limits`).
+        "listener_executor": ContextExecutor(
+            executor
+            or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy")
+        ),
     }
     if oauth.oauth_enabled(settings):
         oauth_settings = oauth.oauth_settings(settings, deps.store.engine)
@@ -151,12 +156,16 @@ def build_app(deps: Deps, *, executor: Executor | None = None, verify_requests: 
         )
         oauth.register_revocation(app, oauth_settings.installation_store)
     else:
+        workspace = _one_workspace(settings)
         app = App(
-            authorize=_one_workspace(settings),  # type: ignore[arg-type]
+            authorize=workspace,  # type: ignore[arg-type]
             user_facing_authorize_error_message=ANOTHER_WORKSPACE,
             **common,
         )
+        register_removal_notices(app, workspace)
     app.use(EventDeduplication(deps.store, retention_hours=settings.event_retention_hours))
+    app.use(ChannelGate(settings.allowed_channels))
+    app.use(ChargeToRequester(deps.meter))
     register_all(app, deps)
     return app
 

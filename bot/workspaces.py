@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import BoltContext
+from slack_bolt import App, BoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 
@@ -77,3 +77,26 @@ class OneWorkspace(Authorize):
             bot_scopes=self._scopes,
             user_id=user_id,
         )
+
+
+def register_removal_notices(app: App, workspace: OneWorkspace) -> None:
+    """Acknowledge `app_uninstalled` and `tokens_revoked`, and say when they mean this bot is cut off.
+
+    There is nothing to delete in this mode (the token lives in the environment), but the events
+    are subscribed to for OAuth installs, and an unanswered event is one Slack sends again.
+    """
+
+    def notice(what: str, context: BoltContext) -> None:
+        if workspace.serves(team_id=context.team_id, enterprise_id=context.enterprise_id):
+            log.warning("%s in workspace %s: SLACK_BOT_TOKEN no longer works", what, context.team_id)
+        else:
+            log.info("ignored %s from workspace %s, which this Gembot does not serve", what, context.team_id)
+
+    @app.event("app_uninstalled")
+    def uninstalled(context: BoltContext) -> None:
+        notice("Gembot was uninstalled", context)
+
+    @app.event("tokens_revoked")
+    def revoked(event: dict[str, Any], context: BoltContext) -> None:
+        if (event.get("tokens") or {}).get("bot"):
+            notice("the bot token was revoked", context)

@@ -4,6 +4,7 @@ anything is read, and OAuth-installed workspaces that share channel and user ids
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -91,6 +92,21 @@ def test_requests_from_another_workspace_are_refused_before_anything_is_read(
     (answer,) = bot_server.slack.wait_for_response(reply.sent["response_url"])
     assert BILLING[0] in texts_of(answer)
     assert ("list_examples", (bot_server.team, "default")) in [(n, a[:2]) for n, a in store_calls]
+
+
+def test_uninstall_events_are_acknowledged_and_reported(
+    bot_server: BotServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.workspaces")
+    uninstalled = {"type": "app_uninstalled", "event_ts": "1700000000.000200"}
+    assert bot_server.send_event(uninstalled, team_id=OTHER).status == 200
+    revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["U0GEMBOT"]}}
+    assert bot_server.send_event(revoked, team_id=bot_server.team).status == 200
+    bot_server.settle()
+    assert "ignored Gembot was uninstalled from workspace T0OTHER" in caplog.text
+    assert f"the bot token was revoked in workspace {bot_server.team}: SLACK_BOT_TOKEN no longer works" in (
+        caplog.text
+    )
 
 
 def test_one_workspace_serves_its_team_and_enterprise_only() -> None:

@@ -77,16 +77,20 @@ def _serve_socket(settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.app import build_app, require
+    from bot.lifecycle import Lifecycle
     from handlers.deps import Deps
 
     require(settings, signing_secret=False, app_token=True)
     _check_slack(settings)
     deps = Deps.open(settings)
+    lifecycle = Lifecycle(deps)
     handler = None
     try:
-        app = build_app(deps, verify_requests=bool(settings.slack_signing_secret))
+        verify = bool(settings.slack_signing_secret)
+        app = build_app(deps, executor=lifecycle.executor, verify_requests=verify)
         assert settings.slack_app_token is not None
         handler = SocketModeHandler(app, settings.slack_app_token.get())
+        lifecycle.start()
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
@@ -99,6 +103,8 @@ def _serve_socket(settings: Settings) -> int:
     finally:
         if handler is not None:
             handler.close()
+        # No new requests now: what is in flight finishes, bulk jobs are recorded for the next start.
+        lifecycle.shutdown(settings.graceful_timeout)
         deps.close()
     return 0
 
@@ -131,7 +137,10 @@ def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threa
                 "worker_class": "gthread",
                 "threads": threads,
                 "timeout": 60,
-                "graceful_timeout": 20,
+                # SIGTERM: a worker stops accepting, finishes its requests, then `worker_exit`
+                # waits for the lazy listeners in flight (bot.lifecycle); past this, it is killed.
+                "graceful_timeout": settings.graceful_timeout,
+                "worker_exit": _worker_exit,
                 "proc_name": "gembot",
                 "accesslog": None,
                 "errorlog": "-",
@@ -148,3 +157,11 @@ def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threa
     log.info("serving Slack over HTTP on %s:%d (%d worker(s) × %d threads)", host, port, workers, threads)
     Server().run()
     return 0
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn's hook, in the worker once it has stopped serving: stop the app gracefully."""
+    app = getattr(worker, "wsgi", None)
+    close = getattr(app, "close", None)
+    if close is not None:
+        close()
