@@ -42,7 +42,10 @@ def test_events_interactivity_and_scopes() -> None:
         "app_mention",
         "message.im",
         "app_home_opened",
+        "app_uninstalled",
+        "tokens_revoked",
     }
+    assert data["oauth_config"]["redirect_urls"] == ["https://YOUR-HOST/slack/oauth_redirect"]
     assert settings["interactivity"] == {"is_enabled": True, "request_url": URL}
     assert settings["socket_mode_enabled"] is False
     assert set(data["oauth_config"]["scopes"]["bot"]) >= {

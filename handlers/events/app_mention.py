@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from handlers import attachments, conversation, matchers
 from handlers.deps import Deps
 from handlers.replies import Replier, Where
+from handlers.scope import workspace_of
 
 CSV_BY_DM = (
     "Send CSV files to me in a direct message: with the word `import` to add their `text,label` rows "
@@ -40,7 +41,7 @@ def register(app: App, deps: Deps) -> None:
         client: WebClient,
         logger: logging.Logger,
     ) -> None:
-        team = str(context.team_id or body.get("team_id") or "")
+        team = workspace_of(context)
         where = Where.of_event(event, team=team)
         replier = Replier(client, where, logger=logger)
         found = attachments.files_of(event)

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from handlers import attachments, bulk, conversation, matchers
 from handlers.deps import Deps
 from handlers.replies import Replier, Where
+from handlers.scope import workspace_of
 
 
 def register(app: App, deps: Deps) -> None:
@@ -31,7 +32,7 @@ def register(app: App, deps: Deps) -> None:
         client: WebClient,
         logger: logging.Logger,
     ) -> None:
-        team = str(context.team_id or body.get("team_id") or "")
+        team = workspace_of(context)
         where = Where.of_event(event, team=team)
         replier = Replier(client, where, logger=logger)
         found = attachments.files_of(event)
@@ -52,6 +53,7 @@ def register(app: App, deps: Deps) -> None:
                         user=where.user,
                         client=client,
                         token=token,
+                        enterprise=context.enterprise_id,
                     )
                 return
             if not found and bulk.is_bare_request(message):
