@@ -6,7 +6,9 @@
     GET  /healthz               200 {"ok": true} when the database answers, 503 otherwise
     anything else               404
 
-`create_app()` is the factory gunicorn calls in each worker: `gunicorn 'bot.wsgi:create_app()'`.
+`create_app()` is the factory gunicorn calls in each worker: `gunicorn 'bot.wsgi:create_app()'`. It
+also starts the worker's background side (`bot.lifecycle`: lazy listener threads, resuming bulk
+jobs); `close()`, which `gembot serve` calls from gunicorn's `worker_exit` hook, stops it gracefully.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.app import build_app
+from bot.lifecycle import Lifecycle
+from bot.slack_http import SlackHandler
 from core.errors import GembotError
 from core.settings import Settings
 from handlers.deps import Deps
@@ -33,15 +36,19 @@ log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+# Seconds of GEMBOT_GRACEFUL_TIMEOUT kept for closing up after the in-flight work is done.
+SHUTDOWN_MARGIN = 3.0
 
 
 class GembotWSGI:
     """Routes requests to Bolt or the health check; see the module doc."""
 
-    def __init__(self, app: App, deps: Deps) -> None:
+    def __init__(self, app: App, deps: Deps, *, lifecycle: Lifecycle | None = None) -> None:
         self.app = app
         self.deps = deps
-        self._slack = SlackRequestHandler(app, path=SLACK_PATH)
+        self.lifecycle = lifecycle
+        # Bolt's adapter, with what Slack never sends answered 4xx rather than 500 (bot.slack_http).
+        self._slack = SlackHandler(app, path=SLACK_PATH)
         flow = app.oauth_flow
         self._oauth_paths = {flow.install_path, flow.redirect_uri_path} if flow is not None else set()
 
@@ -66,7 +73,13 @@ class GembotWSGI:
             return "503 Service Unavailable", {"ok": False, "error": "database_unavailable"}
         return "200 OK", {"ok": True}
 
-    def close(self) -> None:
+    def close(self, *, timeout: float | None = None) -> None:
+        """Stop gracefully (see `bot.lifecycle`): in-flight listeners get `timeout` seconds (default: a
+        little less than GEMBOT_GRACEFUL_TIMEOUT, gunicorn's own limit), then the database is closed."""
+        if self.lifecycle is not None:
+            if timeout is None:
+                timeout = max(1.0, self.deps.settings.graceful_timeout - SHUTDOWN_MARGIN)
+            self.lifecycle.shutdown(timeout)
         self.deps.close()
 
 
@@ -81,8 +94,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     settings = settings or Settings.from_env()
     deps = Deps.open(settings, embedder=embedder)
     try:
-        app = build_app(deps)
+        lifecycle = Lifecycle(deps)
+        app = build_app(deps, executor=lifecycle.executor)
     except BaseException:
         deps.close()
         raise
-    return GembotWSGI(app, deps)
+    # Started here, in the worker (gunicorn calls this after the fork): threads do not survive a fork.
+    lifecycle.start()
+    return GembotWSGI(app, deps, lifecycle=lifecycle)

@@ -114,6 +114,22 @@ def _optional_secret(env: Mapping[str, str], *names: str) -> Secret | None:
     return None
 
 
+def _limit(env: Mapping[str, str], name: str) -> int | None:
+    """A daily limit: unset or empty means none; otherwise a whole number of at least 1."""
+    if not env.get(name, "").strip():
+        return None
+    value = _int(env, name, 0)
+    if value < 1:
+        raise InvalidInput(f"{name} must be at least 1, not {value} (leave it unset for no limit)")
+    return value
+
+
+def _ids(env: Mapping[str, str], name: str) -> frozenset[str] | None:
+    """Comma- (or space-) separated Slack ids, upper-cased; None when the variable is unset or empty."""
+    ids = frozenset(part.strip().upper() for part in env.get(name, "").replace(",", " ").split())
+    return ids or None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything Gembot reads from its environment, typed and validated once."""
@@ -163,12 +179,29 @@ class Settings:
     max_image_bytes: int = 20_000_000
     # A CSV sent for bulk classification may have at most this many rows.
     max_csv_rows: int = 10_000
+    # A text typed to the bot (/classify, /ask, /label add, each line of /similar and /cluster, a
+    # question in a mention or a DM) may have at most this many characters.
+    max_text_chars: int = 4_000
     slack_threads: int = 8
     event_retention_hours: float = 24.0
     # `gembot serve --http`: gunicorn worker processes (each loads its own embedding model) and
     # threads per worker.
     http_workers: int = 1
     http_threads: int = 8
+    # Shutdown: on SIGTERM a process has this many seconds to finish the work in flight (gunicorn's
+    # graceful_timeout; under the 30 s a container orchestrator usually allows) before it is
+    # killed. Bulk jobs: a process holds a running job for this many seconds at a time, renewing
+    # as it works; a job whose lease lapses is taken over.
+    graceful_timeout: int = 25
+    job_lease_seconds: float = 60.0
+    # Who may change label sets from Slack: "anyone" or "admins" (the ids in `admins`, and the
+    # workspace's admins and owners). Gemini calls allowed per user and per workspace each UTC
+    # day (None: no limit). The channels Gembot answers in (None: all; DMs with it always).
+    curation: str = "anyone"
+    admins: frozenset[str] = frozenset()
+    user_daily_limit: int | None = None
+    team_daily_limit: int | None = None
+    allowed_channels: frozenset[str] | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -188,6 +221,9 @@ class Settings:
         temperature = None if raw_temperature in ("", "auto") else _float(merged, "GEMBOT_TEMPERATURE", 0.05)
         if temperature is not None and temperature <= 0:
             raise InvalidInput("GEMBOT_TEMPERATURE must be above 0, or 'auto'")
+        curation = merged.get("GEMBOT_CURATION", "").strip().lower() or "anyone"
+        if curation not in ("anyone", "admins"):
+            raise InvalidInput(f"GEMBOT_CURATION must be 'anyone' or 'admins', not {curation!r}")
         return cls(
             database_url=merged.get("DATABASE_URL", "").strip() or "sqlite:///gembot.db",
             embedder=embedder,
@@ -219,12 +255,20 @@ class Settings:
             slack_redirect_uri=merged.get("SLACK_REDIRECT_URI", "").strip() or None,
             port=_int(merged, "PORT", 3000, minimum=0),
             max_lines=_int(merged, "GEMBOT_MAX_LINES", 50, minimum=2),
+            max_text_chars=_int(merged, "GEMBOT_MAX_TEXT_CHARS", 4_000, minimum=100),
             max_image_bytes=_int(merged, "GEMBOT_MAX_IMAGE_BYTES", 20_000_000, minimum=1),
             max_csv_rows=_int(merged, "GEMBOT_MAX_CSV_ROWS", 10_000, minimum=1),
             slack_threads=_int(merged, "GEMBOT_SLACK_THREADS", 8, minimum=1),
             event_retention_hours=_float(merged, "GEMBOT_EVENT_RETENTION_HOURS", 24.0, minimum=0.1),
             http_workers=_int(merged, "GEMBOT_HTTP_WORKERS", 1, minimum=1),
             http_threads=_int(merged, "GEMBOT_HTTP_THREADS", 8, minimum=1),
+            graceful_timeout=_int(merged, "GEMBOT_GRACEFUL_TIMEOUT", 25, minimum=1),
+            job_lease_seconds=_float(merged, "GEMBOT_JOB_LEASE", 60.0, minimum=0.5),
+            curation=curation,
+            admins=_ids(merged, "GEMBOT_ADMINS") or frozenset(),
+            user_daily_limit=_limit(merged, "GEMBOT_USER_DAILY_LIMIT"),
+            team_daily_limit=_limit(merged, "GEMBOT_TEAM_DAILY_LIMIT"),
+            allowed_channels=_ids(merged, "GEMBOT_ALLOWED_CHANNELS"),
             extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_")},
         )
 

@@ -5,6 +5,10 @@ transaction: a file with a bad row adds nothing. `classify [set:NAME]` reads a C
 column, classifies it in batches while a progress message counts the rows, and answers with the
 same CSV plus `label`, `best_label`, `confidence` and one `score:<label>` column per label, and a
 bar chart of how many rows went to each label.
+
+A classification is a stored job (`core.jobs`): each batch is recorded as it finishes, so when
+the process stops or dies half-way, the next one (`resume`) carries on from the last batch, in
+the same thread and the same progress message, and the result is still delivered once.
 """
 
 from __future__ import annotations
@@ -13,19 +17,22 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 
+from core import usage
 from core.errors import InvalidInput, NotEnoughLabels, NotFound
+from core.jobs import KIND_CLASSIFY_CSV, CsvJob, CsvResult, JobInterrupted
 from core.labels_io import parse_labels
-from core.store import ExampleInput
+from core.store import ExampleInput, JobRecord, LeaseLost
 from core.tables import annotate_table, parse_text_table
 from handlers import attachments, files, text
 from handlers.deps import Deps
-from handlers.replies import Replier
+from handlers.replies import Placeholder, Replier, Where
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,7 @@ def handle(
     user: str | None,
     client: WebClient,
     token: str,
+    enterprise: str | None = None,
 ) -> None:
     """Do what `message` asks of the CSV `file`; run inside `replier.reporting_errors()`."""
     request = parse_request(message)
@@ -98,8 +106,19 @@ def handle(
         replier.post(f"I got {text.escape(name)}. {USAGE}")
         return
     if request.action == "import":
+        refusal = deps.rights.curation_refusal(client, team, user)
+        if refusal:
+            replier.post(f":no_entry: {refusal}")
+            return
         import_examples(
-            deps, replier, file=file, set_name=request.set_name, team=team, client=client, token=token
+            deps,
+            replier,
+            file=file,
+            set_name=request.set_name,
+            team=team,
+            client=client,
+            token=token,
+            user=user,
         )
     else:
         classify_table(
@@ -111,6 +130,7 @@ def handle(
             user=user,
             client=client,
             token=token,
+            enterprise=enterprise,
         )
 
 
@@ -123,15 +143,17 @@ def import_examples(
     team: str,
     client: WebClient,
     token: str,
+    user: str | None = None,
 ) -> None:
-    """Add the file's rows to the set, all or nothing, and say how many went where."""
+    """Add the file's rows to the set, all or nothing, and say how many went where (logged as
+    `user`'s change)."""
     name = files.file_name(file)
     set_shown = f"*{text.escape(set_name)}*"
     working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
     rows = parse_labels(content, filename=name)
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
-    result = deps.store.add_examples(team, set_name, items)
+    result = deps.store.add_examples(team, set_name, items, actor=user)
     labels = len({r.label for r in rows})
     already = f" ({result.skipped:,} were already there)" if result.skipped else ""
     done = (
@@ -157,8 +179,9 @@ def classify_table(
     user: str | None,
     client: WebClient,
     token: str,
+    enterprise: str | None = None,
 ) -> None:
-    """Classify the file's `text` column, with progress, and upload the annotated CSV and a chart."""
+    """Check the file and the set, store the classification as a job, and run it (see `run_job`)."""
     name = files.file_name(file)
     shown, set_shown = text.escape(name), f"*{text.escape(set_name)}*"
     working = replier.working(f"Classifying {shown} against set {set_shown}…")
@@ -170,10 +193,9 @@ def classify_table(
             f"{name} has {total:,} rows; I classify at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS): "
             "split it into smaller files"
         )
-    engine = deps.engine
     try:
-        # Trained (or found) before the first row, so a missing set fails at once.
-        labels = list(engine.model_for(team, set_name).labels)
+        # Trained (or found) before the job is stored, so a missing set fails at once.
+        labels = list(deps.engine.model_for(team, set_name).labels)
     except NotFound:
         raise NotFound(
             f"there is no label set '{set_name}' yet — add examples with `/label add LABEL: TEXT`, or "
@@ -181,37 +203,92 @@ def classify_table(
         ) from None
     except NotEnoughLabels as exc:
         raise NotEnoughLabels(f"{exc} — add examples with `/label add LABEL: TEXT`") from None
-    texts = table.texts
-    step = batch_size(total)
-    predictions = []
-    for start in range(0, total, step):
-        predictions += engine.classify(
-            team, set_name, texts[start : start + step], user_id=user, source=SOURCE
-        )
-        done = len(predictions)
-        if done < total:
-            progress = (
-                f"Classifying {shown} against set {set_shown}: "
-                f"{done:,} of {total:,} rows ({done * 100 // total}%)…"
-            )
-            working.update(progress, blocks=[text.context(f":hourglass_flowing_sand: {progress}")])
-    # A set changed while the file was classified may have brought a label the first model lacked.
-    for p in predictions:
-        labels += [label for label in p.scores if label not in labels]
-    counts = Counter(p.label or NO_LABEL for p in predictions)
-    stem = re.sub(r"\.csv$", "", name, flags=re.IGNORECASE) or "texts"
-    replier.upload(
-        annotate_table(table, predictions, labels),
-        filename=f"{stem}-classified.csv",
-        title=f"{name} classified against {set_name}",
+    where = replier.where
+    spec = CsvJob(
+        set_name=set_name,
+        file_name=name,
+        user_id=user,
+        labels=tuple(labels),
+        batch=batch_size(total),
+        source=SOURCE,
     )
-    from core.plots import label_counts_png  # matplotlib: imported when a chart is drawn
+    job = deps.jobs.create(
+        team,
+        kind=KIND_CLASSIFY_CSV,
+        content=content,
+        rows_total=total,
+        # Where the answer goes, so that whichever process finishes the job answers in this thread.
+        parameters=spec.parameters()
+        | {
+            "channel": where.channel,
+            "thread_ts": where.thread_ts,
+            "message_ts": working.ts,
+            "enterprise_id": enterprise,
+        },
+    )
+    run_job(deps, replier, job, working)
 
-    chart = label_counts_png(counts, title=f"{name}: rows per label ({set_name})", unit="rows")
-    replier.upload(chart, filename=f"{stem}-labels.png", title=f"Rows per label in {name}")
+
+def resume(deps: Deps, job: JobRecord, *, client: WebClient, logger: logging.Logger | None = None) -> None:
+    """Carry on with a classification another process left off (the runtime took it over), in the
+    thread it was asked in, updating the same progress message."""
+    params = job.parameters
+    where = Where(
+        channel=str(params.get("channel") or ""),
+        user=params.get("user"),
+        thread_ts=params.get("thread_ts"),
+        team=job.team_id,
+    )
+    replier = Replier(client, where, logger=logger)
+    # No Slack request is behind a resumed job: its Gemini calls are charged to whoever asked.
+    actor = usage.Actor(job.team_id, params.get("user"))
+    with replier.reporting_errors(), usage.acting_for(deps.meter, actor):
+        ts = params.get("message_ts")
+        working = Placeholder(replier, ts=str(ts), channel=where.channel) if ts else replier.working()
+        replier.placeholder = working
+        _show_progress(replier, working, job, job.rows_done, again=True)
+        run_job(deps, replier, job, working)
+
+
+def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) -> None:
+    """Classify the job's remaining rows with progress, then upload the annotated CSV and a chart.
+
+    A process that is stopping gives the job back after the current batch and says so; the next
+    one carries on from there. A failure marks the job failed and is raised for the replier.
+    """
+    spec = CsvJob.of(job.parameters)
+    name = spec.file_name
+    shown, set_shown = text.escape(name), f"*{text.escape(spec.set_name)}*"
+
+    def progress(done: int, total: int) -> None:
+        if done < total:
+            _show_progress(replier, working, job, done)
+
+    try:
+        result = deps.jobs.classify_csv(job, engine=deps.engine, progress=progress)
+        counts = _deliver(replier, result, name=name, set_name=spec.set_name)
+    except JobInterrupted as stop:
+        why = (
+            ": I lost my database for a moment, and I'll carry on from there once it is back"
+            if stop.database_lost
+            else " while I restart: I'll carry on from there"
+        )
+        paused = f"Paused at {stop.rows_done:,} of {stop.rows_total:,} rows of {shown}{why}."
+        _quietly(replier, lambda: working.update(paused, blocks=[text.context(f":pause_button: {paused}")]))
+        return
+    except LeaseLost:
+        replier.log.info("job #%d was taken over by another process", job.id)
+        return
+    except Exception as exc:
+        deps.jobs.fail(job, str(exc) or type(exc).__name__)
+        raise
+    # Between the upload and this line a crash would have the next process deliver again: the
+    # one window where the result may come twice (never where it could be lost).
+    deps.jobs.finish(job)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     summary = ", ".join(f"{count:,} {text.escape(label)}" for label, count in ranked[:8])
     more = f" and {len(counts) - 8} more labels" if len(counts) > 8 else ""
+    total = len(result.predictions)
     done_text = f"Classified {total:,} rows of {shown} against set {set_shown}: {summary}{more}."
     working.update(
         done_text,
@@ -223,6 +300,46 @@ def classify_table(
             ),
         ],
     )
+
+
+def _deliver(replier: Replier, result: CsvResult, *, name: str, set_name: str) -> Counter[str]:
+    """Upload the annotated CSV and the chart into the thread; returns the rows per label."""
+    counts = Counter(p.label or NO_LABEL for p in result.predictions)
+    stem = re.sub(r"\.csv$", "", name, flags=re.IGNORECASE) or "texts"
+    replier.upload(
+        annotate_table(result.table, result.predictions, result.labels),
+        filename=f"{stem}-classified.csv",
+        title=f"{name} classified against {set_name}",
+    )
+    from core.plots import label_counts_png  # matplotlib: imported when a chart is drawn
+
+    chart = label_counts_png(counts, title=f"{name}: rows per label ({set_name})", unit="rows")
+    replier.upload(chart, filename=f"{stem}-labels.png", title=f"Rows per label in {name}")
+    return counts
+
+
+def _show_progress(
+    replier: Replier, working: Placeholder, job: JobRecord, done: int, *, again: bool = False
+) -> None:
+    spec = CsvJob.of(job.parameters)
+    total = job.rows_total
+    verb = "Carrying on with" if again else "Classifying"
+    progress = (
+        f"{verb} {text.escape(spec.file_name)} against set *{text.escape(spec.set_name)}*: "
+        f"{done:,} of {total:,} rows ({done * 100 // max(total, 1)}%)…"
+    )
+    _quietly(
+        replier,
+        lambda: working.update(progress, blocks=[text.context(f":hourglass_flowing_sand: {progress}")]),
+    )
+
+
+def _quietly(replier: Replier, update: Callable[[], None]) -> None:
+    # A progress message that cannot be updated (Slack rate-limiting, a hiccup) must not stop the job.
+    try:
+        update()
+    except SlackClientError as exc:
+        replier.log.info("could not update the progress message: %s", exc)
 
 
 def _plural(n: int, word: str) -> str:

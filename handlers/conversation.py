@@ -18,11 +18,12 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from core import usage
 from core.errors import GembotError
 from core.gemini.generation import Role, Turn, generate
 from core.gemini.images import ImageInput
 from core.store import TurnRecord
-from handlers import attachments, text
+from handlers import attachments, bounds, text
 from handlers.deps import NOT_CONFIGURED, Deps
 from handlers.replies import Replier
 from handlers.text import Block
@@ -155,7 +156,7 @@ def carry_on(
 
     Run inside `replier.reporting_errors()`: a file that is not an image, too large, or that
     Slack would not hand over ends in a sentence in place of the "working" message, before
-    Gemini is called.
+    Gemini is called; a question over GEMBOT_MAX_TEXT_CHARS is refused before anything else.
     """
     if not question and not files:
         replier.post(help_text)
@@ -163,6 +164,12 @@ def carry_on(
     if deps.gemini is None:
         replier.post(NOT_CONFIGURED)
         return
+    refusal = bounds.too_long(question, deps.settings.max_text_chars, what="Your message")
+    if refusal:
+        replier.post(refusal)
+        return
+    # Over a daily limit, said privately before anything is posted or downloaded (`core.usage`).
+    usage.check()
     what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
     working = replier.working(f"Looking at {what}…" if what else "Thinking…")
     images = [

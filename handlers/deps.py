@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 
 from core.gemini.client import GeminiClient
 from core.gemini.errors import GeminiNotConfigured
+from core.jobs import JobRunner
 from core.settings import Settings
 from core.store import Store
+from core.usage import Meter, UsageLimits
+from handlers.rights import Rights
 
 if TYPE_CHECKING:
     from core.embeddings.base import Embedder
@@ -26,7 +29,8 @@ NOT_CONFIGURED = (
 
 
 class Deps:
-    """The settings, the store, the engine (lazy) and the Gemini client (None without a key).
+    """The settings, the store, the engine (lazy), the Gemini client (None without a key) and the
+    bulk job runner.
 
     Thread-safe: one instance serves every request of a process.
     """
@@ -45,6 +49,13 @@ class Deps:
         self._embedder = embedder
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        # This process's bulk jobs (a CSV to classify): stored with their progress, resumable.
+        self.jobs = JobRunner(store, lease_seconds=settings.job_lease_seconds)
+        # The daily Gemini limits, counted in the database (`core.usage`; `bot.limits` charges
+        # each request's calls to its user), and who may curate label sets (`handlers.rights`).
+        limits = UsageLimits(user_daily=settings.user_daily_limit, team_daily=settings.team_daily_limit)
+        self.meter = Meter(store, limits)
+        self.rights = Rights(settings)
 
     @classmethod
     def open(cls, settings: Settings, *, embedder: Embedder | None = None, migrate: bool = True) -> Deps:

@@ -14,7 +14,10 @@ sentence for a `GembotError`, a Slack-specific one for a `SlackApiError`), shown
 
 Posting survives the usual obstacles: `not_in_channel` makes the bot join the (public) channel and
 try once more; a channel it cannot join (private, a DM between people) falls back to the slash
-command's `response_url`, which works anywhere the command was typed.
+command's `response_url`, which works anywhere the command was typed. Rate limits (429 with
+`Retry-After`), 500/503 answers and dropped connections are retried by slack_sdk's retry handlers:
+the Web API client's are set where it is built (`bot.app.web_client`), the `response_url`'s here.
+An upload whose upload URL fails is tried once more, then the user is told it did not go up.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
+from slack_sdk.http_retry import RetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.webhook import WebhookClient
 
 from core.errors import GembotError
@@ -49,6 +58,11 @@ CANNOT_WRITE = (
 )
 INVITE_ME = "I'm not in this channel: invite me with `/invite @Gembot` and try again."
 GENERIC = "Something went wrong on my side (it has been logged); please try again."
+SLACK_TROUBLE = "Slack is having trouble right now (it answered {status}); try again in a minute."
+UPLOAD_FAILED = "I couldn't attach {filename}: Slack's file upload failed twice. Try again in a minute."
+# What a failing upload URL raises: urllib's HTTPError or URLError (both OSErrors), or slack_sdk's
+# SlackRequestError for an answer that is not 200.
+UPLOAD_ERRORS = (SlackRequestError, OSError)
 
 _SLACK_ERRORS = {
     "not_in_channel": INVITE_ME,
@@ -76,6 +90,16 @@ def slack_error_code(exc: SlackApiError) -> str:
         return ""
 
 
+def webhook_retry_handlers() -> list[RetryHandler]:
+    """What a `response_url` post retries, as the Web API client does: 429 after its `Retry-After`,
+    500 and 503, dropped connections (twice each)."""
+    return [
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+        ConnectionErrorRetryHandler(max_retry_count=2),
+    ]
+
+
 def describe_error(exc: BaseException) -> str:
     """A sentence a Slack user can act on, for any failure a handler may meet (already mrkdwn-safe)."""
     if isinstance(exc, GeminiNotConfigured):
@@ -88,6 +112,9 @@ def describe_error(exc: BaseException) -> str:
             sentence += "."
         return text.neutralise(sentence)
     if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200)
+        if isinstance(status, int) and status >= 500:
+            return SLACK_TROUBLE.format(status=status)
         code = slack_error_code(exc)
         return _SLACK_ERRORS.get(code, f"Slack refused my answer ({text.escape(code or 'unknown error')}).")
     return GENERIC
@@ -213,23 +240,34 @@ class Replier:
         """Share a file in the channel (`files_upload_v2`); returns its file id.
 
         On `not_in_channel` the bot joins and tries once more; when it cannot, the user is told
-        privately how to invite it, and None is returned.
+        privately how to invite it, and None is returned. When Slack's upload URL fails, the whole
+        upload is tried once more; a second failure is told privately too.
         """
-        try:
-            response = self._with_join(
-                lambda: self.client.files_upload_v2(
-                    channel=self.where.channel,
-                    content=content,
-                    filename=filename,
-                    title=title or filename,
-                    initial_comment=comment,
-                    thread_ts=thread_ts or self.where.thread_ts,
-                )
+
+        def send() -> Any:
+            return self.client.files_upload_v2(
+                channel=self.where.channel,
+                content=content,
+                filename=filename,
+                title=title or filename,
+                initial_comment=comment,
+                thread_ts=thread_ts or self.where.thread_ts,
             )
+
+        try:
+            try:
+                response = self._with_join(send)
+            except UPLOAD_ERRORS as exc:
+                self.log.info("uploading %s failed (%s); trying once more", filename, exc)
+                response = self._with_join(send)
         except SlackApiError as exc:
             if slack_error_code(exc) not in CANNOT_WRITE:
                 raise
             self.ephemeral(f"I couldn't attach {text.escape(filename)} here. {INVITE_ME}")
+            return None
+        except UPLOAD_ERRORS as exc:
+            self.log.warning("uploading %s failed again: %s", filename, exc)
+            self.ephemeral(f":warning: {UPLOAD_FAILED.format(filename=text.escape(filename))}")
             return None
         file = response.get("file") or {}
         return str(file.get("id")) if file.get("id") else None
@@ -282,7 +320,7 @@ class Replier:
     ) -> None:
         if not self.where.response_url:
             raise SlackClientError("no response_url to answer through")
-        response = WebhookClient(self.where.response_url).send(
+        response = WebhookClient(self.where.response_url, retry_handlers=webhook_retry_handlers()).send(
             text=message, blocks=blocks, response_type=response_type, replace_original=replace
         )
         if response.status_code != 200:

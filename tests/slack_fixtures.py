@@ -23,7 +23,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -34,6 +34,7 @@ import pytest
 from slack_bolt import App
 
 from bot.app import build_app
+from bot.lifecycle import Lifecycle, ListenerExecutor
 from bot.wsgi import GembotWSGI
 from core.embeddings.base import Embedder
 from core.settings import Settings
@@ -63,11 +64,11 @@ def slack_standin() -> Iterator[SlackStandIn]:
         yield standin
 
 
-class TrackingExecutor(ThreadPoolExecutor):
-    """A thread pool that can tell when all the work submitted to it is done."""
+class TrackingExecutor(ListenerExecutor):
+    """The production listener executor, which can also tell when all the work submitted to it is done."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, max_workers: int, *, thread_name_prefix: str = "test-lazy") -> None:
+        super().__init__(max_workers, thread_name_prefix=thread_name_prefix)
         self._pending = 0
         self._idle = threading.Condition()
 
@@ -142,16 +143,18 @@ class BotServer:
     _server: _ThreadingWSGIServer | None = None
     _thread: threading.Thread | None = None
     _executor: TrackingExecutor | None = None
+    lifecycle: Lifecycle | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> BotServer:
+    def start(self, *, keep_calls: bool = False) -> BotServer:
         self.deps = Deps.open(self.settings, embedder=self.embedder)
-        self._executor = TrackingExecutor(max_workers=8, thread_name_prefix="test-lazy")
+        self._executor = TrackingExecutor(8)
+        self.lifecycle = Lifecycle(self.deps, executor=self._executor)
         self.app = build_app(self.deps, executor=self._executor)
         if self.setup is not None:
             self.setup(self.app, self.deps)
-        self.wsgi = GembotWSGI(self.app, self.deps)
+        self.wsgi = GembotWSGI(self.app, self.deps, lifecycle=self.lifecycle)
         self._server = make_server(
             "127.0.0.1", 0, self.wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
         )
@@ -159,18 +162,25 @@ class BotServer:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
-        # What building the app said to Slack (auth.test) is not what a test is about.
-        self.slack.clear_calls()
+        if not keep_calls:
+            # What building the app said to Slack (auth.test) is not what a test is about.
+            self.slack.clear_calls()
+        # As in production: jobs that a stopped server left behind are taken over from here on.
+        self.lifecycle.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving, let running lazy listeners finish, close the database."""
+        """Stop serving, then stop as a SIGTERM'd worker does: running lazy listeners finish, bulk
+        jobs give themselves back after their current batch; close the database."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.lifecycle is not None:
+            self.lifecycle.shutdown(timeout=30)
+            self.lifecycle = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -178,10 +188,13 @@ class BotServer:
             self.deps.close()
             self.deps = None
 
-    def restart(self) -> BotServer:
-        """A new process, as far as the app can tell: new Deps, new Bolt app, new port; same database."""
+    def restart(self, *, keep_calls: bool = False) -> BotServer:
+        """A new process, as far as the app can tell: new Deps, new Bolt app, new port; same database.
+
+        `keep_calls` keeps the Slack calls recorded so far (and adds the new app's auth.test).
+        """
         self.stop()
-        return self.start()
+        return self.start(keep_calls=keep_calls)
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until every listener started so far (lazy or event) has finished."""
@@ -291,7 +304,8 @@ def make_bot_server(
     setup=None, env=None)`.
 
     `database_url` defaults to a fresh SQLite file; `gemini=False` leaves GEMINI_API_KEY unset;
-    `embedder="real"` uses the configured (MiniLM) embedder instead of the bag-of-words fake;
+    `embedder="real"` uses the configured (MiniLM) embedder instead of the bag-of-words fake, and an
+    `Embedder` is used as it is (it survives `restart()`);
     `setup(app, deps)` adds listeners after the surfaces are registered; `env` adds settings.
     """
     started: list[BotServer] = []
@@ -300,7 +314,7 @@ def make_bot_server(
         *,
         database_url: str | None = None,
         gemini: bool = True,
-        embedder: str = "fake",
+        embedder: str | Embedder = "fake",
         setup: Setup | None = None,
         env: dict[str, str] | None = None,
     ) -> BotServer:
@@ -313,7 +327,13 @@ def make_bot_server(
             slack=slack_standin,
             gemini=gemini_standin,
             settings=settings,
-            embedder=BagOfWordsEmbedder() if embedder == "fake" else None,
+            embedder=(
+                embedder
+                if isinstance(embedder, Embedder)
+                else BagOfWordsEmbedder()
+                if embedder == "fake"
+                else None
+            ),
             setup=setup,
         )
         started.append(server)

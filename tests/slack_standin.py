@@ -944,6 +944,10 @@ def _user(user_id: str, *, name: str | None = None, real_name: str | None = None
         "real_name": real,
         "deleted": False,
         "is_bot": False,
+        # Workspace roles, as users.info reports them; `add_user(..., is_admin=True)` makes an admin.
+        "is_admin": False,
+        "is_owner": False,
+        "is_primary_owner": False,
         "tz": "Europe/Paris",
         "profile": {"real_name": real, "display_name": name or "", "image_48": ""},
     }

@@ -35,6 +35,12 @@ TABLES = {
     "slack_installations",
     "slack_bots",
     "slack_oauth_states",
+    # bulk jobs (migration 0004)
+    "jobs",
+    "job_rows",
+    # usage limits and the label-set change log (migration 0005)
+    "usage_counters",
+    "label_changes",
 }
 
 
@@ -222,4 +228,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0003"
+    assert head_revision() == "0005"

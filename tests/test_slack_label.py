@@ -162,6 +162,8 @@ def test_a_long_list_goes_up_as_a_file(bot_server: BotServer) -> None:
 
 def test_remove_deletes_an_example_by_id(bot_server: BotServer) -> None:
     seed(bot_server)
+    # The seeded examples have no author: removing them takes an admin (see test_slack_rights.py).
+    bot_server.slack.add_user("U0HUMAN", is_admin=True)
     assert bot_server.deps is not None
     store = bot_server.deps.store
     first = store.list_examples(bot_server.team, "default")[0]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 
 from bot.cli.context import Context
 from bot.cli.output import emit_json, read_text_file, shorten, write_atomic
 from core.labels_io import LabelRow, parse_labels, rows_to_csv, rows_to_json
-from core.store import ExampleInput, ExampleRecord
+from core.store import ExampleInput, ExampleRecord, LabelChangeRecord
 
 
 def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentParser) -> None:
-    labels = commands.add_parser("labels", help="curate label sets (add, import, export, list, remove)")
+    labels = commands.add_parser(
+        "labels", help="curate label sets (add, import, export, list, remove, history)"
+    )
     sub = labels.add_subparsers(dest="labels_command", required=True, metavar="COMMAND")
 
     add = sub.add_parser("add", parents=[scoped], help="add one example to a label")
@@ -46,6 +49,22 @@ def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentPars
     sets = sub.add_parser("sets", parents=[scoped], help="list the workspace's label sets")
     sets.set_defaults(run=run_sets)
 
+    history = sub.add_parser(
+        "history",
+        parents=[scoped],
+        help="who changed the label sets, what and when (every set unless --set is given)",
+    )
+    history.add_argument("-n", "--limit", type=int, default=20, help="how many changes (default 20)")
+    history.set_defaults(run=run_history)
+
+
+def actor() -> str:
+    """How the change log names a change made from the command line: `cli:` and the OS user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in the environment or the password database
+        return "cli"
+
 
 def _record_json(r: ExampleRecord) -> dict[str, object]:
     return {
@@ -61,7 +80,10 @@ def _record_json(r: ExampleRecord) -> dict[str, object]:
 def run_add(ctx: Context) -> int:
     a = ctx.args
     result = ctx.store.add_examples(
-        ctx.team, ctx.set_name, [ExampleInput(a.label, a.text, author=a.author, source_url=a.source)]
+        ctx.team,
+        ctx.set_name,
+        [ExampleInput(a.label, a.text, author=a.author, source_url=a.source)],
+        actor=actor(),
     )
     if a.json:
         emit_json({"added": result.added, "skipped": result.skipped, "ids": result.ids})
@@ -76,7 +98,7 @@ def run_import(ctx: Context) -> int:
     a = ctx.args
     rows = parse_labels(read_text_file(a.file), filename=a.file)
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
-    result = ctx.store.add_examples(ctx.team, ctx.set_name, items)
+    result = ctx.store.add_examples(ctx.team, ctx.set_name, items, actor=actor())
     if a.json:
         emit_json({"added": result.added, "skipped": result.skipped, "set": ctx.set_name})
     else:
@@ -118,13 +140,13 @@ def run_list(ctx: Context) -> int:
 def run_remove(ctx: Context) -> int:
     a = ctx.args
     if a.remove_label:
-        removed = ctx.store.remove_label(ctx.team, ctx.set_name, a.remove_label)
+        removed = ctx.store.remove_label(ctx.team, ctx.set_name, a.remove_label, actor=actor())
         if a.json:
             emit_json({"label": a.remove_label, "removed": removed})
         else:
             print(f"removed label {a.remove_label!r} and its {removed} example(s)")
         return 0
-    record = ctx.store.remove_example(ctx.team, ctx.set_name, a.id)
+    record = ctx.store.remove_example(ctx.team, ctx.set_name, a.id, actor=actor())
     if a.json:
         emit_json(_record_json(record))
     else:
@@ -144,3 +166,51 @@ def run_sets(ctx: Context) -> int:
         counts = ", ".join(f"{label} ({n})" for label, n in s.label_counts.items())
         print(f"{s.name} (version {s.version}): {counts}")
     return 0
+
+
+def run_history(ctx: Context) -> int:
+    a = ctx.args
+    if a.limit < 1:
+        print("error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    changes = ctx.store.label_history(ctx.team, set_name=a.set, limit=a.limit)
+    if a.json:
+        for c in changes:
+            emit_json(_change_json(c))
+        return 0
+    if not changes:
+        scope = f"set {a.set!r}" if a.set else f"the label sets of workspace {ctx.team!r}"
+        print(f"no changes to {scope} on record")
+    for c in changes:
+        print(f"{c.created_at:%Y-%m-%d %H:%M:%S} UTC  {c.actor or '(unknown)':<16} {_change_text(c)}")
+    return 0
+
+
+def _change_json(c: LabelChangeRecord) -> dict[str, object]:
+    return {
+        "id": c.id,
+        "set": c.set_name,
+        "actor": c.actor,
+        "action": c.action,
+        "label": c.label,
+        "example_id": c.example_id,
+        "text": c.text,
+        "count": c.count,
+        "created_at": c.created_at.isoformat(),
+    }
+
+
+def _change_text(c: LabelChangeRecord) -> str:
+    where = f"set {c.set_name!r}"
+    if c.action == "add":
+        return f"added #{c.example_id} to {c.label!r} in {where}: {shorten(c.text or '')}"
+    if c.action == "remove":
+        return f"removed #{c.example_id} from {c.label!r} in {where}: {shorten(c.text or '')}"
+    if c.action == "import":
+        into = f" into {c.label!r}" if c.label else ""
+        return f"imported {c.count} example(s){into} in {where}"
+    if c.action == "remove_label":
+        return f"removed label {c.label!r} and its {c.count} example(s) from {where}"
+    if c.action == "remove_set":
+        return f"removed {where} ({c.count} example(s))"
+    return f"{c.action} in {where}"

@@ -21,6 +21,7 @@ from google import genai
 from google.genai import errors as sdk_errors
 from google.genai import types
 
+from core import usage
 from core.gemini.errors import (
     BadResponse,
     GeminiError,
@@ -105,9 +106,19 @@ class GeminiClient:
         return self._sdk
 
     def call(
-        self, request: Callable[[], T], *, model: str | None = None, limiter: RateLimiter | None = None
+        self,
+        request: Callable[[], T],
+        *,
+        model: str | None = None,
+        limiter: RateLimiter | None = None,
+        metered: bool = True,
     ) -> T:
         """Run `request` (an SDK call) and return its result, or raise a `GeminiError`.
+
+        First the call is charged to whoever Gembot is working for (`core.usage`): one unit,
+        whatever the retries below, or UsageLimitReached before anything is sent. A call that
+        only serves a charged one (an upload, a poll) passes `metered=False`: it is not charged,
+        but still refused once a limit has been reached.
 
         The SDK has already retried 5xx answers and timeouts by the time one reaches us. A
         per-minute 429 is retried here after its RetryInfo delay (or an exponential backoff),
@@ -115,6 +126,10 @@ class GeminiClient:
         and is paused by a 429 so that other threads sharing it hold back too. `model` names
         the model in a not-found message.
         """
+        if metered:
+            usage.charge()
+        else:
+            usage.check()
         attempts = self.settings.gemini_retries + 1
         for attempt in range(1, attempts + 1):
             try:

@@ -9,6 +9,7 @@ vector comes normalised, so shorter ones are re-normalised here.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -87,7 +88,12 @@ class GeminiEmbedder(Embedder):
             return np.zeros((0, self._dimensions), dtype=np.float32)
         if len(batches) == 1:
             return self._embed_one(batches[0], task_type)
-        futures = [self._executor().submit(self._embed_one, batch, task_type) for batch in batches]
+        # Each batch runs in a copy of the caller's context, so that it is charged to the same
+        # user (`core.usage`); a Context cannot be entered by two threads, hence one copy each.
+        futures = [
+            self._executor().submit(contextvars.copy_context().run, self._embed_one, batch, task_type)
+            for batch in batches
+        ]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = next((f for f in futures if f in done and f.exception() is not None), None)
         if failed is not None:

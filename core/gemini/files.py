@@ -58,8 +58,10 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
     if uri is not None:
         return types.Part.from_uri(file_uri=uri, mime_type=image.mime_type)
     sdk = client.sdk
+    # Not charged to the user's daily limit (`core.usage`): the answer that uses the upload is.
     file = client.call(
-        lambda: sdk.files.upload(file=io.BytesIO(image.data), config={"mime_type": image.mime_type})
+        lambda: sdk.files.upload(file=io.BytesIO(image.data), config={"mime_type": image.mime_type}),
+        metered=False,
     )
     deadline = time.monotonic() + client.settings.gemini_file_timeout
     interval = _FIRST_POLL
@@ -73,7 +75,7 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
             )
         time.sleep(min(interval, left))
         interval = min(interval * 2, _LONGEST_POLL)
-        file = client.call(functools.partial(sdk.files.get, name=file.name or ""))
+        file = client.call(functools.partial(sdk.files.get, name=file.name or ""), metered=False)
     if file.state != types.FileState.ACTIVE or not file.uri:
         why = file.error.message if file.error is not None and file.error.message else "no reason given"
         raise UploadFailed(f"Gemini could not process the uploaded image ({why}); try another image")

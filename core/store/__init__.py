@@ -1,11 +1,12 @@
 """Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log,
-Slack event claims, thread conversations and the evaluation history.
+Slack event claims, thread conversations, the evaluation history and bulk jobs.
 
 Callers use `Store` and the plain records below; the ORM models and Alembic plumbing stay inside
 this package.
 """
 
 from core.store.db import current_revision, head_revision, make_engine, upgrade
+from core.store.jobs import ClassificationLog, JobRecord, LeaseLost
 from core.store.records import (
     AddResult,
     CacheKey,
@@ -13,6 +14,7 @@ from core.store.records import (
     EvaluationRecord,
     ExampleInput,
     ExampleRecord,
+    LabelChangeRecord,
     SetSummary,
     TrainingData,
     TurnImageRecord,
@@ -24,10 +26,14 @@ from core.store.repository import Store
 __all__ = [
     "AddResult",
     "CacheKey",
+    "ClassificationLog",
     "ClassificationRecord",
     "EvaluationRecord",
     "ExampleInput",
     "ExampleRecord",
+    "JobRecord",
+    "LabelChangeRecord",
+    "LeaseLost",
     "SetSummary",
     "Store",
     "TrainingData",

@@ -2,15 +2,25 @@
 
 The migrations ship inside the `migrations` package, so `upgrade` finds them next to
 `migrations.__file__` whether Gembot runs from a checkout or from an installed wheel.
+
+Surviving a PostgreSQL restart: the pool pings a connection before handing it out and replaces
+it when the server dropped it (`pool_pre_ping`); opening a connection is tried once more after a
+short pause when the server refuses it (it may be starting up); and a read-only `Store` method
+(`read_retried`) runs once more when the connection broke under it. A write is never replayed:
+when the connection breaks during a write the COMMIT may have reached the server, so the caller
+gets DatabaseUnavailable rather than a second copy.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,7 +29,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 import migrations
@@ -34,6 +44,15 @@ MIGRATION_LOCK_KEY = 0x67656D626F74
 CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 OUT_OF_DATE = "the database schema is out of date: run `gembot db upgrade`"
+
+# A refused connection is tried once more after this pause (seconds): long enough for a
+# restarting PostgreSQL to accept connections again, short enough to keep a request waiting.
+CONNECT_RETRY_DELAY = 1.0
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def make_engine(url: str) -> Engine:
@@ -77,7 +96,35 @@ def make_engine(url: str) -> Engine:
         ) from None
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
+    elif backend == "postgresql":
+        event.listen(engine, "do_connect", _connect_retrying)
     return engine
+
+
+def read_retried(method: Callable[P, R]) -> Callable[P, R]:
+    """Run a read-only store method once more when the database dropped its connection under it.
+
+    Only for methods that write nothing: running them twice is harmless. Other failures (the
+    database still down, a bad query) are raised as they are.
+    """
+
+    @functools.wraps(method)
+    def retried(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DatabaseUnavailable as exc:
+            if not disconnected(exc):
+                raise
+            log.info("the database connection broke during %s: trying once more", method.__name__)
+            return method(*args, **kwargs)
+
+    return retried
+
+
+def disconnected(exc: BaseException) -> bool:
+    """Whether `exc` (or the driver error it wraps) says the connection itself was lost."""
+    cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+    return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
 
 
 def masked_url(engine: Engine) -> str:
@@ -231,6 +278,22 @@ def _check_sqlite_directory(url: URL) -> None:
             f"cannot use the database {url.render_as_string(hide_password=True)}: "
             f"the directory {directory} does not exist"
         )
+
+
+def _connect_retrying(dialect: Any, connection_record: Any, cargs: Any, cparams: Any) -> Any:
+    # Every new connection (the pool's first, and each one replacing a connection the pre-ping
+    # found dead) is opened here: a server that refuses it is given one more chance.
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except dialect.loaded_dbapi.OperationalError as exc:
+        log.info("could not connect to the database (%s): trying once more", _first_line(exc))
+        time.sleep(CONNECT_RETRY_DELAY)
+        return dialect.connect(*cargs, **cparams)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:

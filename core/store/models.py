@@ -8,7 +8,7 @@ when the two drift apart.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -296,3 +296,98 @@ slack_oauth_states = Table(
     Column("state", String(200), nullable=False),
     Column("expire_at", DateTime, nullable=False),
 )
+
+
+# -- bulk jobs --------------------------------------------------------------------------------------
+
+JOB_KIND_LENGTH = 32
+JOB_STATE_LENGTH = 16
+JOB_OWNER_LENGTH = 200
+
+
+class Job(Base):
+    """A long piece of work (a CSV to classify) kept with its progress, so a restart resumes it.
+
+    `state` is queued, running, done or failed. A running job belongs to `owner` (one process)
+    until `lease_expires_at`; the owner renews the lease while it works, and any process may take
+    over a job whose lease has run out.
+    """
+
+    __tablename__ = "jobs"
+    # Processes look for queued jobs and running jobs with a lapsed lease.
+    __table_args__ = (Index(None, "state", "lease_expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(JOB_KIND_LENGTH))
+    state: Mapped[str] = mapped_column(String(JOB_STATE_LENGTH))
+    # The input as it came (a CSV file's text, UTF-8): bytes, because PostgreSQL's text refuses NUL.
+    input: Mapped[bytes] = mapped_column(LargeBinary)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rows_total: Mapped[int] = mapped_column(Integer)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None]
+    owner: Mapped[str | None] = mapped_column(String(JOB_OWNER_LENGTH))
+    lease_expires_at: Mapped[datetime | None]
+    # How many times a process has taken the job on: one that keeps dying is given up.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRow(Base):
+    """The output for one input row of a job, written in the transaction that advances `rows_done`."""
+
+    __tablename__ = "job_rows"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    row_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# -- usage limits and the label-set change log ------------------------------------------------------
+
+ACTOR_LENGTH = 200
+ACTION_LENGTH = 16
+USER_ID_LENGTH = 64
+
+
+class UsageCounter(Base):
+    """Gemini calls counted for one user (or, with `user_id` "", the whole workspace) on one UTC day.
+
+    Written only by one atomic `UPDATE … SET used = used + n WHERE used + n <= limit`, so the
+    limits hold across processes (`core.store.usage`).
+    """
+
+    __tablename__ = "usage_counters"
+
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LabelChange(Base):
+    """One change to a label set (who, what, when), written in the transaction of the change.
+
+    Not tied to the set by a foreign key: the log outlives the examples, labels and sets it names.
+    `actor` is a Slack user id, `cli` or `cli:NAME` for the command line, None when unknown.
+    """
+
+    __tablename__ = "label_changes"
+    # `/label history` reads one workspace's newest changes, optionally of one set.
+    __table_args__ = (Index(None, "team_id", "set_name", "id"), Index(None, "team_id", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    actor: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
+    # add, import, remove, remove_label, remove_set
+    action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
+    label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
+    example_id: Mapped[int | None] = mapped_column(Integer)
+    # The example's text, cut to a preview.
+    text: Mapped[str | None]
+    # How many examples the change added or removed.
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

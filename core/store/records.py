@@ -126,3 +126,20 @@ class EvaluationRecord:
     coverage: float
     answered_accuracy: float | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class LabelChangeRecord:
+    """One change to a label set: who (`actor`: a Slack user id, `cli`/`cli:NAME`, None when
+    unknown), what (`action`: add, import, remove, remove_label, remove_set; the label, the
+    example and a preview of its text where they apply; `count` examples), and when."""
+
+    id: int
+    set_name: str
+    actor: str | None
+    action: str
+    label: str | None
+    example_id: int | None
+    text: str | None
+    count: int
+    created_at: datetime

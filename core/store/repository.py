@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, text
@@ -12,9 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DatabaseUnavailable, InvalidInput, NotFound
-from core.store import audit, cache, conversations, evaluations, events, labels, validation
+from core.store import audit, cache, changes, conversations, evaluations, events, labels, validation
+from core.store import usage as usage_counters
 from core.store.audit import LoggedResult
-from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, unavailable, upgrade
+from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_retried, unavailable, upgrade
+from core.store.jobs import JobStore
 from core.store.models import EvaluationRun as _EvaluationRun
 from core.store.models import Example, Label, LabelSet
 from core.store.records import (
@@ -24,10 +26,12 @@ from core.store.records import (
     EvaluationRecord,
     ExampleInput,
     ExampleRecord,
+    LabelChangeRecord,
     SetSummary,
     TrainingData,
     TurnRecord,
 )
+from core.usage import Scope, UsageCount
 
 # add_examples retries when a concurrent writer created the same set, label or example between
 # its reads and its writes; the unique constraints catch that, and the next attempt sees it.
@@ -45,6 +49,7 @@ class Store:
         """A store over an engine whose schema is already at head (see `Store.open`)."""
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.jobs = JobStore(self._session)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -71,6 +76,7 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
+    @read_retried
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers a trivial query (health checks)."""
         with self._session() as s:
@@ -86,12 +92,16 @@ class Store:
 
     # -- label sets and examples ---------------------------------------------------------------
 
-    def add_examples(self, team_id: str, set_name: str, items: Sequence[ExampleInput]) -> AddResult:
+    def add_examples(
+        self, team_id: str, set_name: str, items: Sequence[ExampleInput], *, actor: str | None = None
+    ) -> AddResult:
         """Add examples to a set, creating the set and its labels as needed; all or nothing.
 
         Every item is checked before anything is written (InvalidInput names the bad row). A
         text already in its label, or given twice, is skipped. The set's version goes up once
         when anything was added (a new set is created at version 1, so its first add makes 2).
+        The change log gets one entry, in the same transaction, naming `actor` (a Slack user id,
+        `cli`; None when unknown): `add` for one example, `import` for several.
         """
         team = validation.team_id(team_id)
         name = validation.set_name(set_name)
@@ -101,11 +111,14 @@ class Store:
         for _ in range(_ADD_ATTEMPTS):
             try:
                 with self._session() as s, s.begin():
-                    return labels.add(s, team, name, rows)
+                    result = labels.add(s, team, name, rows)
+                    changes.record_added(s, team, name, rows, result, actor=actor)
+                    return result
             except IntegrityError:
                 continue
         raise DatabaseUnavailable(f"label set '{name}' kept changing while examples were added: try again")
 
+    @read_retried
     def list_examples(self, team_id: str, set_name: str, *, label: str | None = None) -> list[ExampleRecord]:
         """A set's examples (or one label's), ordered by label name, then id."""
         with self._session() as s, s.begin():
@@ -113,8 +126,10 @@ class Store:
             label_id = None if label is None else labels.find_label(s, label_set, label)
             return labels.examples(s, label_set, label_id=label_id)
 
-    def remove_example(self, team_id: str, set_name: str, example_id: int) -> ExampleRecord:
-        """Delete one example of a set and return what it was."""
+    def remove_example(
+        self, team_id: str, set_name: str, example_id: int, *, actor: str | None = None
+    ) -> ExampleRecord:
+        """Delete one example of a set and return what it was; logged as `remove` by `actor`."""
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
             found = labels.examples(s, label_set, example_id=example_id)
@@ -122,10 +137,41 @@ class Store:
                 raise NotFound(f"no example #{example_id} in set '{label_set.name}'")
             s.execute(delete(Example).where(Example.id == example_id))
             labels.bump(s, label_set.id)
-            return found[0]
+            removed = found[0]
+            changes.record(
+                s,
+                label_set.team_id,
+                label_set.name,
+                actor=actor,
+                action="remove",
+                count=1,
+                label=removed.label,
+                example_id=removed.id,
+                text=removed.text,
+            )
+            return removed
 
-    def remove_label(self, team_id: str, set_name: str, label: str) -> int:
-        """Delete a label and its examples; returns how many examples went with it."""
+    @read_retried
+    def get_example(self, team_id: str, set_name: str, example_id: int) -> ExampleRecord:
+        """One example of a set, by id (NotFound when the set has no such example)."""
+        with self._session() as s, s.begin():
+            label_set = labels.find_set(s, team_id, set_name)
+            found = labels.examples(s, label_set, example_id=example_id)
+        if not found:
+            raise NotFound(f"no example #{example_id} in set '{label_set.name}'")
+        return found[0]
+
+    @read_retried
+    def example_added_by(self, team_id: str, example_id: int) -> str | None:
+        """Who added an example, as the change log recorded it (None when it does not say)."""
+        with self._session() as s, s.begin():
+            return changes.added_by(s, team_id.strip(), int(example_id))
+
+    def remove_label(self, team_id: str, set_name: str, label: str, *, actor: str | None = None) -> int:
+        """Delete a label and its examples; returns how many examples went with it.
+
+        Logged as `remove_label` by `actor`.
+        """
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
             label_id = labels.find_label(s, label_set, label)
@@ -133,19 +179,48 @@ class Store:
             # ON DELETE CASCADE removes the examples.
             s.execute(delete(Label).where(Label.id == label_id))
             labels.bump(s, label_set.id)
+            changes.record(
+                s,
+                label_set.team_id,
+                label_set.name,
+                actor=actor,
+                action="remove_label",
+                count=count or 0,
+                label=label.strip(),
+            )
             return count or 0
 
-    def remove_set(self, team_id: str, set_name: str) -> None:
-        """Delete a set with its labels and examples. Its classification log rows stay."""
+    def remove_set(self, team_id: str, set_name: str, *, actor: str | None = None) -> None:
+        """Delete a set with its labels and examples. Its classification log rows stay, and so
+        does its change log, which gets a `remove_set` entry by `actor`."""
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
+            count = s.scalar(
+                select(func.count())
+                .select_from(Example)
+                .join(Label, Example.label_id == Label.id)
+                .where(Label.set_id == label_set.id)
+            )
             s.execute(delete(LabelSet).where(LabelSet.id == label_set.id))
+            changes.record(
+                s, label_set.team_id, label_set.name, actor=actor, action="remove_set", count=count or 0
+            )
 
+    @read_retried
+    def label_history(
+        self, team_id: str, *, set_name: str | None = None, limit: int = 20
+    ) -> list[LabelChangeRecord]:
+        """The workspace's latest label-set changes (of one set when `set_name` is given), newest first."""
+        with self._session() as s, s.begin():
+            return changes.latest(s, team_id, set_name=set_name, limit=max(1, int(limit)))
+
+    @read_retried
     def list_sets(self, team_id: str) -> list[SetSummary]:
         """The workspace's sets, by name, each with its version and per-label example counts."""
         with self._session() as s, s.begin():
             return labels.summaries(s, team_id)
 
+    @read_retried
     def get_set(self, team_id: str, set_name: str) -> SetSummary:
         """One set's version and per-label example counts."""
         with self._session() as s, s.begin():
@@ -154,6 +229,7 @@ class Store:
             raise NotFound(f"no label set '{set_name.strip()}' in this workspace")
         return found[0]
 
+    @read_retried
     def training_data(self, team_id: str, set_name: str) -> TrainingData:
         """Every example of a set with its label, and the version they belong to, as one snapshot."""
         with self._session() as s, s.begin():
@@ -161,6 +237,7 @@ class Store:
 
     # -- embedding cache -------------------------------------------------------------------
 
+    @read_retried
     def get_vectors(self, key: CacheKey, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached float32 vectors for those of `hashes` that are cached under `key`."""
         with self._session() as s, s.begin():
@@ -219,11 +296,13 @@ class Store:
             s.flush()
             return [row.id for row in rows]
 
+    @read_retried
     def recent_classifications(self, team_id: str, *, limit: int = 50) -> list[ClassificationRecord]:
         """The workspace's latest classifications, newest first."""
         with self._session() as s, s.begin():
             return audit.recent(s, team_id, limit)
 
+    @read_retried
     def get_classification(self, team_id: str, classification_id: int) -> ClassificationRecord:
         """One logged classification of the workspace, by id (NotFound when there is none).
 
@@ -273,12 +352,14 @@ class Store:
         with self._session() as s, s.begin():
             return conversations.add(s, turn, image_rows)
 
+    @read_retried
     def conversation(self, team_id: str, channel_id: str, thread_ts: str) -> list[TurnRecord]:
         """A thread's turns, oldest first, each with its images; empty when there are none."""
         key = conversations.thread_key(team_id, channel_id, thread_ts)
         with self._session() as s, s.begin():
             return conversations.turns(s, key)
 
+    @read_retried
     def has_conversation(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
         """Whether a thread holds a conversation with Gemini (cheap: no images are read)."""
         key = conversations.thread_key(team_id, channel_id, thread_ts)
@@ -317,7 +398,41 @@ class Store:
             s.flush()
             return evaluations.record(row)
 
+    @read_retried
     def latest_evaluations(self, team_id: str) -> dict[str, EvaluationRecord]:
         """The newest evaluation of each of the workspace's sets, by set name (unevaluated sets absent)."""
         with self._session() as s, s.begin():
             return evaluations.latest(s, team_id)
+
+    # -- usage limits ----------------------------------------------------------------------
+
+    def consume_usage(
+        self,
+        team_id: str,
+        user_id: str | None,
+        day: date,
+        n: int = 1,
+        *,
+        user_limit: int | None,
+        team_limit: int | None,
+    ) -> Scope | None:
+        """Count `n` Gemini calls for the user and the workspace on `day`, unless either count
+        would pass its limit (None: that count is not kept); atomic across processes.
+
+        Returns None when the calls were counted, else which limit ("user" or "team") refused
+        them, in which case nothing was counted.
+        """
+        try:
+            with self._session() as s, s.begin():
+                usage_counters.consume(
+                    s, team_id, user_id, day, int(n), user_limit=user_limit, team_limit=team_limit
+                )
+        except usage_counters.Refused as refused:
+            return refused.scope
+        return None
+
+    @read_retried
+    def usage(self, team_id: str, user_id: str | None, day: date) -> UsageCount:
+        """The Gemini calls counted on `day` for the user and for the whole workspace."""
+        with self._session() as s, s.begin():
+            return usage_counters.count(s, team_id, user_id, day)

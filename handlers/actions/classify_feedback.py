@@ -91,6 +91,11 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
     if not block_id.startswith(BLOCK_PREFIX) or not number.isdigit() or not value:
         replier.ephemeral(":warning: That button no longer works; classify the text again with /classify.")
         return
+    user = replier.where.user
+    refusal = deps.rights.curation_refusal(replier.client, team, user)
+    if refusal:
+        replier.ephemeral(f":no_entry: {refusal}")
+        return
     classification_id = int(number)
     try:
         record = deps.store.get_classification(team, classification_id)
@@ -106,12 +111,14 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
             f":warning: That label is no longer in set {bold(record.set_name)}; see `/label sets`."
         )
         return
-    user = replier.where.user
     message = body.get("message") or {}
     ts = message.get("ts") or (body.get("container") or {}).get("message_ts")
     link = label_sets.permalink(replier.client, replier.where.channel, ts)
     result = deps.store.add_examples(
-        team, record.set_name, [ExampleInput(label, record.text, author=user, source_url=link)]
+        team,
+        record.set_name,
+        [ExampleInput(label, record.text, author=user, source_url=link)],
+        actor=user,
     )
     if result.added:
         note = f":white_check_mark: Added as an example of {bold(label)} by {mention(user)}."

@@ -8,8 +8,9 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from core import usage
 from core.gemini.generation import generate
-from handlers import text
+from handlers import bounds, text
 from handlers.deps import NOT_CONFIGURED, Deps
 from handlers.replies import Replier, Where
 
@@ -19,10 +20,16 @@ USAGE = "Usage: `/ask QUESTION`, for example `/ask What makes a good incident re
 def register(app: App, deps: Deps) -> None:
     """`/ask`: acknowledged at once; Gemini is asked by a lazy listener after the ack."""
 
+    def too_long(prompt: str) -> str | None:
+        return bounds.too_long(prompt, deps.settings.max_text_chars, what="Your question")
+
     def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
         # What needs no Gemini call is answered in the ack itself, privately.
-        if not (command.get("text") or "").strip():
+        prompt = (command.get("text") or "").strip()
+        if not prompt:
             ack(text=USAGE, response_type="ephemeral")
+        elif refusal := too_long(prompt):
+            ack(text=refusal, response_type="ephemeral")
         elif deps.gemini is None:
             ack(text=NOT_CONFIGURED, response_type="ephemeral")
         else:
@@ -30,7 +37,7 @@ def register(app: App, deps: Deps) -> None:
 
     def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
         prompt = (command.get("text") or "").strip()
-        if not prompt or deps.gemini is None:
+        if not prompt or deps.gemini is None or too_long(prompt):
             return  # already answered by the ack
         replier = Replier(client, Where.of_command(command), logger=logger)
         asked = [
@@ -39,6 +46,8 @@ def register(app: App, deps: Deps) -> None:
             )
         ]
         with replier.reporting_errors():
+            # Over a daily limit, said privately before anything is posted (`core.usage`).
+            usage.check()
             working = replier.working("Asking Gemini…", header=asked)
             reply = generate(deps.require_gemini(), prompt)
             footer = (

@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from core.classify import Prediction
-from handlers import label_sets, text
+from handlers import bounds, label_sets, text
 from handlers.actions.classify_feedback import feedback_block
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention
@@ -32,10 +32,16 @@ log = logging.getLogger(__name__)
 def register(app: App, deps: Deps) -> None:
     """`/classify`: checked and acknowledged at once; embedding and classifying run after the ack."""
 
+    def too_long(rest: str) -> str | None:
+        return bounds.too_long(label_sets.plain(rest).strip(), deps.settings.max_text_chars)
+
     def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         scoped = label_sets.take_set(command.get("text") or "")
         if not scoped.rest:
             ack(text=USAGE, response_type="ephemeral")
+            return
+        if refusal := too_long(scoped.rest):
+            ack(text=refusal, response_type="ephemeral")
             return
         try:
             problem = label_sets.set_problem(
@@ -57,8 +63,10 @@ def register(app: App, deps: Deps) -> None:
         team = workspace_of(context)
         replier = Replier(client, Where.of_command(command), logger=logger)
         with replier.reporting_errors():
-            if not scoped.rest or label_sets.set_problem(
-                deps.store, team, scoped.set_name, command="/classify"
+            if (
+                not scoped.rest
+                or too_long(scoped.rest)
+                or label_sets.set_problem(deps.store, team, scoped.set_name, command="/classify")
             ):
                 return  # already answered by the ack
             set_name = scoped.set_or_default()

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from core.errors import GembotError
 from core.gemini.titles import title_groups
 from handlers import text
+from handlers.bounds import too_long_line
 from handlers.deps import Deps
 from handlers.history import recent_texts
 from handlers.lines import one_line, split_lines, too_many
@@ -55,8 +56,11 @@ class ClusterRequest:
     problem: str | None = None
 
 
-def parse(raw: str, *, max_lines: int) -> ClusterRequest:
-    """Read a `/cluster` command's text (see the module doc); never raises."""
+def parse(raw: str, *, max_lines: int, max_chars: int | None = None) -> ClusterRequest:
+    """Read a `/cluster` command's text (see the module doc); never raises.
+
+    `max_chars` bounds each typed line (None: no bound).
+    """
     rest = raw.strip()
     k: int | None = None
     while match := _LEADING_K.match(rest):
@@ -80,7 +84,11 @@ def parse(raw: str, *, max_lines: int) -> ClusterRequest:
             texts.append(line)
     if len(texts) < 2:
         return ClusterRequest(problem=USAGE)
-    problem = too_many(len(texts), max_lines, command="/cluster") or _bad_k(k, len(texts))
+    problem = (
+        too_many(len(texts), max_lines, command="/cluster")
+        or (too_long_line(texts, max_chars) if max_chars is not None else None)
+        or _bad_k(k, len(texts))
+    )
     return ClusterRequest(texts=texts, k=k, problem=problem)
 
 
@@ -113,15 +121,21 @@ def register(app: App, deps: Deps) -> None:
     """`/cluster`: the request is checked in the ack; reading, embedding, titling and drawing happen
     in a lazy listener."""
 
+    def read(command: dict[str, Any]) -> ClusterRequest:
+        settings = deps.settings
+        return parse(
+            command.get("text") or "", max_lines=settings.max_lines, max_chars=settings.max_text_chars
+        )
+
     def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        request = parse(command.get("text") or "", max_lines=deps.settings.max_lines)
+        request = read(command)
         if request.problem:
             ack(text=request.problem, response_type="ephemeral")
         else:
             ack()
 
     def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
-        request = parse(command.get("text") or "", max_lines=deps.settings.max_lines)
+        request = read(command)
         if request.problem:
             return  # already answered by the ack
         where = Where.of_command(command)

@@ -2,8 +2,11 @@
 
     /label add LABEL: TEXT      /label list [LABEL]     /label remove ID
     /label sets                 /label eval [METHOD]    /label export [csv|json]
+    /label history [N]
 
-Every subcommand takes `set:NAME` (before or after the subcommand; default: the "default" set).
+Every subcommand takes `set:NAME` (before or after the subcommand; default: the "default" set;
+`history` without it shows the changes to every set). Who may add and remove is
+`handlers.rights`' business; every change is logged with who made it, and `history` shows the log.
 Input is checked in the ack, so a mistake gets its one-line answer at once and privately; the
 work runs after the ack. Answers are private too, except what the channel can use: an
 evaluation (with the confusion matrix as an image) and an export (a file).
@@ -16,6 +19,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -23,9 +27,9 @@ from slack_sdk import WebClient
 
 from core.classify import Evaluation
 from core.labels_io import LabelRow, rows_to_csv, rows_to_json
-from core.store import ExampleInput, ExampleRecord, SetSummary
+from core.store import ExampleInput, ExampleRecord, LabelChangeRecord, SetSummary
 from core.store import validation as checks
-from handlers import label_sets, text
+from handlers import bounds, label_sets, text
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention, plural
 from handlers.replies import Replier, Where
@@ -40,11 +44,15 @@ USAGE = "\n".join(
         "• `/label sets` — the workspace's label sets",
         "• `/label eval [auto|centroid|logreg]` — how well the set classifies its own examples",
         "• `/label export [csv|json]` — the set as a file",
+        "• `/label history [N]` — the latest N changes to the label sets: who, what, when",
     ]
 )
 ADD_USAGE = "Usage: `/label add LABEL: TEXT`, for example `/label add billing: I was charged twice`."
 REMOVE_USAGE = "Usage: `/label remove ID`, with the id `/label list` shows, for example `/label remove 12`."
+HISTORY_USAGE = "Usage: `/label history [N]`, with N from 1 to 100 (default 20)."
 METHODS = ("auto", "centroid", "logreg")
+HISTORY_DEFAULT = 20
+HISTORY_MAX = 100
 FORMATS = ("csv", "json")
 LIST_TEXT_WIDTH = 120
 
@@ -61,14 +69,18 @@ class Request:
     content: str | None = None
     example_id: int | None = None
     option: str | None = None
+    count: int | None = None
 
     @property
     def set(self) -> str:
         return self.set_name or label_sets.DEFAULT_SET
 
 
-def parse(command_text: str) -> Request | str:
-    """The request, or the one-line answer to a command that cannot be run (usage and mistakes)."""
+def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
+    """The request, or the one-line answer to a command that cannot be run (usage and mistakes).
+
+    `max_chars` bounds the text of an example (None: no bound).
+    """
     outer = label_sets.take_set(command_text)
     # The subcommand ends at any whitespace: Slack keeps the newlines a user typed.
     parts = outer.rest.split(None, 1)
@@ -88,8 +100,11 @@ def parse(command_text: str) -> Request | str:
             return "The label is missing: " + ADD_USAGE
         if not content:
             return "The text is missing: " + ADD_USAGE
-        return label_sets.refusal(checks.label_name, label) or Request(
-            "add", set_name, label=label, content=content
+        too_long = bounds.too_long(content, max_chars, what="The example") if max_chars is not None else None
+        return (
+            label_sets.refusal(checks.label_name, label)
+            or too_long
+            or Request("add", set_name, label=label, content=content)
         )
     if action == "list":
         return Request("list", set_name, label=label_sets.plain(rest).strip() or None)
@@ -100,6 +115,11 @@ def parse(command_text: str) -> Request | str:
         return Request("remove", set_name, example_id=int(number))
     if action == "sets":
         return Request("sets", set_name)
+    if action in ("history", "log"):
+        wanted = rest.strip() or str(HISTORY_DEFAULT)
+        if not re.fullmatch(r"\d{1,3}", wanted) or not 1 <= int(wanted) <= HISTORY_MAX:
+            return HISTORY_USAGE
+        return Request("history", set_name, count=int(wanted))
     if action in ("eval", "evaluate"):
         method = rest.strip().lower() or "auto"
         if method not in METHODS:
@@ -118,14 +138,14 @@ def register(app: App, deps: Deps) -> None:
     """`/label`: parsed in the ack (mistakes answered there), run by a lazy listener."""
 
     def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        request = parse(command.get("text") or "")
+        request = parse(command.get("text") or "", max_chars=deps.settings.max_text_chars)
         if isinstance(request, str):
             ack(text=request, response_type="ephemeral")
         else:
             ack()
 
     def run(command: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger) -> None:
-        request = parse(command.get("text") or "")
+        request = parse(command.get("text") or "", max_chars=deps.settings.max_text_chars)
         if isinstance(request, str):
             return  # already answered by the ack
         replier = Replier(client, Where.of_command(command), logger=logger)
@@ -138,6 +158,7 @@ def register(app: App, deps: Deps) -> None:
                 "sets": _sets,
                 "eval": _eval,
                 "export": _export,
+                "history": _history,
             }[request.action](deps, replier, team, request)
 
     app.command("/label")(ack=acknowledge, lazy=[run])
@@ -148,8 +169,13 @@ def register(app: App, deps: Deps) -> None:
 
 def _add(deps: Deps, replier: Replier, team: str, request: Request) -> None:
     assert request.label is not None and request.content is not None
+    user = replier.where.user
+    refusal = deps.rights.curation_refusal(replier.client, team, user)
+    if refusal:
+        replier.ephemeral(f":no_entry: {refusal}")
+        return
     result = deps.store.add_examples(
-        team, request.set, [ExampleInput(request.label, request.content, author=replier.where.user)]
+        team, request.set, [ExampleInput(request.label, request.content, author=user)], actor=user
     )
     summary = deps.store.get_set(team, request.set)
     where = f"{bold(request.label)} in set {bold(request.set)}"
@@ -205,7 +231,19 @@ def _remove(deps: Deps, replier: Replier, team: str, request: Request) -> None:
     if isinstance(found, str):
         replier.ephemeral(found)
         return
-    removed = deps.store.remove_example(team, request.set, request.example_id)
+    user = replier.where.user
+    example = deps.store.get_example(team, request.set, request.example_id)
+    refusal = deps.rights.removal_refusal(
+        replier.client,
+        team,
+        user,
+        author=example.author,
+        added_by=deps.store.example_added_by(team, example.id),
+    )
+    if refusal:
+        replier.ephemeral(f":no_entry: {refusal}")
+        return
+    removed = deps.store.remove_example(team, request.set, request.example_id, actor=user)
     replier.ephemeral(
         f":wastebasket: Removed example #{removed.id} from {bold(removed.label)} in set "
         f"{bold(request.set)}: “{text.neutralise(label_sets.shorten(removed.text, 200))}”"
@@ -304,7 +342,60 @@ def _export(deps: Deps, replier: Replier, team: str, request: Request) -> None:
     )
 
 
+def _history(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    changes = deps.store.label_history(
+        team, set_name=request.set_name, limit=request.count or HISTORY_DEFAULT
+    )
+    scope = f"label set {bold(request.set_name)}" if request.set_name else "the label sets"
+    if not changes:
+        replier.ephemeral(f"No changes to {scope} on record yet.")
+        return
+    heading = f"The latest {plural(len(changes), 'change')} to {scope}, newest first:"
+    lines = [change_line(c, with_set=request.set_name is None) for c in changes]
+    body = text.sections("\n".join(lines))[: text.MAX_BLOCKS - 1]
+    replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
+
+
 # -- formatting ---------------------------------------------------------------------------------
+
+
+def change_line(change: LabelChangeRecord, *, with_set: bool = True) -> str:
+    """One change as a line of mrkdwn: when (in the reader's time zone), who, what."""
+    in_set = f" in set {bold(change.set_name)}" if with_set else ""
+    if change.action == "add":
+        what = (
+            f"added #{change.example_id} to {bold(change.label or '?')}{in_set}: "
+            f"“{text.neutralise(label_sets.shorten(change.text or '', 80))}”"
+        )
+    elif change.action == "remove":
+        what = (
+            f"removed #{change.example_id} from {bold(change.label or '?')}{in_set}: "
+            f"“{text.neutralise(label_sets.shorten(change.text or '', 80))}”"
+        )
+    elif change.action == "import":
+        into = f" into {bold(change.label)}" if change.label else ""
+        what = f"imported {plural(change.count, 'example')}{into}{in_set}"
+    elif change.action == "remove_label":
+        what = f"removed label {bold(change.label or '?')} and its {plural(change.count, 'example')}{in_set}"
+    elif change.action == "remove_set":
+        what = f"removed the set {bold(change.set_name)} ({plural(change.count, 'example')})"
+    else:
+        what = f"{text.escape(change.action)}{in_set}"
+    return f"{when(change.created_at)} · {who(change.actor)} {what}"
+
+
+def who(actor: str | None) -> str:
+    """A change's actor in words: a mention for a Slack user, the command line, or "someone"."""
+    if actor and (actor == "cli" or actor.startswith("cli:")):
+        name = actor.partition(":")[2]
+        return "the command line" + (f" ({text.escape(name)})" if name else "")
+    return mention(actor)
+
+
+def when(moment: datetime) -> str:
+    """A time Slack shows in the reader's own time zone (`<!date^…>`), with a UTC fallback."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"<!date^{int(aware.timestamp())}^{{date_short}} {{time}}|{aware:%Y-%m-%d %H:%M} UTC>"
 
 
 def evaluation_markdown(set_name: str, evaluation: Evaluation) -> str:

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from core.similarity import SimilarPair
 from handlers import text
+from handlers.bounds import too_long_line
 from handlers.deps import Deps
 from handlers.lines import one_line, split_lines, too_many
 from handlers.replies import Replier, Where
@@ -23,12 +24,17 @@ USAGE = (
 PAIRS = 10
 
 
-def check(raw: str, *, max_lines: int) -> str | None:
-    """Why a `/similar` text cannot be answered (a sentence for its user), or None when it can."""
+def check(raw: str, *, max_lines: int, max_chars: int | None = None) -> str | None:
+    """Why a `/similar` text cannot be answered (a sentence for its user), or None when it can.
+
+    `max_chars` bounds each line (None: no bound).
+    """
     texts = split_lines(raw)
     if len(texts) < 2:
         return USAGE
-    return too_many(len(texts), max_lines, command="/similar")
+    return too_many(len(texts), max_lines, command="/similar") or (
+        too_long_line(texts, max_chars) if max_chars is not None else None
+    )
 
 
 def pair_blocks(texts: list[str], pairs: list[SimilarPair]) -> list[Block]:
@@ -44,9 +50,12 @@ def pair_blocks(texts: list[str], pairs: list[SimilarPair]) -> list[Block]:
 
 def register(app: App, deps: Deps) -> None:
     """`/similar`: the texts are checked in the ack; embedding and drawing happen in a lazy listener."""
+    settings = deps.settings
 
     def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        problem = check(command.get("text") or "", max_lines=deps.settings.max_lines)
+        problem = check(
+            command.get("text") or "", max_lines=settings.max_lines, max_chars=settings.max_text_chars
+        )
         if problem:
             ack(text=problem, response_type="ephemeral")
         else:
@@ -54,7 +63,7 @@ def register(app: App, deps: Deps) -> None:
 
     def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
         raw = command.get("text") or ""
-        if check(raw, max_lines=deps.settings.max_lines):
+        if check(raw, max_lines=settings.max_lines, max_chars=settings.max_text_chars):
             return  # already answered by the ack
         texts = split_lines(raw)
         replier = Replier(client, Where.of_command(command), logger=logger)

@@ -35,6 +35,10 @@ def register(app: App, deps: Deps) -> None:
             if not content:
                 replier.ephemeral(NO_TEXT)
                 return
+            refusal = deps.rights.curation_refusal(client, workspace_of(context), replier.where.user)
+            if refusal:
+                replier.ephemeral(f":no_entry: {refusal}")
+                return
             origin = Origin(
                 text=content,
                 author=message.get("user") or message.get("bot_id") or message.get("username"),

@@ -293,6 +293,11 @@ def register(app: App, deps: Deps) -> None:
         )
         team = workspace_of(context)
         try:
+            # Checked again here: the shortcut checked it, but rights can change while a modal is open.
+            refusal = deps.rights.curation_refusal(client, team, user)
+            if refusal:
+                _tell(replier, f":no_entry: {refusal}")
+                return
             resolved = choice.resolve(deps.store, team)
             if resolved is None:
                 _tell(replier, ":warning: That label set or label is gone; try the shortcut again.")
@@ -303,6 +308,7 @@ def register(app: App, deps: Deps) -> None:
                 team,
                 choice.set_name,
                 [ExampleInput(choice.label, origin.text, author=origin.author, source_url=link)],
+                actor=user,
             )
             summary = deps.store.get_set(team, choice.set_name)
         except GembotError as exc:

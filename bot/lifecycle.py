@@ -1,0 +1,201 @@
+"""The background side of a serving process: the threads that do the work after Slack's ack, the
+loop that takes over bulk jobs, and a graceful, bounded stop.
+
+    lifecycle = Lifecycle(deps)
+    app = build_app(deps, executor=lifecycle.executor)   # Bolt's lazy listeners run on it
+    lifecycle.start()                                     # resume jobs left by stopped processes
+    ...
+    lifecycle.shutdown(timeout=20)                        # on SIGTERM
+
+`shutdown` stops taking jobs, asks running bulk jobs to give themselves back after their current
+batch (their progress is in the database; the next process carries on), and waits up to
+`timeout` seconds for every listener already started, an /ask in flight for instance, to finish
+and answer. The HTTP server (`bot.wsgi`, through gunicorn's `worker_exit`) and Socket Mode
+(`gembot serve --socket`) both call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+
+from core.errors import GembotError
+from core.jobs import KIND_CLASSIFY_CSV
+from core.settings import Settings
+from core.store import JobRecord, Store
+from handlers import bulk
+from handlers.deps import Deps
+
+log = logging.getLogger(__name__)
+
+# Jobs taken over from other processes that one process runs at once, each on its own thread.
+RESUMED_AT_ONCE = 2
+# Finished jobs (their input and rows) are kept this long, then pruned, at most once an hour.
+JOB_RETENTION = timedelta(days=7)
+PRUNE_EVERY = 3600.0
+
+ClientFor = Callable[[JobRecord], WebClient | None]
+
+
+class ListenerExecutor(ThreadPoolExecutor):
+    """A thread pool that can wait, for a bounded time, for the work it was given (`drain`)."""
+
+    def __init__(self, max_workers: int, *, thread_name_prefix: str = "gembot-lazy") -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._futures: set[Future[Any]] = set()
+        self._futures_lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._futures_lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    @property
+    def pending(self) -> int:
+        """Work submitted and not finished yet (running or waiting for a thread)."""
+        with self._futures_lock:
+            return len(self._futures)
+
+    def drain(self, timeout: float) -> int:
+        """Take no more work and wait up to `timeout` seconds for the rest; returns how much is unfinished.
+
+        Work still waiting for a thread is run, not dropped.
+        """
+        self.shutdown(wait=False)
+        with self._futures_lock:
+            futures = set(self._futures)
+        _, unfinished = wait(futures, timeout=max(0.0, timeout))
+        return len(unfinished)
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._futures_lock:
+            self._futures.discard(future)
+
+
+def slack_clients(settings: Settings, store: Store) -> ClientFor:
+    """How a resumed job reaches Slack: the bot token (one workspace) or the job's installation (OAuth)."""
+    from bot import oauth
+    from bot.app import slack_client, web_client
+
+    if not oauth.oauth_enabled(settings):
+        return lambda job: slack_client(settings)
+    installations = oauth.installation_store(settings, store.engine)
+
+    def installed(job: JobRecord) -> WebClient | None:
+        # The workspace key is `TEAM` or `ENTERPRISE:TEAM` (handlers.scope).
+        team = job.team_id.rsplit(":", 1)[-1]
+        found = installations.find_bot(enterprise_id=job.parameters.get("enterprise_id"), team_id=team)
+        return web_client(settings, token=found.bot_token) if found and found.bot_token else None
+
+    return installed
+
+
+class JobResumer:
+    """Every `interval` seconds: renew the leases of this process's jobs, take over jobs nobody holds
+    (queued, or a lapsed lease) when a thread is free for them, and prune old finished jobs."""
+
+    def __init__(self, deps: Deps, *, client_for: ClientFor, interval: float | None = None) -> None:
+        self.deps = deps
+        self.client_for = client_for
+        self.interval = interval if interval is not None else max(0.2, deps.settings.job_lease_seconds / 3)
+        self.executor = ListenerExecutor(RESUMED_AT_ONCE, thread_name_prefix="gembot-jobs")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_prune = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="gembot-job-resumer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop looking for jobs (the jobs already running are wound down by `Lifecycle.shutdown`)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def sweep(self) -> int:
+        """One round: renew, take over, prune. Returns how many jobs were taken over."""
+        jobs = self.deps.jobs
+        try:
+            jobs.heartbeat()
+            taken = jobs.claim(limit=RESUMED_AT_ONCE - self.executor.pending)
+            for job in taken:
+                done, total = job.rows_done, job.rows_total
+                log.info("resuming job #%d (%s, %d of %d rows done)", job.id, job.kind, done, total)
+                self.executor.submit(self._resume, job)
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                jobs.store.jobs.prune(datetime.now(UTC) - JOB_RETENTION)
+            return len(taken)
+        except GembotError as exc:
+            log.warning("could not look for jobs to resume: %s", exc)
+        except Exception:
+            log.exception("unexpected failure while looking for jobs to resume")
+        return 0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sweep()
+            self._stop.wait(self.interval)
+
+    def _resume(self, job: JobRecord) -> None:
+        try:
+            client = self.client_for(job)
+        except Exception:
+            log.exception("no Slack client for job #%d", job.id)
+            client = None
+        if job.kind != KIND_CLASSIFY_CSV:
+            self.deps.jobs.fail(job, f"this version of Gembot does not know jobs of kind {job.kind!r}")
+            return
+        if client is None:
+            self.deps.jobs.fail(job, "Gembot is no longer installed in the workspace that asked for it")
+            return
+        bulk.resume(self.deps, job, client=client)
+
+
+class Lifecycle:
+    """The listener executor and the job resumer of one process, started and stopped together."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        executor: ListenerExecutor | None = None,
+        client_for: ClientFor | None = None,
+    ) -> None:
+        self.deps = deps
+        self.executor = executor or ListenerExecutor(deps.settings.slack_threads)
+        self.resumer = JobResumer(deps, client_for=client_for or slack_clients(deps.settings, deps.store))
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start looking for jobs to resume (at once, then every third of a lease)."""
+        self.resumer.start()
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop gracefully within `timeout` seconds (see the module doc); True when nothing was left
+        running."""
+        if self._stopped:
+            return True
+        self._stopped = True
+        deadline = time.monotonic() + timeout
+        started = self.executor.pending + self.resumer.executor.pending
+        log.info("stopping: %d listener(s) and job(s) in flight get up to %.0f s to finish", started, timeout)
+        self.resumer.stop()
+        self.deps.jobs.stop()
+        unfinished = self.executor.drain(deadline - time.monotonic())
+        unfinished += self.resumer.executor.drain(deadline - time.monotonic())
+        if unfinished:
+            log.warning("stopped with %d listener(s) or job(s) unfinished", unfinished)
+        else:
+            log.info("stopped: nothing left in flight")
+        return unfinished == 0
