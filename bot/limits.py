@@ -1,0 +1,126 @@
+"""Where Gembot answers and how much it may spend: GEMBOT_ALLOWED_CHANNELS and the daily Gemini limits.
+
+Two global middlewares, run for every request after its workspace is authorized:
+
+* `ChannelGate` turns away requests from channels outside GEMBOT_ALLOWED_CHANNELS, before any
+  listener runs: a slash command gets a private one-liner in its ack, a button or a shortcut one
+  through its `response_url`, a mention one by `chat.postEphemeral`; other events are acknowledged
+  and dropped. Direct messages with the bot (channel ids starting with `D`) are always allowed:
+  they reach no one else, and the daily limits bound what they cost. Requests that name no
+  channel (App Home, a modal's submission, whose shortcut was already checked) pass.
+
+* `ChargeToRequester` makes the request's user (in its workspace) the one every Gemini call of
+  the request is charged to (`core.usage`). Bolt runs its global middlewares one after the
+  other, not around the listeners, so there is no "after" to undo it in: the actor is set for
+  the rest of the request's thread, and every request that reaches this middleware sets it
+  afresh (to no one when there are no limits), so none inherits an earlier one's. The listeners
+  run on the listener executor; `ContextExecutor` carries the context (and so the actor) over
+  to them, which is why `build_app` wraps the executor in it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from typing import Any, ParamSpec, TypeVar
+
+from slack_bolt.middleware import Middleware
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from core import usage
+from core.usage import Actor, Meter
+from handlers.scope import workspace_of
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+NOT_ENABLED = (
+    "Gembot isn't enabled in this channel. Use it in a channel where it is, or in a direct message "
+    "with it; whoever runs it can add this channel to GEMBOT_ALLOWED_CHANNELS."
+)
+
+
+def is_direct_message(channel_id: str) -> bool:
+    """Whether `channel_id` is a DM (Slack's DM ids start with D)."""
+    return channel_id.startswith("D")
+
+
+class ChannelGate(Middleware):
+    """Refuses requests from channels outside `allowed` (None: every channel is allowed)."""
+
+    def __init__(self, allowed: Iterable[str] | None) -> None:
+        self.allowed = None if allowed is None else frozenset(c.upper() for c in allowed)
+
+    def admits(self, channel_id: str | None) -> bool:
+        if self.allowed is None or not channel_id:
+            return True
+        return is_direct_message(channel_id) or channel_id.upper() in self.allowed
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        channel = req.context.channel_id
+        if self.admits(channel):
+            return next()
+        body = req.body
+        log.info("refused a request from channel %s (not in GEMBOT_ALLOWED_CHANNELS)", channel)
+        if body.get("command"):
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": NOT_ENABLED})
+        try:
+            self._tell(req)
+        except SlackClientError as exc:
+            log.info("could not say that channel %s is not enabled: %s", channel, exc)
+        return BoltResponse(status=200, body="")
+
+    def _tell(self, req: BoltRequest) -> None:
+        body = req.body
+        urls = body.get("response_urls") or []
+        response_url = body.get("response_url") or (urls[0].get("response_url") if urls else None)
+        if response_url:
+            WebhookClient(response_url).send(text=NOT_ENABLED, response_type="ephemeral")
+            return
+        event = body.get("event") or {}
+        if event.get("type") == "app_mention" and event.get("user") and req.context.client is not None:
+            req.context.client.chat_postEphemeral(
+                channel=str(req.context.channel_id), user=event["user"], text=NOT_ENABLED
+            )
+
+
+class ChargeToRequester(Middleware):
+    """Charges the Gemini calls of each request to its user and workspace (see the module doc)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        team = workspace_of(req.context)
+        actor = Actor(team, req.context.user_id) if self.meter.limits.active and team else None
+        usage.act_for(self.meter, actor)
+        return next()
+
+
+class ContextExecutor(Executor):
+    """An executor that runs each task in a copy of the submitting thread's `contextvars` context."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        context = contextvars.copy_context()
+        return self.inner.submit(lambda: context.run(fn, *args, **kwargs))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __getattr__(self, name: str) -> Any:
+        # Whatever else the wrapped executor offers (a test's `wait_idle`).
+        return getattr(self.inner, name)
