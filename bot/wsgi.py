@@ -96,6 +96,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     try:
         lifecycle = Lifecycle(deps)
         app = build_app(deps, executor=lifecycle.executor)
+        # Building the engine imports scikit-learn, which holds the interpreter for a second or
+        # two: paid here, before this worker takes requests, not by the acks around its first
+        # /classify. (The local embedder's model still loads on first use.)
+        deps.engine  # noqa: B018 (a property: the access is the point)
     except BaseException:
         deps.close()
         raise

@@ -2,7 +2,10 @@
 
 An `Engine` is cheap to share between threads. It keeps trained models in memory keyed by the
 label set's version number in the database, so a change made by any process (another worker, the
-CLI) is picked up at the next request and nothing is retrained while the set stays the same.
+CLI) is picked up at the next request and nothing is retrained while the set stays the same. A
+model is trained by one thread at a time: requests that need it meanwhile wait for that one
+rather than each embedding the examples and training again (a burst of requests after a start or
+a change would otherwise hold the interpreter for seconds).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Engine:
         self._models: OrderedDict[_ModelKey, TrainedModel] = OrderedDict()
         self._models_kept = models_kept
         self._lock = threading.Lock()
+        self._training: dict[_ModelKey, threading.Lock] = {}
 
     # -- classification -------------------------------------------------------------------
 
@@ -82,11 +86,28 @@ class Engine:
         """The trained model for a set at its current version, trained only when the set changed."""
         version = self.store.get_set(team_id, set_name).version
         key = self._key(team_id, set_name, version, method)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            training = self._training.setdefault(key, threading.Lock())
+        try:
+            with training:
+                # Trained by another thread while this one waited?
+                cached = self._cached(key)
+                return cached if cached is not None else self._train(team_id, set_name, method)
+        finally:
+            with self._lock:
+                self._training.pop(key, None)
+
+    def _cached(self, key: _ModelKey) -> TrainedModel | None:
         with self._lock:
             cached = self._models.get(key)
             if cached is not None:
                 self._models.move_to_end(key)
-                return cached
+            return cached
+
+    def _train(self, team_id: str, set_name: str, method: str) -> TrainedModel:
         data = self.store.training_data(team_id, set_name)
         _require_two_labels(data.labels, set_name)
         vectors = self.embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -112,3 +113,31 @@ def test_empty_text_is_refused_before_anything_is_embedded(store: Store) -> None
     with pytest.raises(InvalidInput, match="text 2 is empty"):
         engine_for(store, embedder).similarity(["fine", "  "])
     assert embedder.calls == []
+
+
+def test_a_burst_of_requests_trains_the_model_once(store: Store) -> None:
+    import threading
+    import time
+
+    class Slow(BagOfWordsEmbedder):
+        def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
+            time.sleep(0.05)  # long enough for every thread to arrive while the first trains
+            return super().embed_batch(texts, task_type=task_type)
+
+    store.add_examples("T1", "default", EXAMPLES)
+    embedder = Slow()
+    engine = engine_for(store, embedder)
+    barrier = threading.Barrier(8)
+    models = []
+
+    def request() -> None:
+        barrier.wait()
+        models.append(engine.model_for("T1", "default", method="centroid"))
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(models) == 8 and all(m is models[0] for m in models)
+    assert len(embedder.calls) == 1  # the examples, embedded once

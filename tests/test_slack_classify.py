@@ -164,7 +164,9 @@ def test_set_name_picks_the_set(bot_server: BotServer) -> None:
     assert "what a great happy day" in texts
 
 
-def test_a_long_text_is_classified_and_stored_whole(bot_server: BotServer) -> None:
+def test_a_long_text_is_classified_and_stored_whole(make_bot_server: MakeBotServer) -> None:
+    # Past Block Kit's limits, and past the default GEMBOT_MAX_TEXT_CHARS (4,000), raised here.
+    bot_server = make_bot_server(env={"GEMBOT_MAX_TEXT_CHARS": "10000"})
     seed(bot_server)
     long_text = " ".join(["my invoice shows a wrong charge"] * 200)
     assert len(long_text) > 6_000

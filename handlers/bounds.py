@@ -1,0 +1,39 @@
+"""How much text a person may hand the bot at once, and the sentence that refuses more.
+
+Every text a person types to the bot (a `/classify` or `/ask` text, a `/label add` example, each
+line of `/similar` and `/cluster`, a question in a mention or a DM) is at most
+GEMBOT_MAX_TEXT_CHARS characters (default 4,000): a Slack message may hold 40,000, and such a text
+would cost a long embedding or generation call, only the start of which an embedder reads anyway.
+Commands refuse it in the ack, privately; messages get the sentence in their thread. The other
+bounds live with their surfaces: GEMBOT_MAX_LINES (`handlers.lines`), GEMBOT_MAX_IMAGE_BYTES
+(`handlers.attachments`) and GEMBOT_MAX_CSV_ROWS (`handlers.bulk`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SETTING = "GEMBOT_MAX_TEXT_CHARS"
+
+
+def too_long(content: str, limit: int, *, what: str = "Your text") -> str | None:
+    """The sentence refusing `content` when it has more than `limit` characters, else None.
+
+    Measure the text as it will be used (Slack's escapes undone, `handlers.lines.plain_text` or
+    `handlers.label_sets.plain`), so that `&amp;` counts as the one character it stands for.
+    """
+    if len(content) <= limit:
+        return None
+    return (
+        f"{what} is {len(content):,} characters long, and I take at most {limit:,}: shorten it "
+        f"(whoever runs me can raise {SETTING})."
+    )
+
+
+def too_long_line(texts: Sequence[str], limit: int) -> str | None:
+    """The sentence refusing the first of `texts` (lines of a command) over `limit`, else None."""
+    for number, content in enumerate(texts, 1):
+        problem = too_long(content, limit, what=f"Line {number}")
+        if problem:
+            return problem
+    return None
