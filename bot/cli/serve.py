@@ -147,6 +147,10 @@ def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threa
                 "loglevel": "info",
             }.items():
                 self.cfg.set(key, value)
+            # gunicorn 27 opens a control socket at a fixed path per user: two Gembot servers on
+            # one host would fight over it, and nothing here uses it.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             # Runs in each worker after the fork: every worker has its own pool and threads.

@@ -171,8 +171,9 @@ class GeminiClient:
                     f"Gemini answered with unexpected HTTP status {exc.code}", code=exc.code
                 ) from None
             except TIMEOUT_ERRORS as exc:
+                tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
                 raise GeminiUnavailable(
-                    f"Gemini did not answer within {self.settings.gemini_timeout:g} s ({attempts} attempts); "
+                    f"Gemini did not answer within {self.settings.gemini_timeout:g} s ({tries}); "
                     "try again later, or raise GEMBOT_GEMINI_TIMEOUT"
                 ) from exc
             except TRANSPORT_ERRORS as exc:
