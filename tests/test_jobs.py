@@ -225,7 +225,7 @@ def test_a_stopped_runner_gives_the_job_back_and_another_finishes_it(store: Stor
 
 
 def test_a_dead_runners_job_is_taken_over_after_its_lease(store: Store, engine_of: Engine) -> None:
-    dead = JobRunner(store, lease_seconds=0.3, owner="dead-host:1:x")
+    dead = JobRunner(store, lease_seconds=2.0, owner="dead-host:1:x")
     job_id = csv_job(dead, 300)
 
     def die(done: int, total: int) -> None:
@@ -236,7 +236,7 @@ def test_a_dead_runners_job_is_taken_over_after_its_lease(store: Store, engine_o
         dead.classify_csv(store.jobs.get(job_id), engine=engine_of, progress=die)
     alive = JobRunner(store, lease_seconds=60)
     assert alive.claim() == []  # the lease has not lapsed yet
-    time.sleep(0.4)
+    time.sleep(2.1)
     (job,) = alive.claim()
     assert (job.rows_done, job.attempts, job.owner) == (200, 2, alive.owner)
     result = alive.classify_csv(job, engine=engine_of)
