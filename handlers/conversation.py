@@ -25,7 +25,8 @@ from core.gemini.images import ImageInput
 from core.store import TurnRecord
 from handlers import attachments, bounds, text
 from handlers.deps import NOT_CONFIGURED, Deps
-from handlers.replies import Replier
+from handlers.replies import Replier, Where
+from handlers.scope import workspace_of
 from handlers.text import Block
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,42 @@ class Thread:
     team: str
     channel: str
     ts: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A person's message to the bot (a mention or a DM), read once for whichever listener answers."""
+
+    team: str
+    where: Where
+    replier: Replier
+    files: list[dict[str, Any]]
+    text: str
+    token: str
+
+    @property
+    def thread(self) -> Thread:
+        return Thread(self.team, self.where.channel, str(self.where.thread_ts))
+
+
+def incoming(
+    event: Mapping[str, Any],
+    body: Mapping[str, Any],
+    context: Mapping[str, Any],
+    client: WebClient,
+    logger: logging.Logger,
+) -> Incoming:
+    """The workspace, where to answer, the files and the text (the bot's own mention removed)."""
+    team = workspace_of(context)
+    where = Where.of_event(dict(event), team=team)
+    return Incoming(
+        team=team,
+        where=where,
+        replier=Replier(client, where, logger=logger),
+        files=attachments.files_of(event),
+        text=question_of(str(event.get("text") or ""), bot_user_id(context, body)),
+        token=bot_token(context, client),
+    )
 
 
 def bot_user_id(context: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:

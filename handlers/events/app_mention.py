@@ -15,8 +15,6 @@ from slack_sdk import WebClient
 
 from handlers import attachments, conversation, matchers
 from handlers.deps import Deps
-from handlers.replies import Replier, Where
-from handlers.scope import workspace_of
 
 CSV_BY_DM = (
     "Send CSV files to me in a direct message: with the word `import` to add their `text,label` rows "
@@ -41,25 +39,19 @@ def register(app: App, deps: Deps) -> None:
         client: WebClient,
         logger: logging.Logger,
     ) -> None:
-        team = workspace_of(context)
-        where = Where.of_event(event, team=team)
-        replier = Replier(client, where, logger=logger)
-        found = attachments.files_of(event)
-        question = conversation.question_of(
-            str(event.get("text") or ""), conversation.bot_user_id(context, body)
-        )
-        with replier.reporting_errors():
-            if any(attachments.is_csv(f) for f in found):
-                replier.post(CSV_BY_DM)
+        message = conversation.incoming(event, body, context, client, logger)
+        with message.replier.reporting_errors():
+            if any(attachments.is_csv(f) for f in message.files):
+                message.replier.post(CSV_BY_DM)
                 return
             conversation.carry_on(
                 deps,
-                replier,
-                thread=conversation.Thread(team, where.channel, str(where.thread_ts)),
-                question=question,
-                files=found,
+                message.replier,
+                thread=message.thread,
+                question=message.text,
+                files=message.files,
                 client=client,
-                token=conversation.bot_token(context, client),
+                token=message.token,
             )
 
     app.event("app_mention", matchers=[_answerable])(ack=acknowledge, lazy=[answer])

@@ -15,8 +15,6 @@ from slack_sdk import WebClient
 
 from handlers import attachments, bulk, conversation, matchers
 from handlers.deps import Deps
-from handlers.replies import Replier, Where
-from handlers.scope import workspace_of
 
 
 def register(app: App, deps: Deps) -> None:
@@ -32,42 +30,36 @@ def register(app: App, deps: Deps) -> None:
         client: WebClient,
         logger: logging.Logger,
     ) -> None:
-        team = workspace_of(context)
-        where = Where.of_event(event, team=team)
-        replier = Replier(client, where, logger=logger)
-        found = attachments.files_of(event)
-        message = conversation.question_of(
-            str(event.get("text") or ""), conversation.bot_user_id(context, body)
-        )
-        token = conversation.bot_token(context, client)
+        incoming = conversation.incoming(event, body, context, client, logger)
+        replier = incoming.replier
         with replier.reporting_errors():
-            tables = [f for f in found if attachments.is_csv(f)]
+            tables = [f for f in incoming.files if attachments.is_csv(f)]
             if tables:
                 for table in tables:
                     bulk.handle(
                         deps,
                         replier,
                         file=table,
-                        message=message,
-                        team=team,
-                        user=where.user,
+                        message=incoming.text,
+                        team=incoming.team,
+                        user=incoming.where.user,
                         client=client,
-                        token=token,
+                        token=incoming.token,
                         enterprise=context.enterprise_id,
                     )
                 return
-            if not found and bulk.is_bare_request(message):
-                action = bulk.parse_request(message).action or "import"
+            if not incoming.files and bulk.is_bare_request(incoming.text):
+                action = bulk.parse_request(incoming.text).action or "import"
                 replier.post(bulk.NEED_A_FILE.format(action=action))
                 return
             conversation.carry_on(
                 deps,
                 replier,
-                thread=conversation.Thread(team, where.channel, str(where.thread_ts)),
-                question=message,
-                files=found,
+                thread=incoming.thread,
+                question=incoming.text,
+                files=incoming.files,
                 client=client,
-                token=token,
+                token=incoming.token,
                 help_text=conversation.HELP_DM,
             )
 
