@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.embeddings.base import TaskType
-from core.embeddings.cache import CachedEmbedder
+from core.embeddings.cache import WRITE_EVERY, CachedEmbedder
 from core.embeddings.factory import make_embedder
-from core.errors import InvalidInput
+from core.errors import DatabaseUnavailable, InvalidInput
 from core.gemini.embedder import GeminiEmbedder
-from core.gemini.errors import GeminiNotConfigured, GeminiRejected
+from core.gemini.errors import GeminiNotConfigured, GeminiRejected, QuotaExhausted
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
-from core.store import Store
+from core.store import CacheKey, Store
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn, RecordedRequest, bag_of_words_vector
 from tests.gemini_support import gemini_client
@@ -202,6 +202,55 @@ def test_the_cache_sends_each_text_once(gemini_standin: GeminiStandIn, store: St
     cached.embed(texts[:3], task_type=TaskType.CLUSTERING)
     assert gemini_standin.embedded_texts()[-3:] == texts[:3]
     assert gemini_standin.last("embed").json["requests"][0]["taskType"] == "CLUSTERING"
+
+
+def test_a_job_stopped_by_the_daily_quota_keeps_what_it_paid_for(
+    gemini_standin: GeminiStandIn, store: Store
+) -> None:
+    texts = [f"ticket {i} is about the printer" for i in range(700)]
+    gemini_standin.quota(3, window=3600, on="embed", quota="per_day")
+    cached = CachedEmbedder(embedder(gemini_standin, concurrency=1), store)
+    with pytest.raises(QuotaExhausted):
+        cached.embed(texts, task_type=TaskType.CLASSIFICATION)
+    statuses = [r.status for r in gemini_standin.requests("embed")]
+    # The request already taken by the pool's thread may follow the first refusal.
+    assert statuses[:4] == [200, 200, 200, 429] and set(statuses[4:]) <= {429} and len(statuses) <= 5
+    paid_for = gemini_standin.embedded_texts()[:300]
+
+    # The next day: only the 400 texts that were never answered are sent.
+    gemini_standin.quota(None)
+    gemini_standin.clear_requests()
+    vectors = cached.embed(texts, task_type=TaskType.CLASSIFICATION)
+    assert sorted(gemini_standin.embedded_texts()) == sorted(set(texts) - set(paid_for))
+    np.testing.assert_allclose(vectors[0], expected(texts[0], "CLASSIFICATION", 768), atol=1e-5)
+
+
+class FailingCache:
+    """A vector cache whose database went away: every write fails."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def get_vectors(self, key: CacheKey, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        return {}
+
+    def put_vectors(self, key: CacheKey, vectors: Mapping[str, np.ndarray]) -> None:
+        self.writes += 1
+        raise DatabaseUnavailable("the database is not answering")
+
+
+def test_a_failed_cache_write_stops_the_requests_not_yet_sent(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.latency(0.02, on="embed")
+    cache = FailingCache()
+    cached = CachedEmbedder(embedder(gemini_standin, concurrency=1), cache)
+    with pytest.raises(DatabaseUnavailable):
+        cached.embed([f"text {i}" for i in range(3000)], task_type=TaskType.CLASSIFICATION)
+
+    # The first write comes after WRITE_EVERY vectors; at most the request in flight then follows.
+    assert cache.writes == 1
+    assert len(gemini_standin.requests("embed")) <= WRITE_EVERY // 100 + 2
+    time.sleep(0.1)  # nothing queued is sent later either
+    assert len(gemini_standin.requests("embed")) <= WRITE_EVERY // 100 + 2
 
 
 # --------------------------------------------------------------------------- settings

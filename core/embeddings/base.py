@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from typing import TypeAlias
 
 import numpy as np
+
+#: (offset of a part in the texts, its vectors), as `Embedder.embed_parts` yields them.
+Parts: TypeAlias = Generator[tuple[int, np.ndarray], None, None]
 
 
 class TaskType(enum.StrEnum):
@@ -45,6 +49,15 @@ class Embedder(abc.ABC):
     @abc.abstractmethod
     def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
         """Embed `texts` (already checked) into an array of shape (len(texts), dimensions)."""
+
+    def embed_parts(self, texts: Sequence[str], *, task_type: TaskType) -> Parts:
+        """Embed `texts` in parts, yielding (offset of the part in `texts`, its vectors) as each is ready.
+
+        Parts may come in any order. An embedder that sends requests overrides this so that a
+        caller can store each part while the rest are still in flight, and keeps what it paid for
+        when a later part fails; this default embeds everything as one part.
+        """
+        yield 0, self.embed_batch(texts, task_type=task_type)
 
     def too_long(self, texts: Sequence[str]) -> list[int]:
         """Indices of the texts longer than the model reads; those are truncated by the model."""

@@ -7,6 +7,7 @@ simply misses the cache and embeds again from the stored texts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -18,6 +19,10 @@ from core.errors import InvalidInput
 from core.store import CacheKey, text_hash
 
 log = logging.getLogger(__name__)
+
+# Vectors written to the cache a transaction: few enough commits that SQLite's per-commit cost
+# stays small, often enough that the writes overlap the requests still in flight.
+WRITE_EVERY = 500
 
 
 class VectorCache(Protocol):
@@ -68,11 +73,40 @@ class CachedEmbedder:
         if missing:
             new_texts = [unique[h] for h in missing]
             self._warn_if_truncated(new_texts)
-            vectors = self.embedder.embed_batch(new_texts, task_type=task_type)
-            fresh = {h: np.asarray(v, dtype=np.float32) for h, v in zip(missing, vectors, strict=True)}
-            self._cache.put_vectors(key, fresh)
-            found.update(fresh)
+            found.update(self._embed_and_store(key, missing, new_texts, task_type))
         return np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+
+    def _embed_and_store(
+        self, key: CacheKey, hashes: list[str], texts: list[str], task_type: TaskType
+    ) -> dict[str, np.ndarray]:
+        # Parts are stored as they arrive, a few hundred rows a transaction: the writes overlap the
+        # requests still in flight, and a job that fails half-way (a daily quota, say) keeps the
+        # vectors it has already paid for, so running it again sends only the rest.
+        fresh: dict[str, np.ndarray] = {}
+        unsaved: dict[str, np.ndarray] = {}
+
+        def save() -> None:
+            self._cache.put_vectors(key, unsaved)
+            fresh.update(unsaved)
+            unsaved.clear()
+
+        # closing(): a write that fails must also cancel the requests not yet sent.
+        with contextlib.closing(self.embedder.embed_parts(texts, task_type=task_type)) as parts:
+            while True:
+                try:
+                    part = next(parts, None)
+                except Exception:
+                    save()  # what arrived before the failure is paid for: keep it
+                    raise
+                if part is None:
+                    break
+                offset, vectors = part
+                for h, v in zip(hashes[offset : offset + len(vectors)], vectors, strict=True):
+                    unsaved[h] = np.asarray(v, dtype=np.float32)
+                if len(unsaved) >= WRITE_EVERY:
+                    save()
+        save()
+        return fresh
 
     def _warn_if_truncated(self, texts: Sequence[str]) -> None:
         # Truncating (rather than refusing) keeps a long Slack message classifiable; the warning

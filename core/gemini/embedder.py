@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 from google.genai import types
 
-from core.embeddings.base import Embedder, TaskType
+from core.embeddings.base import Embedder, Parts, TaskType
 from core.gemini.client import GeminiClient
 from core.gemini.errors import BadResponse
 from core.gemini.ratelimit import RateLimiter
@@ -83,25 +83,34 @@ class GeminiEmbedder(Embedder):
         return [i for i, t in enumerate(texts) if len(t) > 4 * MAX_TOKENS]
 
     def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
-        batches = [list(texts[i : i + MAX_BATCH]) for i in range(0, len(texts), MAX_BATCH)]
-        if not batches:
-            return np.zeros((0, self._dimensions), dtype=np.float32)
-        if len(batches) == 1:
-            return self._embed_one(batches[0], task_type)
+        vectors = np.zeros((len(texts), self._dimensions), dtype=np.float32)
+        for offset, part in self.embed_parts(texts, task_type=task_type):
+            vectors[offset : offset + len(part)] = part
+        return vectors
+
+    def embed_parts(self, texts: Sequence[str], *, task_type: TaskType) -> Parts:
+        """One part for each request of up to 100 texts, yielded in the order the answers arrive."""
+        offsets = range(0, len(texts), MAX_BATCH)
+        if len(offsets) == 1:
+            yield 0, self._embed_one(list(texts), task_type)
+            return
         # Each batch runs in a copy of the caller's context, so that it is charged to the same
         # user (`core.usage`); a Context cannot be entered by two threads, hence one copy each.
-        futures = [
-            self._executor().submit(contextvars.copy_context().run, self._embed_one, batch, task_type)
-            for batch in batches
-        ]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((f for f in futures if f in done and f.exception() is not None), None)
-        if failed is not None:
-            # Stop what has not started; what is in flight finishes and is thrown away.
+        pool = self._executor()
+        futures = {
+            pool.submit(
+                contextvars.copy_context().run, self._embed_one, list(texts[i : i + MAX_BATCH]), task_type
+            ): i
+            for i in offsets
+        }
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            # On a failed request, or a caller that stopped reading: stop what has not started;
+            # what is in flight finishes and is thrown away.
             for future in futures:
                 future.cancel()
-            raise _exception(failed)
-        return np.concatenate([f.result() for f in futures])
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -128,9 +137,3 @@ class GeminiEmbedder(Embedder):
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors /= np.where(norms > 0, norms, np.float32(1.0))
         return vectors
-
-
-def _exception(future: Future[np.ndarray]) -> BaseException:
-    exc = future.exception()
-    assert exc is not None
-    return exc
