@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -24,9 +25,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot import oauth
-from bot.dedupe import EventDeduplication
+from bot.deliveries import Deliveries, DeliveryTracker, TrackedExecutor, TrackingApp
+from bot.housekeeping import Housekeeping
 from bot.limits import ChannelGate, ChargeToRequester, ContextExecutor
-from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace, register_removal_notices
+from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace, RefusingSafely, register_removal_notices
 from core.errors import GembotError
 from core.settings import Settings
 from handlers import register_all
@@ -117,17 +119,27 @@ def web_client(settings: Settings, *, token: str | None = None) -> WebClient:
     )
 
 
-def build_app(deps: Deps, *, executor: Executor | None = None, verify_requests: bool = True) -> App:
+def build_app(
+    deps: Deps,
+    *,
+    executor: Executor | None = None,
+    deliveries: DeliveryTracker | None = None,
+    verify_requests: bool = True,
+) -> App:
     """The Bolt app for `deps`, every surface registered.
 
     With SLACK_BOT_TOKEN, building it calls Slack's `auth.test` once, to check the token and learn
     its workspace. With OAuth it calls nothing; the installations live in `deps.store`'s database.
     `verify_requests=False` is for Socket Mode, where requests arrive over the app's own WebSocket
     and carry no signature. `executor` runs the lazy listeners (default: GEMBOT_SLACK_THREADS
-    threads).
+    threads); `deliveries` tracks the requests in flight (`bot.deliveries`; a serving process
+    passes its `Lifecycle`'s, whose resumer renews their leases).
     """
     settings = deps.settings
     require(settings, signing_secret=verify_requests)
+    deliveries = deliveries or DeliveryTracker(
+        deps.store, lease=timedelta(seconds=settings.job_lease_seconds)
+    )
     # The app's own client carries no token: each request gets a copy with its workspace's token.
     client = web_client(settings)
     common: dict[str, Any] = {
@@ -140,30 +152,34 @@ def build_app(deps: Deps, *, executor: Executor | None = None, verify_requests: 
         "raise_error_for_unhandled_request": False,
         # Listeners run in the context of the request that started them: the user their Gemini
         # calls are charged to travels in it (`bot.limits`).
-        "listener_executor": ContextExecutor(
-            executor
-            or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy")
+        # Each listener holds the request that started it until it ends (`bot.deliveries`).
+        "listener_executor": TrackedExecutor(
+            ContextExecutor(
+                executor
+                or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy")
+            )
         ),
     }
     if oauth.oauth_enabled(settings):
         oauth_settings = oauth.oauth_settings(settings, deps.store.engine)
-        app = App(
+        app = TrackingApp(
             oauth_settings=oauth_settings,
             # Bolt takes an `Authorize` as it is; its annotation only names plain functions.
-            authorize=oauth.authorize(settings, oauth_settings, client),  # type: ignore[arg-type]
+            authorize=RefusingSafely(oauth.authorize(settings, oauth_settings, client)),  # type: ignore[arg-type]
             user_facing_authorize_error_message=oauth.NOT_INSTALLED,
             **common,
         )
         oauth.register_revocation(app, oauth_settings.installation_store)
     else:
         workspace = _one_workspace(settings)
-        app = App(
+        app = TrackingApp(
             authorize=workspace,  # type: ignore[arg-type]
             user_facing_authorize_error_message=ANOTHER_WORKSPACE,
             **common,
         )
         register_removal_notices(app, workspace)
-    app.use(EventDeduplication(deps.store, retention_hours=settings.event_retention_hours))
+    app.use(Deliveries(deliveries))
+    app.use(Housekeeping(deps.store))
     app.use(ChannelGate(settings.allowed_channels))
     app.use(ChargeToRequester(deps.meter))
     register_all(app, deps)

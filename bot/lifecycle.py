@@ -24,8 +24,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.deliveries import DeliveryTracker, RequestResumer
 from core.errors import GembotError
 from core.jobs import KIND_CLASSIFY_CSV
 from core.settings import Settings
@@ -175,11 +177,19 @@ class Lifecycle:
         self.deps = deps
         self.executor = executor or ListenerExecutor(deps.settings.slack_threads)
         self.resumer = JobResumer(deps, client_for=client_for or slack_clients(deps.settings, deps.store))
+        lease = timedelta(seconds=deps.settings.job_lease_seconds)
+        self.deliveries = DeliveryTracker(deps.store, lease=lease)
+        self.requests: RequestResumer | None = None
         self._stopped = False
 
-    def start(self) -> None:
-        """Start looking for jobs to resume (at once, then every third of a lease)."""
+    def start(self, app: App | None = None) -> None:
+        """Start looking for jobs to resume and, given the `app` built with `self.deliveries`, for
+        requests to run again (at once, then every third of a lease)."""
         self.resumer.start()
+        if app is not None:
+            retention = timedelta(hours=self.deps.settings.event_retention_hours)
+            self.requests = RequestResumer(app, self.deliveries, retention=retention)
+            self.requests.start()
 
     def shutdown(self, timeout: float) -> bool:
         """Stop gracefully within `timeout` seconds (see the module doc); True when nothing was left
@@ -191,6 +201,10 @@ class Lifecycle:
         started = self.executor.pending + self.resumer.executor.pending
         log.info("stopping: %d listener(s) and job(s) in flight get up to %.0f s to finish", started, timeout)
         self.resumer.stop()
+        if self.requests is not None:
+            # Requests still running when time is up keep their claims: once their leases lapse,
+            # another process runs them again.
+            self.requests.stop()
         self.deps.jobs.stop()
         unfinished = self.executor.drain(deadline - time.monotonic())
         unfinished += self.resumer.executor.drain(deadline - time.monotonic())

@@ -5,8 +5,8 @@ issues a one-time state (kept in the database, and in a cookie of the installer'
 sends the installer to Slack; Slack sends them back to `GET /slack/oauth_redirect` with a code,
 which `oauth.v2.access` turns into the workspace's bot token. slack_sdk's SQLAlchemy stores keep
 the installations and the states in Gembot's own database (same engine as `Store`), in the tables
-migration 0003 creates. Every request is then answered with the token of the workspace it came
-from; a workspace with no installation is refused.
+migration 0003 creates, the tokens encrypted (`bot.token_crypto`). Every request is then answered
+with the token of the workspace it came from; a workspace with no installation is refused.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from slack_bolt import App, BoltContext
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.installation_store import InstallationStore
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from slack_sdk.web import WebClient
 from sqlalchemy import Engine
 
+from bot.token_crypto import EncryptedInstallationStore, cipher_for
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,15 @@ def oauth_enabled(settings: Settings) -> bool:
     return bool(settings.slack_client_id or settings.slack_client_secret)
 
 
-def installation_store(settings: Settings, engine: Engine) -> SQLAlchemyInstallationStore:
-    """slack_sdk's installation store on Gembot's database (its tables come from migration 0003)."""
+def installation_store(settings: Settings, engine: Engine) -> EncryptedInstallationStore:
+    """slack_sdk's installation store on Gembot's database (its tables come from migration 0003),
+    keeping the tokens encrypted with GEMBOT_TOKEN_KEY or a key derived from the client secret."""
     assert settings.slack_client_id is not None
-    return SQLAlchemyInstallationStore(
-        client_id=settings.slack_client_id, engine=engine, logger=logging.getLogger("gembot.oauth")
+    return EncryptedInstallationStore(
+        client_id=settings.slack_client_id,
+        engine=engine,
+        cipher=cipher_for(settings),
+        logger=logging.getLogger("gembot.oauth"),
     )
 
 
@@ -54,9 +58,12 @@ def oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
     """Bolt's OAuth settings: the install and redirect paths, the scopes, both stores on `engine`.
 
     Everything is passed explicitly, so Bolt reads nothing from the environment behind the
-    settings' back.
+    settings' back. Tokens stored in plain text (before encryption) or with a key listed after the
+    first are encrypted with the first key here, once per app built.
     """
     assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    installations = installation_store(settings, engine)
+    installations.encrypt_stored_tokens_at_start()
     return OAuthSettings(
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret.get(),
@@ -65,7 +72,7 @@ def oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
         redirect_uri=settings.slack_redirect_uri,
         install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH,
-        installation_store=installation_store(settings, engine),
+        installation_store=installations,
         state_store=SQLAlchemyOAuthStateStore(
             expiration_seconds=STATE_EXPIRATION, engine=engine, logger=logging.getLogger("gembot.oauth")
         ),

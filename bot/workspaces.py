@@ -64,6 +64,7 @@ class OneWorkspace(Authorize):
                 f" (enterprise {enterprise_id})" if enterprise_id else "",
                 self.team_id,
             )
+            respond_safely(context)
             return None
         # A fresh result per request: Bolt keeps it in the request's context.
         return AuthorizeResult(
@@ -77,6 +78,37 @@ class OneWorkspace(Authorize):
             bot_scopes=self._scopes,
             user_id=user_id,
         )
+
+
+def respond_safely(context: BoltContext) -> None:
+    """Make the refusal Bolt is about to send through the request's `response_url` unable to fail
+    the request: a URL that does not answer is logged, not turned into a 500."""
+    if context.response_url is None:
+        return
+    respond = context.respond  # made on first use, from the response_url
+    assert respond is not None
+
+    def respond_or_log(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return respond(*args, **kwargs)
+        except Exception as exc:  # urllib's errors, slack_sdk's: any way a webhook post fails
+            log.warning("could not tell workspace %s it is refused: %s", context.team_id, exc)
+            return None
+
+    context["respond"] = respond_or_log
+
+
+class RefusingSafely(Authorize):
+    """Another `Authorize` (OAuth's installation store), whose refusals cannot fail the request."""
+
+    def __init__(self, inner: Authorize) -> None:
+        self.inner = inner
+
+    def __call__(self, *, context: BoltContext, **kwargs: Any) -> AuthorizeResult | None:
+        result = self.inner(context=context, **kwargs)
+        if result is None:
+            respond_safely(context)
+        return result
 
 
 def register_removal_notices(app: App, workspace: OneWorkspace) -> None:

@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     deps = Deps.open(settings, embedder=embedder)
     try:
         lifecycle = Lifecycle(deps)
-        app = build_app(deps, executor=lifecycle.executor)
+        app = build_app(deps, executor=lifecycle.executor, deliveries=lifecycle.deliveries)
         # Building the engine imports scikit-learn, which holds the interpreter for a second or
         # two: paid here, before this worker takes requests, not by the acks around its first
         # /classify. (The local embedder's model still loads on first use.)
@@ -104,5 +104,5 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         deps.close()
         raise
     # Started here, in the worker (gunicorn calls this after the fork): threads do not survive a fork.
-    lifecycle.start()
+    lifecycle.start(app)
     return GembotWSGI(app, deps, lifecycle=lifecycle)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, TextsTooLong
 
 EXPORT_FORMAT = "gembot.labels/1"
 CSV_COLUMNS = ("text", "label", "author", "source_url")
@@ -28,21 +28,33 @@ class LabelRow:
     source_url: str | None = None
 
 
-def parse_labels(content: str, *, filename: str = "") -> list[LabelRow]:
+def parse_labels(content: str, *, filename: str = "", max_chars: int | None = None) -> list[LabelRow]:
     """Parse CSV or export JSON (told apart by the content, not the name) into rows.
 
     Raises InvalidInput with a one-line reason when the content is not a label file; empty text or
-    label cells are reported with their line number so the user can fix the file.
+    label cells are reported with the line their row starts on (an export's example number) so
+    the user can fix the file. With `max_chars`, a text longer than that refuses the whole file:
+    TextsTooLong numbers every such row, so that none enters a label set unnoticed and the file can
+    be fixed in one go.
     """
     stripped = content.lstrip("\ufeff").lstrip()
     if not stripped:
         raise InvalidInput(f"{filename or 'the file'} is empty")
     if stripped[0] in "{[":
-        return _parse_json(stripped, filename)
-    return _parse_csv(content.lstrip("\ufeff"), filename)
+        numbered = _parse_json(stripped, filename)
+        unit = "example"
+    else:
+        numbered = _parse_csv(content.lstrip("\ufeff"), filename)
+        unit = "row"
+    if max_chars is not None:
+        too_long = [where for where, row in numbered if len(row.text) > max_chars]
+        if too_long:
+            name = filename or ("the file" if unit == "example" else "the CSV file")
+            raise TextsTooLong(name, too_long, limit=max_chars, unit=unit)
+    return [row for _, row in numbered]
 
 
-def _parse_json(content: str, filename: str) -> list[LabelRow]:
+def _parse_json(content: str, filename: str) -> list[tuple[int, LabelRow]]:
     try:
         data = json.loads(content)
     except json.JSONDecodeError as exc:
@@ -53,40 +65,41 @@ def _parse_json(content: str, filename: str) -> list[LabelRow]:
     for n, item in enumerate(data["examples"], start=1):
         if not isinstance(item, dict):
             raise InvalidInput(f"example {n} in {filename or 'the file'} is not an object")
-        rows.append(_row(item.get("label"), item.get("text"), item.get("author"), item.get("source_url"), n))
+        rows.append(
+            (n, _row(item.get("label"), item.get("text"), item.get("author"), item.get("source_url"), n))
+        )
     return rows
 
 
-def _parse_csv(content: str, filename: str) -> list[LabelRow]:
-    reader = csv.DictReader(io.StringIO(content, newline=""))
+def _parse_csv(content: str, filename: str) -> list[tuple[int, LabelRow]]:
+    name = filename or "the CSV file"
+    reader = csv.reader(io.StringIO(content, newline=""))
+    # Each row with the line it starts on (a quoted cell may span lines); blank lines skipped.
+    numbered: list[tuple[int, list[str]]] = []
+    start = 1
     try:
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        for cells in reader:
+            if cells:
+                numbered.append((start, cells))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise InvalidInput(f"{filename or 'the file'} is not a readable CSV file: {exc}") from None
+        if not numbered:
+            raise InvalidInput(f"{filename or 'the file'} is not a readable CSV file: {exc}") from None
+        raise InvalidInput(f"{name} is not readable at line {reader.line_num}: {exc}") from None
+    header = [h.strip().lower() for h in numbered[0][1]] if numbered else []
     missing = [c for c in ("text", "label") if c not in header]
     if missing:
         raise InvalidInput(
-            f"{filename or 'the CSV file'} needs 'text' and 'label' columns; it has "
+            f"{name} needs 'text' and 'label' columns; it has "
             f"{', '.join(repr(h) for h in header) or 'no header'}"
         )
-    reader.fieldnames = header
     rows = []
-    try:
-        for record in reader:
-            line = reader.line_num
-            rows.append(
-                _row(
-                    record.get("label"),
-                    record.get("text"),
-                    record.get("author"),
-                    record.get("source_url"),
-                    line,
-                )
-            )
-    except csv.Error as exc:
-        raise InvalidInput(
-            f"{filename or 'the CSV file'} is not readable at line {reader.line_num}: {exc}"
-        ) from None
+    for line, cells in numbered[1:]:
+        record = dict(zip(header, cells, strict=False))
+        found = _row(
+            record.get("label"), record.get("text"), record.get("author"), record.get("source_url"), line
+        )
+        rows.append((line, found))
     return rows
 
 

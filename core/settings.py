@@ -7,6 +7,8 @@ error message by accident.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,6 +116,26 @@ def _optional_secret(env: Mapping[str, str], *names: str) -> Secret | None:
     return None
 
 
+def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[Secret, ...]:
+    """Comma-separated Fernet keys (32 bytes in URL-safe base64), the first one first; () when unset.
+
+    The error never quotes the value: even a mistyped key is mostly a key.
+    """
+    keys = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    for position, key in enumerate(keys, start=1):
+        try:
+            raw = base64.b64decode(key, altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            which = f"key {position} of {len(keys)} in {name}" if len(keys) > 1 else name
+            raise InvalidInput(
+                f"{which} is not a Fernet key (32 bytes in URL-safe base64, 44 characters): make one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+            )
+    return tuple(Secret(key) for key in keys)
+
+
 def _limit(env: Mapping[str, str], name: str) -> int | None:
     """A daily limit: unset or empty means none; otherwise a whole number of at least 1."""
     if not env.get(name, "").strip():
@@ -170,6 +192,9 @@ class Settings:
     slack_client_secret: Secret | None = None
     slack_scopes: tuple[str, ...] = SLACK_BOT_SCOPES
     slack_redirect_uri: str | None = None
+    # OAuth install: the Fernet keys the stored Slack tokens are encrypted with (the first encrypts,
+    # all decrypt); () means a key derived from the client secret (`bot.token_crypto`).
+    token_keys: tuple[Secret, ...] = ()
     port: int = 3000
     # Slack: /similar and /cluster take at most `max_lines` texts (lines, or messages read back);
     # files bigger than this are refused before they are downloaded; lazy listeners (the
@@ -253,6 +278,7 @@ class Settings:
             slack_scopes=tuple(s.strip() for s in merged.get("SLACK_SCOPES", "").split(",") if s.strip())
             or SLACK_BOT_SCOPES,
             slack_redirect_uri=merged.get("SLACK_REDIRECT_URI", "").strip() or None,
+            token_keys=_fernet_keys(merged, "GEMBOT_TOKEN_KEY"),
             port=_int(merged, "PORT", 3000, minimum=0),
             max_lines=_int(merged, "GEMBOT_MAX_LINES", 50, minimum=2),
             max_text_chars=_int(merged, "GEMBOT_MAX_TEXT_CHARS", 4_000, minimum=100),
@@ -269,7 +295,8 @@ class Settings:
             user_daily_limit=_limit(merged, "GEMBOT_USER_DAILY_LIMIT"),
             team_daily_limit=_limit(merged, "GEMBOT_TEAM_DAILY_LIMIT"),
             allowed_channels=_ids(merged, "GEMBOT_ALLOWED_CHANNELS"),
-            extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_")},
+            # Not the token key: `extra` holds plain strings.
+            extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_") and k != "GEMBOT_TOKEN_KEY"},
         )
 
 

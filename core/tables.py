@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, TextsTooLong
 
 if TYPE_CHECKING:
     from core.classify import Prediction
@@ -31,29 +31,47 @@ class TextTable:
         return [row[self.text_column] for row in self.rows]
 
 
-def parse_text_table(content: str, *, filename: str = "") -> TextTable:
-    """Read a CSV that has a `text` column (any case); refuse one that has none or is unreadable."""
+def parse_text_table(content: str, *, filename: str = "", max_chars: int | None = None) -> TextTable:
+    """Read a CSV that has a `text` column (any case); refuse one that has none or is unreadable.
+
+    Rows are numbered by the line of the file they start on. With `max_chars`, a text longer than
+    that refuses the whole file: TextsTooLong numbers every such row, before any is classified.
+    """
     name = filename or "the CSV file"
+    reader = csv.reader(io.StringIO(content.lstrip("\ufeff"), newline=""))
+    # Each row with the line it starts on (a quoted cell may span lines).
+    numbered: list[tuple[int, list[str]]] = []
+    start = 1
     try:
-        rows = list(csv.reader(io.StringIO(content.lstrip("\ufeff"), newline="")))
+        for row in reader:
+            numbered.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as exc:
         raise InvalidInput(f"{name} is not a readable CSV file: {exc}") from None
-    if not rows:
+    if not numbered:
         raise InvalidInput(f"{name} is empty")
-    header = rows[0]
+    header = numbered[0][1]
     lowered = [h.strip().lower() for h in header]
     if "text" not in lowered:
         raise InvalidInput(
             f"{name} needs a 'text' column; it has {', '.join(map(repr, header)) or 'no header'}"
         )
     column = lowered.index("text")
-    body = [r + [""] * (len(header) - len(r)) for r in rows[1:] if any(cell.strip() for cell in r)]
-    empty = [n for n, r in enumerate(body, start=2) if not r[column].strip()]
+    body = [
+        (line, r + [""] * (len(header) - len(r)))
+        for line, r in numbered[1:]
+        if any(cell.strip() for cell in r)
+    ]
+    empty = [line for line, r in body if not r[column].strip()]
     if empty:
         raise InvalidInput(f"{name} has an empty text on line {empty[0]}")
     if not body:
         raise InvalidInput(f"{name} has a header but no rows")
-    return TextTable(header=header, rows=body, text_column=column)
+    if max_chars is not None:
+        too_long = [line for line, r in body if len(r[column].strip()) > max_chars]
+        if too_long:
+            raise TextsTooLong(name, too_long, limit=max_chars)
+    return TextTable(header=header, rows=[r for _, r in body], text_column=column)
 
 
 def parse_text_lines(content: str, *, filename: str = "") -> list[str]:

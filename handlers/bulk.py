@@ -4,7 +4,8 @@
 transaction: a file with a bad row adds nothing. `classify [set:NAME]` reads a CSV with a `text`
 column, classifies it in batches while a progress message counts the rows, and answers with the
 same CSV plus `label`, `best_label`, `confidence` and one `score:<label>` column per label, and a
-bar chart of how many rows went to each label.
+bar chart of how many rows went to each label. Either way a file with a text longer than
+GEMBOT_MAX_TEXT_CHARS is refused whole, naming the rows, before anything is stored or classified.
 
 A classification is a stored job (`core.jobs`): each batch is recorded as it finishes, so when
 the process stops or dies half-way, the next one (`resume`) carries on from the last batch, in
@@ -25,12 +26,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
 from core import usage
-from core.errors import InvalidInput, NotEnoughLabels, NotFound
+from core.errors import InvalidInput, NotEnoughLabels, NotFound, TextsTooLong
 from core.jobs import KIND_CLASSIFY_CSV, CsvJob, CsvResult, JobInterrupted
 from core.labels_io import parse_labels
 from core.store import ExampleInput, JobRecord, LeaseLost
 from core.tables import annotate_table, parse_text_table
-from handlers import attachments, files, text
+from handlers import attachments, bounds, files, text
 from handlers.deps import Deps
 from handlers.replies import Placeholder, Replier, Where
 
@@ -151,7 +152,10 @@ def import_examples(
     set_shown = f"*{text.escape(set_name)}*"
     working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
-    rows = parse_labels(content, filename=name)
+    try:
+        rows = parse_labels(content, filename=name, max_chars=deps.settings.max_text_chars)
+    except TextsTooLong as exc:
+        raise InvalidInput(bounds.too_long_rows(exc, so="I imported nothing")) from None
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     result = deps.store.add_examples(team, set_name, items, actor=user)
     labels = len({r.label for r in rows})
@@ -186,7 +190,10 @@ def classify_table(
     shown, set_shown = text.escape(name), f"*{text.escape(set_name)}*"
     working = replier.working(f"Classifying {shown} against set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
-    table = parse_text_table(content, filename=name)
+    try:
+        table = parse_text_table(content, filename=name, max_chars=deps.settings.max_text_chars)
+    except TextsTooLong as exc:
+        raise InvalidInput(bounds.too_long_rows(exc, so="I classified nothing")) from None
     total, cap = len(table.rows), deps.settings.max_csv_rows
     if total > cap:
         raise InvalidInput(

@@ -11,6 +11,9 @@ A surface builds a `Replier` from its payload (`Where.of_command(command)`, `Whe
 `reporting_errors` turns whatever escapes into a sentence the user can act on (the core's own
 sentence for a `GembotError`, a Slack-specific one for a `SlackApiError`), shown in place of the
 "working" message when there is one and privately to the user otherwise, and logs the unexpected.
+A database failure is the exception to the core's sentence: that one names the database's address
+and the driver's complaint, which are for whoever runs Gembot (the log gets them, in one line),
+while the user is told to try again.
 
 Posting survives the usual obstacles: `not_in_channel` makes the bot join the (public) channel and
 try once more; a channel it cannot join (private, a DM between people) falls back to the slash
@@ -38,7 +41,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from core.errors import GembotError
+from core.errors import DatabaseUnavailable, GembotError
 from core.gemini.errors import GeminiNotConfigured
 from handlers import text
 from handlers.deps import NOT_CONFIGURED
@@ -58,6 +61,7 @@ CANNOT_WRITE = (
 )
 INVITE_ME = "I'm not in this channel: invite me with `/invite @Gembot` and try again."
 GENERIC = "Something went wrong on my side (it has been logged); please try again."
+DATABASE_TROUBLE = "I couldn't use my database just now (it has been logged); please try again in a minute."
 SLACK_TROUBLE = "Slack is having trouble right now (it answered {status}); try again in a minute."
 UPLOAD_FAILED = "I couldn't attach {filename}: Slack's file upload failed twice. Try again in a minute."
 # What a failing upload URL raises: urllib's HTTPError or URLError (both OSErrors), or slack_sdk's
@@ -104,6 +108,8 @@ def describe_error(exc: BaseException) -> str:
     """A sentence a Slack user can act on, for any failure a handler may meet (already mrkdwn-safe)."""
     if isinstance(exc, GeminiNotConfigured):
         return NOT_CONFIGURED
+    if isinstance(exc, DatabaseUnavailable):
+        return DATABASE_TROUBLE
     if isinstance(exc, GembotError):
         sentence = str(exc).strip() or type(exc).__name__
         if sentence.split(" ", 1)[0].isalpha():  # "report.png is…" keeps the file's own spelling
@@ -282,6 +288,8 @@ class Replier:
         except Exception as exc:
             if not isinstance(exc, GembotError | SlackApiError):
                 self.log.exception("unexpected failure while answering in Slack")
+            elif isinstance(exc, DatabaseUnavailable):
+                self.log.warning("could not answer in Slack: %s", exc)
             elif isinstance(exc, SlackApiError):
                 self.log.warning("Slack refused a call: %s", slack_error_code(exc) or exc)
             self.fail(exc)

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from cryptography.fernet import Fernet
 from sqlalchemy import Table, select
 
+from bot.token_crypto import PREFIX, derive_key
 from core.store.models import slack_bots, slack_installations, slack_oauth_states
 from tests.slack_fixtures import BotServer
 from tests.slack_standin import SlackStandIn
 
-__all__ = ["Fetched", "Installed", "fetch", "install", "oauth_env", "rows", "start_install"]
+__all__ = ["Fetched", "Installed", "fetch", "install", "oauth_env", "rows", "start_install", "stored_token"]
 
 
 def oauth_env(slack: SlackStandIn, **extra: str) -> dict[str, str]:
@@ -109,6 +111,13 @@ def rows(server: BotServer, table: Table, **where: Any) -> list[dict[str, Any]]:
         query = query.where(table.c[column] == value)
     with server.deps.store.engine.connect() as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def stored_token(stored: str, client_secret: str, key: str | bytes | None = None) -> str:
+    """Decrypt a stored token column by hand: with `key`, or the key derived from `client_secret`."""
+    assert stored.startswith(PREFIX), "not an encrypted token"
+    fernet = Fernet(key if key is not None else derive_key(client_secret))
+    return fernet.decrypt(stored[len(PREFIX) :]).decode()
 
 
 INSTALLATIONS, BOTS, STATES = slack_installations, slack_bots, slack_oauth_states

@@ -31,13 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Slack(Protocol):
-    bot_token: str
-    api_url: str
+    # Read-only: the stand-ins compute their URLs from the port they bound.
+    @property
+    def bot_token(self) -> str: ...
+
+    @property
+    def api_url(self) -> str: ...
 
 
 class _Gemini(Protocol):
-    api_key: str
-    base_url: str
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
 
 
 def free_port() -> int:

@@ -151,7 +151,7 @@ class BotServer:
         self.deps = Deps.open(self.settings, embedder=self.embedder)
         self._executor = TrackingExecutor(8)
         self.lifecycle = Lifecycle(self.deps, executor=self._executor)
-        self.app = build_app(self.deps, executor=self._executor)
+        self.app = build_app(self.deps, executor=self._executor, deliveries=self.lifecycle.deliveries)
         if self.setup is not None:
             self.setup(self.app, self.deps)
         self.wsgi = GembotWSGI(self.app, self.deps, lifecycle=self.lifecycle)
@@ -166,7 +166,7 @@ class BotServer:
             # What building the app said to Slack (auth.test) is not what a test is about.
             self.slack.clear_calls()
         # As in production: jobs that a stopped server left behind are taken over from here on.
-        self.lifecycle.start()
+        self.lifecycle.start(self.app)
         return self
 
     def stop(self) -> None:

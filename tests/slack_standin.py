@@ -8,7 +8,10 @@ bodies, parameters in the query string (files.getUploadURLExternal sends them th
 an HTML sign-in page with status 200 to a request without the bot token, as Slack does. For OAuth
 install, `approve_install` plays the person approving the app in another workspace: its code goes
 through `oauth.v2.access` (client id and secret in HTTP Basic auth) for that workspace's own bot
-token, which the stand-in then accepts and `auth.test` describes as that workspace.
+token, which the stand-in then accepts and `auth.test` describes as that workspace. With
+`rotating=True` the install gets an expiring `xoxe.xoxb-` token and a refresh token, which
+`oauth.v2.access` with `grant_type=refresh_token` exchanges for a new pair, as Slack's token
+rotation does.
 
 It keeps a little state, so that what a bot does can be read back as a person would see it:
 channels (with the bot a member or not), the messages in them (posted, updated, deleted, or seeded
@@ -195,6 +198,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def _rotating_token(team_id: str) -> str:
+    """An expiring bot token, about as long as Slack's (some 170 characters)."""
+    return f"xoxe.xoxb-1-{team_id}-{secrets.token_urlsafe(114)}"
+
+
 class SlackStandIn:
     """A loopback Slack Web API on 127.0.0.1 with a random port.
 
@@ -239,6 +247,8 @@ class SlackStandIn:
         # -> oauth.v2.access's answer, and the auth.test answer its token will get.
         self._installed: dict[str, dict[str, Any]] = {}
         self._codes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        # Token rotation: unused refresh tokens -> the bot token they replace.
+        self._refresh: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -360,13 +370,16 @@ class SlackStandIn:
         scope: str = "commands,chat:write",
         bot_user_id: str = DEFAULT_BOT_USER_ID,
         bot_id: str = DEFAULT_BOT_ID,
+        rotating: bool = False,
+        expires_in: int = 43_200,
     ) -> str:
         """A person in `team_id` approved the install: the one-time code Slack puts in the redirect.
 
-        `oauth.v2.access` exchanges it for a new bot token of that workspace (`token_of(team_id)`).
+        `oauth.v2.access` exchanges it for a new bot token of that workspace (`token_of(team_id)`);
+        with `rotating`, one that expires in `expires_in` seconds, and a refresh token.
         """
         code = f"{team_id}.{secrets.token_hex(8)}"
-        token = f"xoxb-{team_id}-{secrets.token_hex(6)}"
+        token = _rotating_token(team_id) if rotating else f"xoxb-{team_id}-{secrets.token_hex(6)}"
         name = team_name or f"Workspace {team_id}"
         enterprise = {"id": enterprise_id, "name": f"Org {enterprise_id}"} if enterprise_id else None
         with self._lock:
@@ -381,6 +394,8 @@ class SlackStandIn:
                 "enterprise": enterprise,
                 "is_enterprise_install": False,
             }
+            if rotating:
+                access.update(refresh_token=self._refresh_token_for(token), expires_in=expires_in)
             identity = {
                 "url": f"https://{team_id.lower()}.slack.com/",
                 "team": name,
@@ -690,6 +705,8 @@ class SlackStandIn:
             return _json(200, {"ok": False, "error": "invalid_client_id"})
         if client_secret != self.client_secret:
             return _json(200, {"ok": False, "error": "bad_client_secret"})
+        if call.params.get("grant_type") == "refresh_token":
+            return self._refresh_access(str(call.params.get("refresh_token") or ""))
         with self._lock:
             found = self._codes.pop(str(call.params.get("code") or ""), None)
             if found is None:
@@ -697,6 +714,31 @@ class SlackStandIn:
             access, identity = found
             self._installed[access["access_token"]] = identity
         return _json(200, {"ok": True, **access})
+
+    def _refresh_token_for(self, token: str) -> str:
+        refresh = f"xoxe-1-{secrets.token_urlsafe(108)}"
+        self._refresh[refresh] = token
+        return refresh
+
+    def _refresh_access(self, refresh: str) -> _Reply:
+        """Token rotation: the refresh token (used up) for a new bot token, the old one retired."""
+        with self._lock:
+            old = self._refresh.pop(refresh, None)
+            identity = self._installed.pop(old, None) if old is not None else None
+            if identity is None:
+                return _json(200, {"ok": False, "error": "invalid_refresh_token"})
+            token = _rotating_token(identity["team_id"])
+            self._installed[token] = identity
+            answer = {
+                "access_token": token,
+                "refresh_token": self._refresh_token_for(token),
+                "expires_in": 43_200,
+                "token_type": "bot",
+                "team": {"id": identity["team_id"], "name": identity["team"]},
+                "enterprise": None,
+                "is_enterprise_install": False,
+            }
+        return _json(200, {"ok": True, **answer})
 
     def _download(self, call: SlackCall, path: str) -> _Reply:
         match = re.match(r"/files-pri/[^/]+-(F[0-9A-Z]+)/", path)

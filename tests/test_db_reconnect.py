@@ -3,12 +3,14 @@ tried once more, a read that lost its connection is run again, and a write is ne
 
 A restart is simulated by terminating every server process of the test database
 (`pg_terminate_backend`): to the pool that is what a restart looks like, and the shared server
-keeps running for every other test.
+keeps running for every other test. `tests/test_postgres_restart.py` stops and starts a real
+(private) server under load.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -116,3 +118,50 @@ def test_a_refused_connection_is_tried_once_more(
         store.ping()
     assert len(attempts) == 4
     store.ping()
+
+
+def test_a_database_known_to_be_down_is_not_waited_for_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While the database is down every query would otherwise wait out the pause, and a Slack ack
+    # that makes two queries would take two pauses.
+    monkeypatch.setattr(store_db, "CONNECT_RETRY_DELAY", 0.5)
+    dialect: Any = store.engine.dialect
+    real_connect = dialect.connect
+    down = [True]
+    attempts: list[float] = []
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(time.monotonic())
+        if down[0]:
+            raise dialect.loaded_dbapi.OperationalError("connection refused")
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(dialect, "connect", connect)
+    store.engine.dispose()
+    with pytest.raises(DatabaseUnavailable):
+        store.ping()
+    assert len(attempts) == 2 and attempts[1] - attempts[0] >= 0.5  # tried again after the pause
+
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable):
+        store.ping()
+    assert len(attempts) == 3 and time.monotonic() - started < 0.5  # known down: told at once
+
+    down[0] = False
+    store.ping()  # back: the first try connects
+    assert len(attempts) == 4
+
+    down[0] = True  # down again after a success: worth the pause once more
+    store.engine.dispose()
+    with pytest.raises(DatabaseUnavailable):
+        store.ping()
+    assert len(attempts) == 6
+
+    monkeypatch.setattr(store_db, "DOWN_FOR", 0.1)
+    with pytest.raises(DatabaseUnavailable):
+        store.ping()  # still taken as down (the mark was set before DOWN_FOR changed)
+    time.sleep(0.2)  # nothing refused for longer than DOWN_FOR: the next refusal pauses again
+    with pytest.raises(DatabaseUnavailable):
+        store.ping()
+    assert len(attempts) == 9

@@ -133,6 +133,31 @@ def test_a_bad_file_imports_nothing_and_says_why(bot_server: BotServer) -> None:
     assert bot_server.deps.store.list_sets(bot_server.team) == []
 
 
+def test_an_import_with_texts_over_the_bound_imports_nothing_and_names_the_rows(
+    make_bot_server: MakeBotServer, database_url: str
+) -> None:
+    server = make_bot_server(database_url=database_url, env={"GEMBOT_MAX_TEXT_CHARS": "100"})
+    assert server.deps is not None
+    server.deps.store.add_examples(server.team, "support", [ExampleInput("billing", "already here")])
+    long = "x" * 101
+    bad = LABELS_CSV + f"{long},billing\n" + "a fine row,shipping\n" + f'"{"y" * 60}\n{"y" * 60}",shipping\n'
+    send_csv(server, bad, "import set:support", name="labels.csv")
+    (update,) = server.slack.wait_for("chat.update")
+    server.settle()
+    assert update.params["text"] == (
+        ":warning: labels.csv has 2 texts longer than 100 characters in rows 6 and 8, so I imported "
+        "nothing: shorten them (whoever runs me can raise GEMBOT_MAX_TEXT_CHARS)."
+    )
+    # Not one row of the file went in: the set is as it was, and so is its change log.
+    assert [e.text for e in server.deps.store.list_examples(server.team, "support")] == ["already here"]
+    assert [c.action for c in server.deps.store.label_history(server.team)] == ["add"]
+    # The same file within the bound goes in whole.
+    fixed = LABELS_CSV + "x" * 100 + ",billing\n"
+    send_csv(server, fixed, "import set:support", name="labels.csv")
+    again = server.slack.wait_for("chat.update", count=2)[1]
+    assert again.params["text"] == "Imported 5 examples into 2 labels of set *support*."
+
+
 def test_a_csv_without_a_word_gets_the_choices(bot_server: BotServer) -> None:
     send_csv(bot_server, LABELS_CSV, "here you go")
     (post,) = bot_server.slack.wait_for("chat.postMessage")
@@ -216,6 +241,27 @@ def test_classify_over_the_row_cap_is_refused(make_bot_server: MakeBotServer) ->
     )
     assert not server.slack.uploads()
     assert server.deps is not None and server.deps.store.recent_classifications(server.team) == []
+
+
+def test_classify_with_texts_over_the_bound_is_refused_before_any_job(
+    make_bot_server: MakeBotServer, database_url: str
+) -> None:
+    server = make_bot_server(database_url=database_url, env={"GEMBOT_MAX_TEXT_CHARS": "100"})
+    seed(server)
+    rows = [f"{n},ticket number {n}\n" for n in range(1, 11)]
+    rows[2] = "3," + "z" * 101 + "\n"  # line 4 of the file
+    send_csv(server, "id,text\n" + "".join(rows), "classify", name="tickets.csv")
+    (update,) = server.slack.wait_for("chat.update")
+    server.settle()
+    assert update.params["text"] == (
+        ":warning: tickets.csv has a text longer than 100 characters in row 4, so I classified "
+        "nothing: shorten it (whoever runs me can raise GEMBOT_MAX_TEXT_CHARS)."
+    )
+    assert server.deps is not None
+    assert server.deps.store.jobs.find(team_id=server.team) == []  # no job stored, none to resume
+    assert server.deps.store.recent_classifications(server.team) == []
+    assert not server.slack.uploads()
+    assert server.gemini is not None and server.gemini.requests() == []
 
 
 def test_classify_against_a_set_that_does_not_exist(bot_server: BotServer) -> None:

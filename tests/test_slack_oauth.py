@@ -12,10 +12,21 @@ import yaml
 
 from bot.app import SlackNotConfigured, build_app, require
 from bot.oauth import NOT_INSTALLED
+from bot.token_crypto import PREFIX
 from core.settings import SLACK_BOT_SCOPES, Settings
 from handlers.deps import Deps
 from tests import slack_fixtures
-from tests.oauth_support import BOTS, INSTALLATIONS, STATES, fetch, install, oauth_env, rows, start_install
+from tests.oauth_support import (
+    BOTS,
+    INSTALLATIONS,
+    STATES,
+    fetch,
+    install,
+    oauth_env,
+    rows,
+    start_install,
+    stored_token,
+)
 from tests.slack_fixtures import BotServer, MakeBotServer
 from tests.slack_standin import SlackStandIn
 
@@ -70,14 +81,14 @@ def test_install_stores_the_workspace_and_its_requests_use_its_token(
     token = slack_standin.token_of(ALPHA)
     assert token is not None and token != slack_standin.bot_token
     (installation,) = rows(server, INSTALLATIONS)
-    assert (installation["team_id"], installation["team_name"], installation["bot_token"]) == (
-        ALPHA,
-        "Alpha",
-        token,
-    )
+    assert (installation["team_id"], installation["team_name"]) == (ALPHA, "Alpha")
     assert installation["client_id"] == slack_standin.client_id
     assert installation["bot_scopes"] == ",".join(SLACK_BOT_SCOPES)
-    assert [b["bot_token"] for b in rows(server, BOTS)] == [token]
+    # The token is stored encrypted (tests/test_token_encryption.py), in both tables.
+    (bot,) = rows(server, BOTS)
+    for stored in (installation["bot_token"], bot["bot_token"]):
+        assert stored.startswith(PREFIX) and token not in stored
+        assert stored_token(stored, slack_standin.client_secret) == token
 
     reply = ask(server, ALPHA)
     assert (reply.status, reply.body) == (200, "")

@@ -176,7 +176,9 @@ def test_choosing_another_set_refreshes_the_labels(bot_server: BotServer) -> Non
 
 def test_a_long_message_is_cut_to_fit_the_metadata(bot_server: BotServer) -> None:
     seed(bot_server)
-    text = "Le colis est arrivé trempé — " * 300
+    # 3,770 characters: within GEMBOT_MAX_TEXT_CHARS (4,000), but not within the metadata's 3,000 bytes.
+    text = "Le colis est arrivé trempé — " * 130
+    assert len(text) < bot_server.settings.max_text_chars
     view = open_modal(bot_server, {**MESSAGE, "text": text})
     assert len(view["private_metadata"].encode()) <= 3000
     kept = json.loads(view["private_metadata"])["text"]
@@ -221,3 +223,44 @@ def test_submitting_on_postgres_too(make_bot_server: MakeBotServer, database_url
     assert server.deps is not None
     (example,) = server.deps.store.list_examples(server.team, "default", label="weather damage")
     assert (example.text, example.author, example.source_url) == (MESSAGE["text"], "U0AUTHOR", PERMALINK)
+
+
+def test_a_message_over_the_text_bound_is_refused_privately(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env={"GEMBOT_MAX_TEXT_CHARS": "100"})
+    seed(server)
+    url = server.slack.response_url()
+    # 101 characters once Slack's escapes are undone: `&amp;` is the one character it stands for.
+    message = {**MESSAGE, "text": "&amp;" + "x" * 100}
+    reply = server.send_shortcut("add_label_example", message=message, response_url=url)
+    assert reply.status == 200 and reply.elapsed < 3.0 and reply.body == ""
+    (said,) = server.slack.wait_for_response(url)
+    server.settle()
+    assert said["text"] == (
+        "That message is 101 characters long, and a label example may have at most 100: add the part "
+        "that matters with `/label add LABEL: TEXT` (whoever runs me can raise GEMBOT_MAX_TEXT_CHARS)."
+    )
+    assert not server.slack.calls("views.open")
+    # At the bound exactly, the modal opens.
+    view = open_modal(server, {**MESSAGE, "text": "&amp;" + "x" * 99})
+    assert json.loads(view["private_metadata"])["text"] == "&" + "x" * 99
+
+
+def test_a_submission_over_the_text_bound_stores_nothing(make_bot_server: MakeBotServer) -> None:
+    # The bound was lowered (a restart with a new setting) while the modal was open.
+    server = make_bot_server(env={"GEMBOT_MAX_TEXT_CHARS": "100"})
+    seed(server)
+    assert server.deps is not None
+    from handlers.views.add_example import Origin, build_view
+
+    origin = Origin("y" * 150, "U0AUTHOR", "C0GENERAL", MESSAGE["ts"], server.slack.response_url())
+    view = {**build_view(origin, server.deps.store.list_sets(server.team)), "id": "V0LONG"}
+    assert submit(server, view, set="default", label="shipping") is None  # the modal closes
+    (said,) = server.slack.wait_for_response()
+    server.settle()
+    assert said["text"] == (
+        ":warning: That message is 150 characters long, and a label example may have at most 100: add "
+        "the part that matters with `/label add LABEL: TEXT` (whoever runs me can raise "
+        "GEMBOT_MAX_TEXT_CHARS)."
+    )
+    assert "y" * 150 not in {e.text for e in server.deps.store.list_examples(server.team, "default")}
+    assert [c.action for c in server.deps.store.label_history(server.team)] == ["import"]

@@ -94,6 +94,25 @@ def test_requests_from_another_workspace_are_refused_before_anything_is_read(
     assert ("list_examples", (bot_server.team, "default")) in [(n, a[:2]) for n, a in store_calls]
 
 
+# A response_url that does not answer (nothing listens on the discard port).
+DEAD_URL = "http://127.0.0.1:9/actions/dead"
+
+
+@pytest.mark.parametrize("mode", ["one workspace", "oauth"])
+def test_a_refusal_whose_response_url_fails_is_still_a_200(
+    make_bot_server: MakeBotServer, slack_standin: SlackStandIn, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.workspaces")
+    server = make_bot_server(env=oauth_env(slack_standin) if mode == "oauth" else None)
+    if mode == "oauth":
+        install(server, ALPHA)
+    action = server.send_action("classification_correct", value="1", team_id=OTHER, response_url=DEAD_URL)
+    command = server.send_command("/ask", "hi", team_id=OTHER, response_url=DEAD_URL)
+    assert (action.status, command.status) == (200, 200), (action.body, command.body)
+    assert f"could not tell workspace {OTHER} it is refused" in caplog.text
+    assert server.get("/healthz")[0] == 200
+
+
 def test_uninstall_events_are_acknowledged_and_reported(
     bot_server: BotServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,4 +1,4 @@
-"""The Store's Slack tables on SQLite and PostgreSQL: event claims, thread conversations, evaluations."""
+"""The Store's Slack tables on SQLite and PostgreSQL: request claims, thread conversations, evaluations."""
 
 from __future__ import annotations
 
@@ -7,29 +7,45 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from core.errors import InvalidInput
 from core.store import Store
+from core.store.deliveries import Claim
 
 T1, T2 = "T0001", "T0002"
 
 
-def test_an_event_is_claimed_once(store: Store) -> None:
-    assert store.claim_event(T1, "Ev001") is True
-    assert store.claim_event(T1, "Ev001") is False
-    assert store.claim_event(T2, "Ev001") is False  # event ids are unique across workspaces
-    assert store.claim_event(T1, "Ev002") is True
+LEASE = timedelta(seconds=30)
+LAPSED = timedelta(seconds=-1)  # a lease already over: the process holding it has stopped
+
+
+def claim(
+    store: Store, key: str, *, team: str = T1, lease: timedelta = LEASE, payload: object = None
+) -> Claim:
+    body = {"event_id": key, "text": "hello"} if payload is None else payload
+    assert isinstance(body, dict)
+    return store.deliveries.claim(key, team_id=team, payload=body, lease=lease)
+
+
+def test_a_request_is_claimed_once(store: Store) -> None:
+    assert claim(store, "Ev001") is Claim.NEW
+    assert claim(store, "Ev001") is Claim.TAKEN  # held by the first
+    assert claim(store, "Ev001", team=T2) is Claim.TAKEN  # event ids are unique across workspaces
+    assert claim(store, "Ev002") is Claim.NEW
+    store.deliveries.finish(["Ev001"])
+    assert claim(store, "Ev001") is Claim.TAKEN  # finished: a redelivery is dropped
 
 
 def test_claims_survive_reopening_the_database(database_url: str) -> None:
     first = Store.open(database_url)
     try:
-        assert first.claim_event(T1, "EvRestart")
+        assert claim(first, "EvRestart") is Claim.NEW
     finally:
         first.close()
     second = Store.open(database_url)
     try:
-        assert second.claim_event(T1, "EvRestart") is False
+        assert claim(second, "EvRestart") is Claim.TAKEN
     finally:
         second.close()
 
@@ -38,17 +54,17 @@ def test_racing_claims_have_exactly_one_winner(database_url: str) -> None:
     # Separate stores stand for separate worker processes, each with its own connection pool.
     stores = [Store.open(database_url, migrate=False) for _ in range(6)]
     barrier = threading.Barrier(len(stores))
-    results: list[bool] = []
+    results: list[Claim] = []
     errors: list[BaseException] = []
 
-    def claim(store: Store) -> None:
+    def race(store: Store) -> None:
         try:
             barrier.wait()
-            results.append(store.claim_event(T1, "EvRace"))
+            results.append(claim(store, "EvRace"))
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=claim, args=(s,)) for s in stores]
+    threads = [threading.Thread(target=race, args=(s,)) for s in stores]
     for t in threads:
         t.start()
     for t in threads:
@@ -56,16 +72,65 @@ def test_racing_claims_have_exactly_one_winner(database_url: str) -> None:
     for s in stores:
         s.close()
     assert errors == []
-    assert sorted(results) == [False] * 5 + [True]
+    assert sorted(r.value for r in results) == ["new"] + ["taken"] * 5
+
+
+def test_a_lapsed_unfinished_claim_is_taken_over_once(database_url: str) -> None:
+    stores = [Store.open(database_url, migrate=False) for _ in range(4)]
+    try:
+        assert claim(stores[0], "EvDead", lease=LAPSED, payload={"event_id": "EvDead", "n": 1}) is Claim.NEW
+        # A redelivery takes it over; a second one finds it held again.
+        assert claim(stores[1], "EvDead") is Claim.RETAKEN
+        assert claim(stores[2], "EvDead") is Claim.TAKEN
+
+        assert (
+            claim(stores[0], "EvOrphan", lease=LAPSED, payload={"event_id": "EvOrphan", "n": 2}) is Claim.NEW
+        )
+        taken = [a for s in stores for a in s.deliveries.take_abandoned(lease=LEASE, max_attempts=2, limit=5)]
+        assert [(a.key, a.team_id, a.attempts, a.payload) for a in taken] == [
+            ("EvOrphan", T1, 2, {"event_id": "EvOrphan", "n": 2})
+        ]
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_an_abandoned_request_is_tried_at_most_max_attempts_times(store: Store) -> None:
+    claim(store, "EvPoison", lease=LAPSED)
+    (again,) = store.deliveries.take_abandoned(lease=LAPSED, max_attempts=2, limit=5)
+    assert again.attempts == 2
+    assert store.deliveries.take_abandoned(lease=LEASE, max_attempts=2, limit=5) == []
+    assert store.deliveries.give_up(max_attempts=2) == ["EvPoison"]
+    assert store.deliveries.give_up(max_attempts=2) == []
+    assert claim(store, "EvPoison") is Claim.TAKEN
+
+
+def test_renewed_and_finished_claims_are_not_taken_over(store: Store) -> None:
+    claim(store, "EvBusy", lease=LAPSED)
+    claim(store, "EvDone", lease=LAPSED)
+    store.deliveries.renew(["EvBusy"], LEASE)
+    store.deliveries.finish(["EvDone"])
+    assert store.deliveries.take_abandoned(lease=LEASE, max_attempts=2, limit=5) == []
+    assert claim(store, "EvDone") is Claim.TAKEN
+
+
+def test_finishing_drops_the_stored_request(store: Store) -> None:
+    claim(store, "EvSecretish", payload={"event_id": "EvSecretish", "response_url": "https://hooks/x"})
+    store.deliveries.finish(["EvSecretish"])
+    with store.engine.connect() as conn:
+        payload, finished = conn.execute(
+            text("SELECT payload, finished_at FROM slack_events WHERE event_id = 'EvSecretish'")
+        ).one()
+    assert payload is None and finished is not None
 
 
 def test_pruning_forgets_old_claims_only(store: Store) -> None:
-    store.claim_event(T1, "EvOld")
-    assert store.prune_events(datetime.now(UTC) - timedelta(hours=1)) == 0
-    assert store.prune_events(datetime.now(UTC) + timedelta(seconds=1)) == 1
-    assert store.claim_event(T1, "EvOld") is True
+    claim(store, "EvOld")
+    assert store.deliveries.prune(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert store.deliveries.prune(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert claim(store, "EvOld") is Claim.NEW
     with pytest.raises(InvalidInput):
-        store.prune_events(datetime.now())  # naive
+        store.deliveries.prune(datetime.now())  # naive
 
 
 def test_a_conversation_keeps_turns_in_order_with_their_images(store: Store) -> None:

@@ -106,7 +106,8 @@ def _classify_file(ctx: Context) -> int:
     a = ctx.args
     if a.texts:
         raise InvalidInput("give texts as arguments or with --input, not both")
-    table = parse_text_table(read_text_file(a.input), filename=a.input)
+    # The same bound on texts as a CSV sent to the bot in Slack: refused whole, rows named.
+    table = parse_text_table(read_text_file(a.input), filename=a.input, max_chars=ctx.settings.max_text_chars)
     texts = table.texts
     progress = Progress(
         len(texts), label="classified", enabled=a.progress or (len(texts) > 500 and sys.stderr.isatty())

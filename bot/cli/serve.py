@@ -87,10 +87,12 @@ def _serve_socket(settings: Settings) -> int:
     handler = None
     try:
         verify = bool(settings.slack_signing_secret)
-        app = build_app(deps, executor=lifecycle.executor, verify_requests=verify)
+        app = build_app(
+            deps, executor=lifecycle.executor, deliveries=lifecycle.deliveries, verify_requests=verify
+        )
         assert settings.slack_app_token is not None
         handler = SocketModeHandler(app, settings.slack_app_token.get())
-        lifecycle.start()
+        lifecycle.start(app)
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt

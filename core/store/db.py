@@ -9,12 +9,19 @@ short pause when the server refuses it (it may be starting up); and a read-only 
 (`read_retried`) runs once more when the connection broke under it. A write is never replayed:
 when the connection breaks during a write the COMMIT may have reached the server, so the caller
 gets DatabaseUnavailable rather than a second copy.
+
+The pause is paid only while the server may be coming back: once both tries have failed, the
+engine takes the database to be down, and until a connection succeeds (or nothing has been
+refused for `DOWN_FOR` seconds) a refused connection is reported at once. Otherwise every query
+during an outage would wait out the pause, and a Slack request, whose acknowledgement makes
+several queries within 3 seconds, would be acknowledged too late.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +55,9 @@ OUT_OF_DATE = "the database schema is out of date: run `gembot db upgrade`"
 # A refused connection is tried once more after this pause (seconds): long enough for a
 # restarting PostgreSQL to accept connections again, short enough to keep a request waiting.
 CONNECT_RETRY_DELAY = 1.0
+# Seconds after a refused connection during which the database is taken to be down (see the
+# module doc): refusals are reported without the pause.
+DOWN_FOR = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +107,7 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
     elif backend == "postgresql":
-        event.listen(engine, "do_connect", _connect_retrying)
+        event.listen(engine, "do_connect", RetryingConnect())
     return engine
 
 
@@ -280,15 +290,40 @@ def _check_sqlite_directory(url: URL) -> None:
         )
 
 
-def _connect_retrying(dialect: Any, connection_record: Any, cargs: Any, cparams: Any) -> Any:
-    # Every new connection (the pool's first, and each one replacing a connection the pre-ping
-    # found dead) is opened here: a server that refuses it is given one more chance.
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except dialect.loaded_dbapi.OperationalError as exc:
-        log.info("could not connect to the database (%s): trying once more", _first_line(exc))
-        time.sleep(CONNECT_RETRY_DELAY)
-        return dialect.connect(*cargs, **cparams)
+class RetryingConnect:
+    """Opens every new PostgreSQL connection of one engine (the pool's first, and each one replacing
+    a connection the pre-ping found dead): a refusal is tried once more after a pause, unless the
+    database is already known to be down (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+
+    def __call__(self, dialect: Any, connection_record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            if self._known_down():
+                self._mark_down()
+                raise
+            log.info("could not connect to the database (%s): trying once more", _first_line(exc))
+            time.sleep(CONNECT_RETRY_DELAY)
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                self._mark_down()
+                raise
+        with self._lock:
+            self._down_until = 0.0
+        return connection
+
+    def _known_down(self) -> bool:
+        with self._lock:
+            return time.monotonic() < self._down_until
+
+    def _mark_down(self) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + DOWN_FOR
 
 
 def _first_line(exc: BaseException) -> str:

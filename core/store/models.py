@@ -169,15 +169,29 @@ TS_LENGTH = 32
 
 
 class SlackEvent(Base):
-    """An Events API delivery already taken on: Slack redelivers with the same `event_id`."""
+    """A request from Slack taken on: an Events API delivery (by `event_id`, which Slack reuses when
+    it redelivers) or an interaction (by its `trigger_id`), until its work is finished.
+
+    While the work runs, the process doing it keeps `lease_until` in the future and `payload` holds
+    the request (without its verification token), so that if the process dies, another one can run
+    it again. A finished request keeps only its id, to drop redeliveries, until it is pruned.
+    """
 
     __tablename__ = "slack_events"
-    __table_args__ = (UniqueConstraint("event_id"), Index(None, "received_at"))
+    __table_args__ = (
+        UniqueConstraint("event_id"),
+        Index(None, "received_at"),
+        Index(None, "finished_at", "lease_until"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
     team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=1)
+    payload: Mapped[str | None]
 
 
 class ConversationTurn(Base):
@@ -233,8 +247,10 @@ class EvaluationRun(Base):
 # `bot.oauth`), never by `Store`. They are declared here, column for column as slack_sdk builds
 # them (`build_installations_table`, `build_bots_table`, `build_oauth_states_table`), only so that
 # migration 0003 and `alembic check` know them; `core` does not import slack_sdk, and
-# tests/test_slack_oauth.py fails when slack_sdk's definitions and these drift apart. The naive
-# `DateTime` columns are slack_sdk's choice: it stores UTC without a zone.
+# tests/test_migrations.py fails when slack_sdk's definitions and these drift apart. The naive
+# `DateTime` columns are slack_sdk's choice: it stores UTC without a zone. One difference: the
+# token columns are TEXT, not VARCHAR(200) (migration 0007), because they hold the tokens
+# encrypted (`bot.token_crypto`), and an encrypted rotating token is some 320 characters.
 
 slack_installations = Table(
     "slack_installations",
@@ -247,16 +263,16 @@ slack_installations = Table(
     Column("enterprise_url", String(200)),
     Column("team_id", String(32)),
     Column("team_name", String(200)),
-    Column("bot_token", String(200)),
+    Column("bot_token", Text),
     Column("bot_id", String(32)),
     Column("bot_user_id", String(32)),
     Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
+    Column("bot_refresh_token", Text),
     Column("bot_token_expires_at", DateTime),
     Column("user_id", String(32), nullable=False),
-    Column("user_token", String(200)),
+    Column("user_token", Text),
     Column("user_scopes", String(1000)),
-    Column("user_refresh_token", String(200)),
+    Column("user_refresh_token", Text),
     Column("user_token_expires_at", DateTime),
     Column("incoming_webhook_url", String(200)),
     Column("incoming_webhook_channel", String(200)),
@@ -278,11 +294,11 @@ slack_bots = Table(
     Column("enterprise_name", String(200)),
     Column("team_id", String(32)),
     Column("team_name", String(200)),
-    Column("bot_token", String(200)),
+    Column("bot_token", Text),
     Column("bot_id", String(32)),
     Column("bot_user_id", String(32)),
     Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", String(200)),
+    Column("bot_refresh_token", Text),
     Column("bot_token_expires_at", DateTime),
     Column("is_enterprise_install", Boolean, nullable=False),
     Column("installed_at", DateTime, nullable=False),

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import DatabaseUnavailable, InvalidInput, NotFound
-from core.store import audit, cache, changes, conversations, evaluations, events, labels, validation
+from core.errors import DatabaseUnavailable, NotFound
+from core.store import audit, cache, changes, conversations, evaluations, labels, validation
 from core.store import usage as usage_counters
 from core.store.audit import LoggedResult
 from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_retried, unavailable, upgrade
+from core.store.deliveries import DeliveryStore
 from core.store.jobs import JobStore
 from core.store.models import EvaluationRun as _EvaluationRun
 from core.store.models import Example, Label, LabelSet
@@ -50,6 +51,7 @@ class Store:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.jobs = JobStore(self._session)
+        self.deliveries = DeliveryStore(self._session)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -314,26 +316,6 @@ class Store:
             raise NotFound(f"classification #{classification_id} is not on record")
         return found
 
-    # -- Slack event de-duplication --------------------------------------------------------
-
-    def claim_event(self, team_id: str, event_id: str) -> bool:
-        """True the first time an Events API `event_id` is claimed, False ever after.
-
-        Safe across threads, processes and restarts: the database's unique constraint decides
-        which claim is the first.
-        """
-        team = validation.clean(team_id or "-", what="workspace id", limit=64)
-        event = validation.clean(event_id, what="event id")
-        with self._session() as s, s.begin():
-            return events.claim(s, team, event)
-
-    def prune_events(self, older_than: datetime) -> int:
-        """Forget events claimed before `older_than` (timezone-aware); returns how many went."""
-        if older_than.tzinfo is None:
-            raise InvalidInput("prune_events needs a timezone-aware datetime")
-        with self._session() as s, s.begin():
-            return events.prune(s, older_than)
-
     # -- conversations in threads ----------------------------------------------------------
 
     def add_turn(
@@ -436,3 +418,12 @@ class Store:
         """The Gemini calls counted on `day` for the user and for the whole workspace."""
         with self._session() as s, s.begin():
             return usage_counters.count(s, team_id, user_id, day)
+
+    def prune_usage(self, before: date) -> int:
+        """Forget the counters of days before `before`; returns how many rows went.
+
+        Limits are per UTC day, so only today's counters are read: older ones are kept a while for
+        whoever looks at the table, then pruned (`bot.housekeeping`).
+        """
+        with self._session() as s, s.begin():
+            return usage_counters.prune(s, before)

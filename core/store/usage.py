@@ -5,6 +5,8 @@ taken from by a single `UPDATE … SET used = used + n WHERE … AND used + n <=
 database evaluates the condition against the latest committed value under the row's lock
 (PostgreSQL re-checks it after waiting for a concurrent writer; SQLite lets one writer in at a
 time), so no interleaving of processes can take a counter past its limit.
+
+Only the current day's counters are ever read: `prune` deletes older days' (`Store.prune_usage`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -82,6 +84,14 @@ def count(s: Session, team_id: str, user_id: str | None, day: date) -> UsageCoun
     )
     user = int(rows.get(user_id, 0)) if user_id else 0
     return UsageCount(user=user, team=int(rows.get(TEAM_ROW, 0)))
+
+
+def prune(s: Session, before: date) -> int:
+    """Delete the counters of days before `before`; returns how many rows went."""
+    result: CursorResult[Any] = s.execute(  # type: ignore[assignment]
+        delete(UsageCounter).where(UsageCounter.day < before).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
 
 
 def _ensure_row(s: Session, team_id: str, user_id: str, day: date) -> None:

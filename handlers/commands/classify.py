@@ -10,6 +10,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from core.classify import Prediction
+from core.errors import GembotError
 from handlers import bounds, label_sets, text
 from handlers.actions.classify_feedback import feedback_block
 from handlers.deps import Deps
@@ -47,9 +48,13 @@ def register(app: App, deps: Deps) -> None:
             problem = label_sets.set_problem(
                 deps.store, workspace_of(context), scoped.set_name, command="/classify"
             )
+        except GembotError as exc:
+            # The database did not answer in time for the ack: the lazy listener will say so. One
+            # line: while the database is down every request comes through here.
+            log.warning("could not check the label set in the ack: %s", exc)
+            problem = None
         except Exception:
-            # The database did not answer in time for the ack: the lazy listener will say so.
-            log.warning("could not check the label set in the ack", exc_info=True)
+            log.exception("unexpected failure while checking the label set in the ack")
             problem = None
         if problem:
             ack(text=problem, response_type="ephemeral")

@@ -1,5 +1,6 @@
 """Message shortcut **Add as label example** (`add_label_example` in manifest.yml): opens the modal
-of `handlers.views.add_example` for the message's text, which stores it with its author and link."""
+of `handlers.views.add_example` for the message's text, which stores it with its author and link.
+A message with no text, or longer than GEMBOT_MAX_TEXT_CHARS, is refused privately instead."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from handlers import label_sets
 from handlers.deps import Deps
 from handlers.replies import Replier, Where
 from handlers.scope import workspace_of
-from handlers.views.add_example import Origin, build_view
+from handlers.views.add_example import Origin, build_view, too_long
 
 CALLBACK_ID = "add_label_example"
 NO_TEXT = "That message has no text to add as a label example."
@@ -34,6 +35,10 @@ def register(app: App, deps: Deps) -> None:
             content = label_sets.plain(str(message.get("text") or "")).strip()
             if not content:
                 replier.ephemeral(NO_TEXT)
+                return
+            refusal = too_long(content, deps.settings.max_text_chars)
+            if refusal:
+                replier.ephemeral(refusal)
                 return
             refusal = deps.rights.curation_refusal(client, workspace_of(context), replier.where.user)
             if refusal:

@@ -8,6 +8,9 @@ the message's author and permalink; the user is told privately in the channel, e
 
 The message's text, author, channel, ts and the shortcut's response_url travel in the view's
 `private_metadata` (3,000 characters at most): a text too long for it is cut, and the modal says so.
+A message longer than GEMBOT_MAX_TEXT_CHARS is refused instead (`too_long`): the shortcut says so
+privately and opens no modal, and a submission is checked again (the bound may have been lowered
+while the modal was open), the user told privately and nothing stored.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from core.errors import GembotError
 from core.store import ExampleInput, SetSummary, Store
 from core.store import validation as checks
-from handlers import label_sets, text
+from handlers import bounds, label_sets, text
 from handlers.deps import Deps
 from handlers.label_sets import bold, option
 from handlers.replies import Replier, Where, describe_error
@@ -45,6 +48,21 @@ PREVIEW = 1_200
 MAX_OPTIONS = 100
 
 log = logging.getLogger(__name__)
+
+
+def too_long(content: str, limit: int) -> str | None:
+    """The sentence refusing a message of more than `limit` characters as an example, else None.
+
+    Measure the text as it is stored (`label_sets.plain`). The message is someone's as it stands,
+    so the way out is to add the part that matters by hand.
+    """
+    if len(content) <= limit:
+        return None
+    return (
+        f"That message is {len(content):,} characters long, and a label example may have at most "
+        f"{limit:,}: add the part that matters with `/label add LABEL: TEXT` (whoever runs me can "
+        f"raise {bounds.SETTING})."
+    )
 
 
 @dataclass(frozen=True)
@@ -293,7 +311,12 @@ def register(app: App, deps: Deps) -> None:
         )
         team = workspace_of(context)
         try:
-            # Checked again here: the shortcut checked it, but rights can change while a modal is open.
+            # Checked again here, as the shortcut checked them: the bound and rights can change
+            # while a modal is open.
+            refusal = too_long(origin.text, deps.settings.max_text_chars)
+            if refusal:
+                _tell(replier, f":warning: {refusal}")
+                return
             refusal = deps.rights.curation_refusal(client, team, user)
             if refusal:
                 _tell(replier, f":no_entry: {refusal}")
