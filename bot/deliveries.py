@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.sweeps import Sweeper
 from core.errors import GembotError
 from core.store import Store
 from core.store.deliveries import Claim
@@ -46,8 +46,6 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 2
 # Requests taken over from dead processes per round of one process.
 RESUMED_PER_ROUND = 10
-# Old claims are pruned at most this often (seconds) by each process.
-PRUNE_EVERY = 3600.0
 # Set in `BoltRequest.context` of a request run again: it was claimed already. HTTP requests
 # cannot set it, so it cannot be forged.
 REPLAY = "gembot_replay_of"
@@ -220,54 +218,38 @@ class TrackedExecutor(Executor):
         return getattr(self.inner, name)
 
 
-class RequestResumer:
+class RequestResumer(Sweeper):
     """Every `interval` seconds: renew this process's leases, run again what dead processes left,
     give up on what was tried `MAX_ATTEMPTS` times, and prune old claims."""
+
+    name = "gembot-request-resumer"
+    looking_for = "requests to run again"
 
     def __init__(
         self, app: App, tracker: DeliveryTracker, *, retention: timedelta, interval: float | None = None
     ) -> None:
+        super().__init__(interval if interval is not None else max(0.2, tracker.lease.total_seconds() / 3))
         self.app = app
         self.tracker = tracker
         self.retention = retention
-        self.interval = interval if interval is not None else max(0.2, tracker.lease.total_seconds() / 3)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._next_prune = 0.0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="gembot-request-resumer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def sweep(self) -> int:
-        """One round; returns how many requests were run again."""
+    def round(self) -> int:
+        """Returns how many requests were run again."""
         deliveries = self.tracker.store.deliveries
-        try:
-            self.tracker.renew()
-            for key in deliveries.give_up(max_attempts=MAX_ATTEMPTS):
-                log.error("request %s stopped its process %d times: given up", key, MAX_ATTEMPTS)
-            abandoned = deliveries.take_abandoned(
-                lease=self.tracker.lease, max_attempts=MAX_ATTEMPTS, limit=RESUMED_PER_ROUND
-            )
-            for request in abandoned:
-                log.warning("running request %s again: the process that took it stopped", request.key)
-                self._replay(request.key, request.payload)
-            if time.monotonic() >= self._next_prune:
-                self._next_prune = time.monotonic() + PRUNE_EVERY
-                removed = deliveries.prune(datetime.now(UTC) - self.retention)
-                if removed:
-                    log.info("forgot %d request ids older than %s", removed, self.retention)
-            return len(abandoned)
-        except GembotError as exc:
-            log.warning("could not look for requests to run again: %s", exc)
-        except Exception:
-            log.exception("unexpected failure while looking for requests to run again")
-        return 0
+        self.tracker.renew()
+        for key in deliveries.give_up(max_attempts=MAX_ATTEMPTS):
+            log.error("request %s stopped its process %d times: given up", key, MAX_ATTEMPTS)
+        abandoned = deliveries.take_abandoned(
+            lease=self.tracker.lease, max_attempts=MAX_ATTEMPTS, limit=RESUMED_PER_ROUND
+        )
+        for request in abandoned:
+            log.warning("running request %s again: the process that took it stopped", request.key)
+            self._replay(request.key, request.payload)
+        if self.prune_due():
+            removed = deliveries.prune(datetime.now(UTC) - self.retention)
+            if removed:
+                log.info("forgot %d request ids older than %s", removed, self.retention)
+        return len(abandoned)
 
     def _replay(self, key: str, payload: dict[str, Any]) -> None:
         # Socket Mode's kind of request: a parsed body with no signature to check (it was checked
@@ -276,8 +258,3 @@ class RequestResumer:
         response = self.app.dispatch(request)
         if response.status != 200:
             log.warning("request %s run again was refused (%d)", key, response.status)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sweep()
-            self._stop.wait(self.interval)

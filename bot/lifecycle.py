@@ -28,7 +28,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.deliveries import DeliveryTracker, RequestResumer
-from core.errors import GembotError
+from bot.sweeps import Sweeper
 from core.jobs import KIND_CLASSIFY_CSV
 from core.settings import Settings
 from core.store import JobRecord, Store
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 RESUMED_AT_ONCE = 2
 # Finished jobs (their input and rows) are kept this long, then pruned, at most once an hour.
 JOB_RETENTION = timedelta(days=7)
-PRUNE_EVERY = 3600.0
 
 ClientFor = Callable[[JobRecord], WebClient | None]
 
@@ -101,53 +100,31 @@ def slack_clients(settings: Settings, store: Store) -> ClientFor:
     return installed
 
 
-class JobResumer:
+class JobResumer(Sweeper):
     """Every `interval` seconds: renew the leases of this process's jobs, take over jobs nobody holds
     (queued, or a lapsed lease) when a thread is free for them, and prune old finished jobs."""
 
+    name = "gembot-job-resumer"
+    looking_for = "jobs to resume"
+
     def __init__(self, deps: Deps, *, client_for: ClientFor, interval: float | None = None) -> None:
+        super().__init__(interval if interval is not None else max(0.2, deps.settings.job_lease_seconds / 3))
         self.deps = deps
         self.client_for = client_for
-        self.interval = interval if interval is not None else max(0.2, deps.settings.job_lease_seconds / 3)
         self.executor = ListenerExecutor(RESUMED_AT_ONCE, thread_name_prefix="gembot-jobs")
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._next_prune = 0.0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="gembot-job-resumer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop looking for jobs (the jobs already running are wound down by `Lifecycle.shutdown`)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def sweep(self) -> int:
-        """One round: renew, take over, prune. Returns how many jobs were taken over."""
+    def round(self) -> int:
+        """Renew, take over, prune. Returns how many jobs were taken over."""
         jobs = self.deps.jobs
-        try:
-            jobs.heartbeat()
-            taken = jobs.claim(limit=RESUMED_AT_ONCE - self.executor.pending)
-            for job in taken:
-                done, total = job.rows_done, job.rows_total
-                log.info("resuming job #%d (%s, %d of %d rows done)", job.id, job.kind, done, total)
-                self.executor.submit(self._resume, job)
-            if time.monotonic() >= self._next_prune:
-                self._next_prune = time.monotonic() + PRUNE_EVERY
-                jobs.store.jobs.prune(datetime.now(UTC) - JOB_RETENTION)
-            return len(taken)
-        except GembotError as exc:
-            log.warning("could not look for jobs to resume: %s", exc)
-        except Exception:
-            log.exception("unexpected failure while looking for jobs to resume")
-        return 0
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sweep()
-            self._stop.wait(self.interval)
+        jobs.heartbeat()
+        taken = jobs.claim(limit=RESUMED_AT_ONCE - self.executor.pending)
+        for job in taken:
+            done, total = job.rows_done, job.rows_total
+            log.info("resuming job #%d (%s, %d of %d rows done)", job.id, job.kind, done, total)
+            self.executor.submit(self._resume, job)
+        if self.prune_due():
+            jobs.store.jobs.prune(datetime.now(UTC) - JOB_RETENTION)
+        return len(taken)
 
     def _resume(self, job: JobRecord) -> None:
         try:

@@ -8,47 +8,21 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main
+from tests.cli_support import CLI, Run, on_database
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "core" / "examples" / "intents.csv"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
-
-
-CLI = Callable[..., Run]
-
-
 @pytest.fixture
 def cli(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> CLI:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMBOT_EMBEDDER", "GEMBOT_TEAM"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
+    return on_database(database_url, tmp_path, monkeypatch, capsys)
 
 
 @pytest.fixture

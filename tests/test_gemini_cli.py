@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.cli.main import main
 from tests import gemini_fixtures
+from tests.cli_support import CLI, runner
 from tests.gemini_standin import MODELS, GeminiStandIn, ModelInfo
 from tests.gemini_support import decode_base64, image_bytes
 
@@ -19,19 +19,6 @@ from tests.gemini_support import decode_base64, image_bytes
 gemini_standin = gemini_fixtures.gemini_standin
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "core" / "examples" / "intents.csv"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
-
-
-CLI = Callable[..., Run]
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, standin: GeminiStandIn, tmp_path: Path) -> None:
@@ -52,14 +39,7 @@ def gembot(
     capsys: pytest.CaptureFixture,
 ) -> Iterator[CLI]:
     point_at(monkeypatch, gemini_standin, tmp_path)
-
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    yield run
+    yield runner(capsys)
 
 
 # --------------------------------------------------------------------------- ask

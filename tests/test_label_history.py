@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main
 from core.errors import InvalidInput
 from core.store import ExampleInput, LabelChangeRecord, Store
+from tests.cli_support import on_database
 
 
 def summary(change: LabelChangeRecord) -> tuple[object, ...]:
@@ -80,39 +80,30 @@ def test_long_texts_are_kept_as_a_preview(store: Store) -> None:
 # -- the command line ---------------------------------------------------------------------------
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_the_cli_logs_its_changes_and_shows_the_history(
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("USER", "ops")
-    monkeypatch.setenv("LOGNAME", "ops")
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMBOT_EMBEDDER", "GEMBOT_TEAM"):
-        monkeypatch.delenv(name, raising=False)
+    gembot = on_database(database_url, tmp_path, monkeypatch, capsys, USER="ops", LOGNAME="ops")
     # A change made from Slack, in the same workspace the CLI uses by default.
     store = Store.open(database_url)
     store.add_examples("local", "default", [ExampleInput("shipping", "late parcel")], actor="U0SLACK")
     store.close()
 
-    assert run(capsys, "labels", "add", "billing", "charged twice")[0] == 0
+    assert gembot("labels", "add", "billing", "charged twice").code == 0
     csv_file = tmp_path / "more.csv"
     csv_file.write_text("text,label\nrefund please,billing\nlost parcel,shipping\n")
-    assert run(capsys, "labels", "import", str(csv_file), "--set", "other")[0] == 0
-    code, out, _ = run(capsys, "labels", "list", "--json")
+    assert gembot("labels", "import", str(csv_file), "--set", "other").code == 0
+    r = gembot("labels", "list", "--json")
+    code, out = r.code, r.out
     (billing,) = [json.loads(line) for line in out.splitlines() if json.loads(line)["label"] == "billing"]
-    assert run(capsys, "labels", "remove", str(billing["id"]))[0] == 0
+    assert gembot("labels", "remove", str(billing["id"])).code == 0
 
-    code, out, err = run(capsys, "labels", "history")
+    r = gembot("labels", "history")
+
+    code, out, err = r.code, r.out, r.err
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == 4
@@ -122,7 +113,9 @@ def test_the_cli_logs_its_changes_and_shows_the_history(
     assert "U0SLACK" in lines[3] and "added #" in lines[3] and "late parcel" in lines[3]
     assert all(line[:4].isdigit() and " UTC " in line for line in lines)
 
-    code, out, _ = run(capsys, "labels", "history", "--set", "default", "-n", "1", "--json")
+    r = gembot("labels", "history", "--set", "default", "-n", "1", "--json")
+
+    code, out = r.code, r.out
     (entry,) = [json.loads(line) for line in out.splitlines()]
     assert (entry["set"], entry["actor"], entry["action"], entry["label"]) == (
         "default",
@@ -132,5 +125,7 @@ def test_the_cli_logs_its_changes_and_shows_the_history(
     )
     assert datetime.fromisoformat(entry["created_at"]).tzinfo is not None
 
-    code, out, _ = run(capsys, "labels", "history", "--team", "T0NONE")
+    r = gembot("labels", "history", "--team", "T0NONE")
+
+    code, out = r.code, r.out
     assert code == 0 and "no changes" in out

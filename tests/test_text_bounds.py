@@ -11,17 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main
 from core.errors import InvalidInput, TextsTooLong
 from core.labels_io import parse_labels
 from core.tables import parse_text_table
 from handlers.bounds import too_long_rows
+from tests.cli_support import CLI, Run, on_database
 
 LIMIT = 100
 LONG = "x" * (LIMIT + 1)
@@ -141,33 +139,11 @@ def test_an_empty_text_is_named_by_its_line() -> None:
 # -- the command line ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-CLI = Callable[..., Run]
-
-
 @pytest.fixture
 def cli(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> CLI:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("GEMBOT_MAX_TEXT_CHARS", str(LIMIT))
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMBOT_EMBEDDER", "GEMBOT_TEAM"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
+    return on_database(database_url, tmp_path, monkeypatch, capsys, GEMBOT_MAX_TEXT_CHARS=str(LIMIT))
 
 
 def one_line_error(r: Run) -> str:

@@ -85,24 +85,20 @@ class DeliveryStore:
 
     def finish(self, keys: Sequence[str]) -> None:
         """The work of `keys` is done: drop their payloads, keep their ids against redeliveries."""
-        if not keys:
-            return
-        with self._session() as s, s.begin():
-            s.execute(
-                update(SlackEvent)
-                .where(SlackEvent.event_id.in_([_key(k) for k in keys]), SlackEvent.finished_at.is_(None))
-                .values(finished_at=utcnow(), payload=None, lease_until=None)
-            )
+        self._update_unfinished(keys, finished_at=utcnow(), payload=None, lease_until=None)
 
     def renew(self, keys: Sequence[str], lease: timedelta) -> None:
         """This process is still working on `keys`: push their leases `lease` into the future."""
+        self._update_unfinished(keys, lease_until=utcnow() + lease)
+
+    def _update_unfinished(self, keys: Sequence[str], **values: Any) -> None:
         if not keys:
             return
         with self._session() as s, s.begin():
             s.execute(
                 update(SlackEvent)
                 .where(SlackEvent.event_id.in_([_key(k) for k in keys]), SlackEvent.finished_at.is_(None))
-                .values(lease_until=utcnow() + lease)
+                .values(**values)
             )
 
     def take_abandoned(self, *, lease: timedelta, max_attempts: int, limit: int) -> list[Abandoned]:

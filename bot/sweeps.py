@@ -1,0 +1,71 @@
+"""The shape every background round of a serving process shares: a daemon thread that sweeps at
+once and then every `interval` seconds until stopped, and never dies of a failed round.
+
+`bot.lifecycle.JobResumer` (bulk jobs) and `bot.deliveries.RequestResumer` (requests in flight)
+are the two; each says what one round does in `round()`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+import time
+
+from core.errors import GembotError
+
+log = logging.getLogger(__name__)
+
+# Old rows are pruned at most this often (seconds) by each process.
+PRUNE_EVERY = 3600.0
+
+
+class Sweeper(abc.ABC):
+    """Calls `round()` on a thread of its own every `interval` seconds (see the module doc)."""
+
+    #: The thread's name, and the words for a failed round in the log ("… jobs to resume").
+    name: str = "gembot-sweeper"
+    looking_for: str = "work"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_prune = 0.0
+
+    @abc.abstractmethod
+    def round(self) -> int:
+        """One round; returns how much work it took on."""
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sweeping (after the round under way, if any)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def sweep(self) -> int:
+        """One round, its failure logged (a database away for a while is expected) rather than raised."""
+        try:
+            return self.round()
+        except GembotError as exc:
+            log.warning("could not look for %s: %s", self.looking_for, exc)
+        except Exception:
+            log.exception("unexpected failure while looking for %s", self.looking_for)
+        return 0
+
+    def prune_due(self) -> bool:
+        """True at most once every PRUNE_EVERY seconds: the round should prune old rows now."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return False
+        self._next_prune = now + PRUNE_EVERY
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sweep()
+            self._stop.wait(self.interval)
