@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import contextlib
 import functools
 import hashlib
 import http.server
@@ -29,7 +28,6 @@ import json
 import math
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +37,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+
+from tests.loopback import Loopback, LoopbackHTTPServer
 
 __all__ = [
     "EMBEDDING_SIZE",
@@ -424,29 +424,10 @@ def _check_scope(on: str | None) -> None:
 # --------------------------------------------------------------------------- the server
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    standin: GeminiStandIn
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, standin: GeminiStandIn) -> None:
         self.standin = standin
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and hung up is business as usual here, not a test failure.
-        pass
+        super().__init__(_Handler)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -506,7 +487,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class GeminiStandIn:
+class GeminiStandIn(Loopback):
     """A loopback Gemini API on 127.0.0.1 with a random port, its behaviour scripted by the test.
 
     Use it as a context manager (or `start()` / `stop()`), point the SDK at `base_url` with
@@ -527,9 +508,7 @@ class GeminiStandIn:
         self._models = {model.name: model for model in models}
         self._api_versions = api_versions
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._records: list[RecordedRequest] = []
         self._replies: collections.deque[str | dict[str, Any] | ReplyFn] = collections.deque()
         self._default_reply: ReplyFn | None = None
@@ -544,49 +523,8 @@ class GeminiStandIn:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> GeminiStandIn:
-        """Bind a free loopback port and serve in a background thread."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wake requests held by `latency`, and drop open keep-alive connections."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        with server.connections_lock:
-            for connection in list(server.connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> GeminiStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        """`http://127.0.0.1:PORT`, for `HttpOptions(base_url=...)`."""
-        return f"http://127.0.0.1:{self.port}"
+    def _make_server(self) -> LoopbackHTTPServer:
+        return _Server(self)
 
     # ------------------------------------------------------------------ scripting answers
 

@@ -31,13 +31,14 @@ import json
 import mimetypes
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, quote, urlsplit
+
+from tests.loopback import Loopback, LoopbackHTTPServer
 
 __all__ = ["SlackCall", "SlackStandIn", "UploadedFile"]
 
@@ -126,27 +127,10 @@ class _ApiError(Exception):
         self.extra = extra
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, standin: SlackStandIn) -> None:
         self.standin = standin
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up is not a test failure
+        super().__init__(_Handler)
 
 
 @dataclass
@@ -203,7 +187,7 @@ def _rotating_token(team_id: str) -> str:
     return f"xoxe.xoxb-1-{team_id}-{secrets.token_urlsafe(114)}"
 
 
-class SlackStandIn:
+class SlackStandIn(Loopback):
     """A loopback Slack Web API on 127.0.0.1 with a random port.
 
     Use it as a context manager (or `start()` / `stop()`); point slack_sdk at `api_url` with
@@ -226,9 +210,7 @@ class SlackStandIn:
         self.bot_id = bot_id
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._calls: list[SlackCall] = []
         self._faults: list[_Fault] = []
         self._latency: dict[str | None, float] = {}
@@ -252,46 +234,8 @@ class SlackStandIn:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> SlackStandIn:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        with server.connections_lock:
-            for connection in list(server.connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SlackStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def _make_server(self) -> LoopbackHTTPServer:
+        return _Server(self)
 
     @property
     def api_url(self) -> str:
