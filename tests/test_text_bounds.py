@@ -170,6 +170,15 @@ def test_labels_import_refuses_a_file_with_long_texts_and_writes_nothing(cli: CL
     assert "imported 2 example(s) into 2 label(s)" in done.out
 
 
+def test_labels_add_refuses_a_long_example_and_writes_nothing(cli: CLI) -> None:
+    assert one_line_error(cli("labels", "add", "b", LONG)) == (
+        f"error: the example is {len(LONG):,} characters long, more than 100 (GEMBOT_MAX_TEXT_CHARS): "
+        "shorten it"
+    )
+    assert LONG not in cli("labels", "export").out
+    assert cli("labels", "add", "b", "z" * LIMIT).code == 0
+
+
 def test_classify_input_refuses_a_file_with_long_texts_and_writes_no_output(cli: CLI, tmp_path: Path) -> None:
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     src.write_text(csv_text([["id", "text"], ["1", "fine"], ["2", LONG], ["3", LONG]]), "utf-8")

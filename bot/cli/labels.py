@@ -8,6 +8,7 @@ import sys
 
 from bot.cli.context import Context
 from bot.cli.output import emit_json, read_text_file, shorten, write_atomic
+from core.errors import InvalidInput
 from core.labels_io import LabelRow, parse_labels, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord
 
@@ -79,6 +80,13 @@ def _record_json(r: ExampleRecord) -> dict[str, object]:
 
 def run_add(ctx: Context) -> int:
     a = ctx.args
+    length, limit = len(a.text.strip()), ctx.settings.max_text_chars
+    if length > limit:
+        # The same bound as `/label add` and an imported file: one set, whatever it came through.
+        raise InvalidInput(
+            f"the example is {length:,} characters long, more than {limit:,} (GEMBOT_MAX_TEXT_CHARS): "
+            "shorten it"
+        )
     result = ctx.store.add_examples(
         ctx.team,
         ctx.set_name,
