@@ -23,7 +23,6 @@ import binascii
 import collections
 import functools
 import hashlib
-import http.server
 import json
 import math
 import re
@@ -33,12 +32,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from tests.loopback import Loopback, LoopbackHTTPServer
+from tests.loopback import Loopback, LoopbackHandler
 
 __all__ = [
     "EMBEDDING_SIZE",
@@ -424,67 +423,9 @@ def _check_scope(on: str | None) -> None:
 # --------------------------------------------------------------------------- the server
 
 
-class _Server(LoopbackHTTPServer):
-    def __init__(self, standin: GeminiStandIn) -> None:
-        self.standin = standin
-        super().__init__(_Handler)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every answer
-    server_version = "ESF"
+class _Handler(LoopbackHandler):
+    server_version = "ESF"  # what Google's front end calls itself
     sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _serve(self) -> None:
-        standin = cast(_Server, self.server).standin
-        body = self._read_body()
-        try:
-            reply = standin._handle(self.command, self.path, dict(self.headers.items()), body)
-        except Exception as exc:  # the stand-in's own bug: answer 500 so the test sees it
-            reply = _error(500, f"stand-in failure: {exc!r}")
-        if reply is None:  # stopped while waiting
-            self.close_connection = True
-            return
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
 
 
 class GeminiStandIn(Loopback):
@@ -523,8 +464,10 @@ class GeminiStandIn(Loopback):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _make_server(self) -> LoopbackHTTPServer:
-        return _Server(self)
+    handler = _Handler
+
+    def _failure(self, exc: Exception) -> _Reply:
+        return _error(500, f"stand-in failure: {exc!r}")
 
     # ------------------------------------------------------------------ scripting answers
 

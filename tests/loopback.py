@@ -1,7 +1,9 @@
 """What the Slack and Gemini stand-ins share: an HTTP server on 127.0.0.1 on a free port, served
-from a background thread, that can be stopped cleanly with clients still connected.
+from a background thread, that can be stopped cleanly with clients still connected, and a handler
+that hands every request to the stand-in and writes back its `Answer`.
 
-A subclass says which server to make (`_make_server`); its handler does the protocol.
+A subclass implements the protocol in `_handle` and says what its own bug looks like on the wire
+(`_failure`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,74 @@ import contextlib
 import http.server
 import socket
 import threading
-from typing import Any, Self
+from typing import Any, Protocol, Self
+
+
+class Answer(Protocol):
+    """What a stand-in answers a request with."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+class LoopbackHandler(http.server.BaseHTTPRequestHandler):
+    """Reads each request, asks the server's stand-in for the answer, writes it back."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms to every answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _serve(self) -> None:
+        assert isinstance(self.server, LoopbackHTTPServer)
+        standin = self.server.standin
+        body = self._read_body()
+        try:
+            reply = standin._handle(self.command, self.path, dict(self.headers.items()), body)
+        except Exception as exc:  # the stand-in's own bug: a 500 the test will notice
+            reply = standin._failure(exc)
+        if reply is None:  # stopped while holding the request back
+            self.close_connection = True
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
 
 
 class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
@@ -23,7 +92,8 @@ class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+    def __init__(self, standin: Loopback, handler: type[LoopbackHandler]) -> None:
+        self.standin = standin
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), handler)
@@ -46,6 +116,9 @@ class LoopbackHTTPServer(http.server.ThreadingHTTPServer):
 class Loopback(abc.ABC):
     """Start, stop, `with`, `port` and `base_url` for a stand-in served by a `LoopbackHTTPServer`."""
 
+    #: The handler class its server uses (a subclass may set headers such as `server_version`).
+    handler: type[LoopbackHandler] = LoopbackHandler
+
     def __init__(self) -> None:
         # Set while stopping: wakes requests a stand-in holds back (latency, quotas).
         self._stopping = threading.Event()
@@ -53,15 +126,19 @@ class Loopback(abc.ABC):
         self._thread: threading.Thread | None = None
 
     @abc.abstractmethod
-    def _make_server(self) -> LoopbackHTTPServer:
-        """The server, bound and ready to serve this stand-in."""
+    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer | None:
+        """The answer to one request; None when the stand-in stopped while holding it back."""
+
+    @abc.abstractmethod
+    def _failure(self, exc: Exception) -> Answer:
+        """The 500 for a bug in the stand-in itself, in the protocol's own error shape."""
 
     def start(self) -> Self:
         """Bind a free loopback port and serve in a background thread."""
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = self._make_server()
+        self._server = LoopbackHTTPServer(self, self.handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import http.server
 import itertools
 import json
 import mimetypes
@@ -35,10 +34,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from tests.loopback import Loopback, LoopbackHTTPServer
+from tests.loopback import Loopback
 
 __all__ = ["SlackCall", "SlackStandIn", "UploadedFile"]
 
@@ -127,12 +126,6 @@ class _ApiError(Exception):
         self.extra = extra
 
 
-class _Server(LoopbackHTTPServer):
-    def __init__(self, standin: SlackStandIn) -> None:
-        self.standin = standin
-        super().__init__(_Handler)
-
-
 @dataclass
 class _Reply:
     status: int
@@ -143,43 +136,6 @@ class _Reply:
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Reply:
     return _Reply(status, json.dumps(payload).encode(), headers=dict(headers or {}))
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        standin = cast(_Server, self.server).standin
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            reply = standin._handle(self.command, self.path, dict(self.headers.items()), body)
-        except Exception as exc:  # the stand-in's own bug: a 500 the test will notice
-            reply = _json(500, {"ok": False, "error": f"standin_failure: {exc!r}"})
-        if reply is None:
-            self.close_connection = True
-            return
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
 
 
 def _rotating_token(team_id: str) -> str:
@@ -234,8 +190,8 @@ class SlackStandIn(Loopback):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _make_server(self) -> LoopbackHTTPServer:
-        return _Server(self)
+    def _failure(self, exc: Exception) -> _Reply:
+        return _json(500, {"ok": False, "error": f"standin_failure: {exc!r}"})
 
     @property
     def api_url(self) -> str:
