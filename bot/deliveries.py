@@ -32,7 +32,7 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.sweeps import Sweeper
+from bot.sweeps import Sweeper, every_third_of
 from core.errors import GembotError
 from core.store import Store
 from core.store.deliveries import Claim
@@ -228,7 +228,7 @@ class RequestResumer(Sweeper):
     def __init__(
         self, app: App, tracker: DeliveryTracker, *, retention: timedelta, interval: float | None = None
     ) -> None:
-        super().__init__(interval if interval is not None else max(0.2, tracker.lease.total_seconds() / 3))
+        super().__init__(interval if interval is not None else every_third_of(tracker.lease.total_seconds()))
         self.app = app
         self.tracker = tracker
         self.retention = retention

@@ -31,6 +31,7 @@ from slack_bolt.response import BoltResponse
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.sweeps import PRUNE_EVERY
 from core.errors import GembotError
 from core.store import Store
 from core.store.db import unavailable
@@ -38,8 +39,6 @@ from core.store.models import slack_oauth_states
 
 log = logging.getLogger(__name__)
 
-# A process prunes at most this often (seconds).
-PRUNE_EVERY = 3600.0
 # Daily usage counters are kept this long (today's included), then pruned.
 USAGE_RETENTION = timedelta(days=7)
 

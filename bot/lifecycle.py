@@ -28,7 +28,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.deliveries import DeliveryTracker, RequestResumer
-from bot.sweeps import Sweeper
+from bot.sweeps import Sweeper, every_third_of
 from core.jobs import KIND_CLASSIFY_CSV
 from core.settings import Settings
 from core.store import JobRecord, Store
@@ -108,7 +108,8 @@ class JobResumer(Sweeper):
     looking_for = "jobs to resume"
 
     def __init__(self, deps: Deps, *, client_for: ClientFor, interval: float | None = None) -> None:
-        super().__init__(interval if interval is not None else max(0.2, deps.settings.job_lease_seconds / 3))
+        lease = deps.settings.job_lease_seconds
+        super().__init__(interval if interval is not None else every_third_of(lease))
         self.deps = deps
         self.client_for = client_for
         self.executor = ListenerExecutor(RESUMED_AT_ONCE, thread_name_prefix="gembot-jobs")

@@ -16,8 +16,13 @@ from core.errors import GembotError
 
 log = logging.getLogger(__name__)
 
-# Old rows are pruned at most this often (seconds) by each process.
+# Old rows are pruned at most this often (seconds) by each process (and by `bot.housekeeping`).
 PRUNE_EVERY = 3600.0
+
+
+def every_third_of(lease_seconds: float) -> float:
+    """How often a process renews leases of `lease_seconds`: three chances before one lapses."""
+    return max(0.2, lease_seconds / 3)
 
 
 class Sweeper(abc.ABC):
