@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -20,6 +20,7 @@ from core.classify import Prediction
 from core.errors import NotFound
 from core.store import ExampleInput
 from handlers import label_sets, text
+from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention, option, option_value
 from handlers.replies import CANNOT_WRITE, Placeholder, Replier, Where, slack_error_code
@@ -68,9 +69,6 @@ def feedback_block(classification_id: int, prediction: Prediction) -> Block:
 
 def register(app: App, deps: Deps) -> None:
     """Both controls are acknowledged at once; the example is stored by a lazy listener."""
-
-    def acknowledge(ack: Ack) -> None:
-        ack()
 
     def store_example(
         body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger

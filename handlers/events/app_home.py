@@ -7,12 +7,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.store import EvaluationRecord, SetSummary
 from handlers import label_sets, text
+from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.label_sets import bold, plural
 from handlers.scope import workspace_of
@@ -37,9 +38,6 @@ HOW_TO = "\n".join(
 
 def register(app: App, deps: Deps) -> None:
     """`app_home_opened` on the Home tab: acknowledged, then the view is built and published."""
-
-    def acknowledge(ack: Ack) -> None:
-        ack()
 
     def publish(
         event: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger

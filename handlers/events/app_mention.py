@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from handlers import attachments, conversation, matchers
+from handlers.acks import acknowledge
 from handlers.deps import Deps
 
 CSV_BY_DM = (
@@ -28,9 +29,6 @@ def _answerable(event: dict[str, Any]) -> bool:
 
 def register(app: App, deps: Deps) -> None:
     """`app_mention`: acknowledged at once; downloads and Gemini run in a lazy listener."""
-
-    def acknowledge(ack: Ack) -> None:
-        ack()
 
     def answer(
         event: dict[str, Any],

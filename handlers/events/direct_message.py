@@ -10,18 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from handlers import attachments, bulk, conversation, matchers
+from handlers.acks import acknowledge
 from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
     """`message.im`: acknowledged at once; downloads, Gemini and classification run lazily."""
-
-    def acknowledge(ack: Ack) -> None:
-        ack()
 
     def answer(
         event: dict[str, Any],

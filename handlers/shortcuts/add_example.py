@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
 from handlers import label_sets
+from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.replies import Replier, Where
 from handlers.scope import workspace_of
@@ -22,9 +23,6 @@ NO_TEXT = "That message has no text to add as a label example."
 
 def register(app: App, deps: Deps) -> None:
     """Acknowledged at once; the modal opens right after (a trigger_id lasts 3 seconds)."""
-
-    def acknowledge(ack: Ack) -> None:
-        ack()
 
     def open_modal(
         body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger

@@ -30,6 +30,7 @@ from core.errors import GembotError
 from core.store import ExampleInput, SetSummary, Store
 from core.store import validation as checks
 from handlers import bounds, label_sets, text
+from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.label_sets import bold, option
 from handlers.replies import Replier, Where, describe_error
@@ -261,9 +262,6 @@ def _typed(state: Mapping[str, Any] | None) -> str | None:
 
 def register(app: App, deps: Deps) -> None:
     """The modal's set picker (refreshes the labels) and its submission (stores the example)."""
-
-    def acknowledge(ack: Ack) -> None:
-        ack()
 
     def refresh_labels(
         body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
