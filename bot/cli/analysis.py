@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from bot.cli.context import Context
-from bot.cli.output import Progress, emit_json, read_text_file, shorten, write_atomic
+from bot.cli.output import Progress, emit_json, read_text_file, shorten, write_atomic, write_output
 from core.errors import InvalidInput
 from core.tables import annotate_table, parse_text_lines, parse_text_table
 
@@ -124,11 +124,7 @@ def _classify_file(ctx: Context) -> int:
             emit_json(_prediction_json(text, p))
         return 0
     annotated = annotate_table(table, predictions, labels)
-    if a.output:
-        write_atomic(a.output, annotated)
-        print(f"wrote {len(predictions)} classified row(s) to {a.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(annotated)
+    write_output(a.output, annotated, wrote=f"{len(predictions)} classified row(s)")
     return 0
 
 

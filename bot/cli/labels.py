@@ -7,7 +7,7 @@ import getpass
 import sys
 
 from bot.cli.context import Context
-from bot.cli.output import emit_json, read_text_file, shorten, write_atomic
+from bot.cli.output import emit_json, read_text_file, shorten, write_output
 from core.errors import InvalidInput
 from core.labels_io import LabelRow, parse_labels, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord
@@ -124,11 +124,7 @@ def run_export(ctx: Context) -> int:
     records = ctx.store.list_examples(ctx.team, ctx.set_name)
     rows = [LabelRow(r.label, r.text, r.author, r.source_url) for r in records]
     data = rows_to_json(rows, set_name=ctx.set_name) if a.format == "json" else rows_to_csv(rows)
-    if a.output:
-        write_atomic(a.output, data)
-        print(f"wrote {len(rows)} example(s) to {a.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(data)
+    write_output(a.output, data, wrote=f"{len(rows)} example(s)")
     return 0
 
 

@@ -30,6 +30,16 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         raise
 
 
+def write_output(path: str | None, data: str, *, wrote: str) -> None:
+    """`data` to the file `path` (whole or not at all), saying on stderr that it `wrote` so much
+    there; to standard output when there is no path, so that it can be piped."""
+    if path:
+        write_atomic(path, data)
+        print(f"wrote {wrote} to {path}", file=sys.stderr)
+    else:
+        sys.stdout.write(data)
+
+
 def read_text_file(path: str) -> str:
     """A file's text (UTF-8, with or without BOM); `-` reads standard input."""
     if path == "-":
