@@ -1,6 +1,7 @@
 """Logging for the server: timestamps, levels, and secrets that never reach a log line.
 
-Slack tokens (`xoxb-…`, `xapp-…`, …), the signing secret and the Gemini key are masked in every
+Slack tokens (`xoxb-…`, `xapp-…`, …) and every secret the settings hold (`Settings.secrets`: the
+signing and client secrets, the token keys, the Gemini key, the database password) are masked in every
 record by a filter on the root handler, whatever logger wrote it and however it was formatted.
 """
 
@@ -41,21 +42,11 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def secrets_of(settings: Settings) -> list[str]:
-    found = [
-        settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.slack_app_token,
-        settings.gemini_api_key,
-    ]
-    return [s.get() for s in found if s]
-
-
 def configure_server_logging(settings: Settings, *, level: int = logging.INFO) -> None:
     """Log to stderr with timestamps, secrets masked; libraries' chatter kept at WARNING."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets_of(settings)))
+    handler.addFilter(RedactingFilter(settings.secrets()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

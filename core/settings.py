@@ -11,9 +11,12 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from core.errors import InvalidInput
 
@@ -152,6 +155,22 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[str] | None:
     return ids or None
 
 
+def _url_password(url: str) -> str | None:
+    """The password in a database URL (`postgresql://user:PASSWORD@host/db`), if it has one."""
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
+
+
+def _masked_url(url: str) -> str:
+    """`url` with its password shown as ***, or a mask for the whole of a URL that does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "***"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything Gembot reads from its environment, typed and validated once."""
@@ -227,7 +246,47 @@ class Settings:
     user_daily_limit: int | None = None
     team_daily_limit: int | None = None
     allowed_channels: frozenset[str] | None = None
+    # With OAuth install, the only workspaces (team ids, or enterprise ids for a grid-wide
+    # install) that may install or use Gembot (None: any).
+    allowed_teams: frozenset[str] | None = None
+    # Bounds on what a request may bring: a body over `max_body_bytes` is refused with 413 before
+    # it is read (Slack's own requests stay far below 1 MiB); a client has `read_timeout` seconds
+    # to send each part of its request; a message's first `max_files` files are read.
+    max_body_bytes: int = 1_048_576
+    read_timeout: float = 10.0
+    max_files: int = 4
+    # Bounds on what a thread replays to Gemini with each question: its latest `max_thread_turns`
+    # turns, and images up to `max_thread_image_bytes` in all (the newest first). Turns and
+    # their images older than `conversation_retention_days` are pruned.
+    max_thread_turns: int = 20
+    max_thread_image_bytes: int = 20_000_000
+    conversation_retention_days: float = 30.0
+    # The most pixels an image may have to be converted (read from its header, before decoding).
+    max_image_pixels: int = 50_000_000
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        # The dataclass repr would show DATABASE_URL's password; `Secret`s already show as ***.
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        values["database_url"] = _masked_url(self.database_url)
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"Settings({shown})"
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold, as plain strings: what logs and errors must never show."""
+        held = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.slack_client_secret,
+            self.gemini_api_key,
+            *self.token_keys,
+        ]
+        found = [s.get() for s in held if s]
+        password = _url_password(self.database_url)
+        if password:
+            found.append(password)
+        return found
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
@@ -295,6 +354,16 @@ class Settings:
             user_daily_limit=_limit(merged, "GEMBOT_USER_DAILY_LIMIT"),
             team_daily_limit=_limit(merged, "GEMBOT_TEAM_DAILY_LIMIT"),
             allowed_channels=_ids(merged, "GEMBOT_ALLOWED_CHANNELS"),
+            allowed_teams=_ids(merged, "GEMBOT_ALLOWED_TEAMS"),
+            max_body_bytes=_int(merged, "GEMBOT_MAX_BODY_BYTES", 1_048_576, minimum=65_536),
+            read_timeout=_float(merged, "GEMBOT_READ_TIMEOUT", 10.0, minimum=0.1),
+            max_files=_int(merged, "GEMBOT_MAX_FILES", 4, minimum=1),
+            max_thread_turns=_int(merged, "GEMBOT_MAX_THREAD_TURNS", 20, minimum=2),
+            max_thread_image_bytes=_int(merged, "GEMBOT_MAX_THREAD_IMAGE_BYTES", 20_000_000, minimum=0),
+            conversation_retention_days=_float(
+                merged, "GEMBOT_CONVERSATION_RETENTION_DAYS", 30.0, minimum=0.01
+            ),
+            max_image_pixels=_int(merged, "GEMBOT_MAX_IMAGE_PIXELS", 50_000_000, minimum=1_000_000),
             # Not the token key: `extra` holds plain strings.
             extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_") and k != "GEMBOT_TOKEN_KEY"},
         )
