@@ -12,6 +12,7 @@ Block Kit holds at most 3,000 characters in a section and 50 blocks in a message
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +34,11 @@ _INLINE_CODE = re.compile(r"(`[^`\n]+`)")
 _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _BULLET = re.compile(r"^([ \t]*)[-*+][ \t]+", re.MULTILINE)
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s()<>|]+)\)")
-_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _BOLD_MARK = "\x01"
+# Model output is converted for a message only this far (the message shows at most MESSAGE_LIMIT
+# characters; the whole answer goes up as a file): conversion time stays bounded whatever it wrote.
+CONVERT_LIMIT = 16_000
 
 
 def escape(text: str) -> str:
@@ -57,8 +59,8 @@ def to_mrkdwn(markdown: str) -> str:
     """Gemini's Markdown as Slack mrkdwn, neutralised (see `neutralise`).
 
     Headings become bold lines, `**bold**` `*bold*`, `*italic*` `_italic_`, `~~x~~` `~x~`,
-    bullets `•`, `[text](https://…)` `<https://…|text>`; code spans and blocks are kept as they
-    are (a fence's language name is dropped: Slack would show it as code).
+    bullets `•`, `[text](https://…)` `text (<https://…>)` (the real URL shows); code spans and
+    blocks are kept as they are (a fence's language name is dropped: Slack would show it as code).
     """
     out: list[str] = []
     position = 0
@@ -86,12 +88,61 @@ def _prose(text: str) -> str:
     pieces = _INLINE_CODE.split(text)
     for index in range(0, len(pieces), 2):  # the odd ones are code spans
         piece = pieces[index]
-        piece = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '/')}>", piece)
-        piece = _BOLD.sub(lambda m: _BOLD_MARK + (m.group(1) or m.group(2)) + _BOLD_MARK, piece)
+        piece = _LINK.sub(_link, piece)
+        piece = _paired(piece, "**", _BOLD_MARK)
+        piece = _paired(piece, "__", _BOLD_MARK)
         piece = _ITALIC.sub(lambda m: "_" + m.group(1) + "_", piece)
-        piece = _STRIKE.sub(lambda m: "~" + m.group(1) + "~", piece)
+        piece = _paired(piece, "~~", "~")
         pieces[index] = piece
     return "".join(pieces).replace(_BOLD_MARK, "*")
+
+
+def _link(match: re.Match[str]) -> str:
+    """`[text](url)` as the text followed by the URL it really goes to: a model's (or a prompt
+    injection's) `[your invoice](https://evil…)` shows where it leads."""
+    label, url = match.group(1), match.group(2)
+    if label.strip().rstrip("/") in (url.rstrip("/"), url.split("://", 1)[-1].rstrip("/")):
+        return f"<{url}>"
+    return f"{label} (<{url}>)"
+
+
+def _paired(text: str, delimiter: str, mark: str) -> str:
+    r"""`text` with each `DELIM content DELIM` on one line (content starting and ending with a
+    non-space) rewritten as `mark content mark`, pairing left to right.
+
+    What `DELIM(?=\S)(.+?)(?<=\S)DELIM` would do, in time linear in the line rather than
+    quadratic: that regex takes seconds on 32,000 characters of `__a ` repeated.
+    """
+    if delimiter not in text:
+        return text
+    return "".join(_paired_line(line, delimiter, mark) for line in text.splitlines(keepends=True))
+
+
+def _paired_line(line: str, delimiter: str, mark: str) -> str:
+    width = len(delimiter)
+    found: list[int] = []
+    at = line.find(delimiter)
+    while at != -1:
+        found.append(at)
+        at = line.find(delimiter, at + 1)
+    # Where a closing delimiter may stand: after a non-space.
+    closers = [p for p in found if p > 0 and not line[p - 1].isspace()]
+    out: list[str] = []
+    position = 0
+    for start in found:
+        if start < position:
+            continue
+        first = start + width
+        if first >= len(line) or line[first].isspace():
+            continue
+        k = bisect.bisect_left(closers, first + 1)
+        if k == len(closers):
+            break  # no closer after this opener, so none after any later one either
+        end = closers[k]
+        out.append(line[position:start] + mark + line[first:end] + mark)
+        position = end + width
+    out.append(line[position:])
+    return "".join(out)
 
 
 def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
@@ -186,9 +237,10 @@ def plan_message(
     whole text as a file.
     """
     header, footer = list(header or []), list(footer or [])
-    mrkdwn = to_mrkdwn(markdown)
+    mrkdwn = to_mrkdwn(markdown[:CONVERT_LIMIT])
     body = sections(mrkdwn)
-    if len(mrkdwn) <= MESSAGE_LIMIT and len(header) + len(body) + len(footer) <= MAX_BLOCKS:
+    fits = len(markdown) <= CONVERT_LIMIT and len(mrkdwn) <= MESSAGE_LIMIT
+    if fits and len(header) + len(body) + len(footer) <= MAX_BLOCKS:
         return MessagePlan(header + body + footer, fallback(mrkdwn), as_file=False)
     preview = split_text(mrkdwn, SECTION_LIMIT - 2)[0] + " …"
     blocks = [*header, section(preview), context(file_note), *footer][:MAX_BLOCKS]

@@ -72,7 +72,23 @@ def test_model_output_cannot_ping_anyone(bot_server: BotServer) -> None:
             assert "@here" not in piece
     answer = " ".join(sections_of(update.params))
     assert "&lt;!channel&gt;" in answer and "&lt;@U123&gt;" in answer and "&lt;#C999|general&gt;" in answer
-    assert "*Bold*" in answer and "<https://example.com/?a=1&amp;b=2|a link>" in answer
+    assert "*Bold*" in answer and "a link (<https://example.com/?a=1&amp;b=2>)" in answer
+
+
+def test_a_markdown_bomb_in_an_answer_is_answered_at_once_and_whole(bot_server: BotServer) -> None:
+    """40,000 characters of `__a ` (seconds of regex backtracking before) from the model: the
+    message comes at once with its beginning, and the whole answer goes up as a file."""
+    assert bot_server.gemini is not None
+    bomb = "__a " * 10_000
+    bot_server.gemini.reply(bomb)
+    bot_server.send_command("/ask", "write a lot")
+    (update,) = bot_server.slack.wait_for("chat.update", timeout=15)
+    (working,) = bot_server.slack.calls("chat.postMessage")
+    assert update.time - working.time < 2.0  # the quadratic conversion took seconds per answer
+    assert sum(len(s) for s in sections_of(update.params)) <= 3_000
+    bot_server.slack.wait_for("files.completeUploadExternal", timeout=15)
+    (upload,) = bot_server.slack.uploads()
+    assert upload.text.strip() == bomb.strip()
 
 
 def test_a_long_answer_is_split_into_sections_within_block_kit_limits(bot_server: BotServer) -> None:

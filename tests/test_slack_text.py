@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -61,14 +62,47 @@ def test_markdown_becomes_mrkdwn() -> None:
         "• first\n"
         "• second\n"
         "  • nested\n"
-        "See <https://example.com/a?b=1&amp;c=2|the docs> or `**not bold**`.\n"
+        "See the docs (<https://example.com/a?b=1&amp;c=2>) or `**not bold**`.\n"
         "```print('&lt;@U1&gt;' if a &lt; b else '**x**')```"
     )
 
 
 def test_only_web_links_become_links() -> None:
     out = text.to_mrkdwn("[x](javascript:alert(1)) [y](slack://open) [z](https://ok.example/p)")
-    assert out.count("<") == 1 and "<https://ok.example/p|z>" in out
+    assert out.count("<") == 1 and "z (<https://ok.example/p>)" in out
+
+
+@pytest.mark.parametrize(
+    ("markdown", "shown"),
+    [
+        ("[your invoice](https://evil.example/steal)", "your invoice (<https://evil.example/steal>)"),
+        ("[https://bank.example](https://evil.example)", "https://bank.example (<https://evil.example>)"),
+        ("[https://ok.example/a](https://ok.example/a)", "<https://ok.example/a>"),
+        ("[ok.example](https://ok.example/)", "<https://ok.example/>"),
+    ],
+)
+def test_a_link_shows_where_it_goes(markdown: str, shown: str) -> None:
+    out = text.to_mrkdwn(markdown)
+    assert out == shown
+    assert "|" not in out  # no `<url|text>`: the text could hide the URL
+
+
+@pytest.mark.parametrize("unit", ["__a ", "~~a ", "**a ", "*a ", "[a](", "`a ", "# a\n", "- a "])
+def test_conversion_is_fast_on_pathological_input(unit: str) -> None:
+    bomb = (unit * (40_000 // len(unit)))[:40_000]
+    started = time.perf_counter()
+    plan = text.plan_message(bomb)
+    text.to_mrkdwn(bomb[:32_000])
+    # Each took seconds with the quadratic regexes; linear work is milliseconds. The bound is loose
+    # so a loaded machine passes, and tight enough that quadratic time cannot.
+    assert time.perf_counter() - started < 1.0
+    assert plan.as_file  # too long for one message: the whole answer goes up as a file
+
+
+def test_pairing_matches_the_markdown_rules() -> None:
+    assert text.to_mrkdwn("a **b** c **d e** f ** g** h**i**") == "a *b* c *d e* f ** g** h*i*"
+    assert text.to_mrkdwn("__x__ and ~~y z~~ and ~~ no~~") == "*x* and ~y z~ and ~~ no~~"
+    assert text.to_mrkdwn("**open\nclose**") == "**open\nclose**"  # never across lines
 
 
 def test_short_text_is_one_piece() -> None:
