@@ -24,8 +24,8 @@ SETTING = "GEMBOT_MAX_TEXT_CHARS"
 def too_long(content: str, limit: int, *, what: str = "Your text") -> str | None:
     """The sentence refusing `content` when it has more than `limit` characters, else None.
 
-    Measure the text as it will be used (Slack's escapes undone, `handlers.lines.plain_text` or
-    `handlers.label_sets.plain`), so that `&amp;` counts as the one character it stands for.
+    Measure the text as it will be used (Slack's escapes undone by `handlers.text.plain`), so that
+    `&amp;` counts as the one character it stands for.
     """
     if len(content) <= limit:
         return None

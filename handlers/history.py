@@ -2,7 +2,7 @@
 
 Only what people wrote counts: messages from bots (Gembot's own answers included), joins, leaves,
 topic changes and other system messages are skipped, as are messages with no text (a file alone).
-Slack's markup is undone (`handlers.lines.plain_text`) so that what is compared is what people
+Slack's markup is undone (`handlers.text.plain`) so that what is compared is what people
 read. A public channel the bot is not in is joined once; a channel it cannot read (private, or a
 conversation between other people) raises `CannotReadHistory` with a sentence saying what to do.
 """
@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.errors import GembotError
-from handlers.lines import plain_text
+from handlers import text
 from handlers.replies import slack_error_code
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def recent_texts(client: WebClient, channel: str, count: int) -> list[str]:
             if len(texts) >= count:
                 break
             if written_by_a_person(message):
-                body = plain_text(str(message.get("text") or ""))
+                body = text.plain(str(message.get("text") or ""))
                 if body:
                     texts.append(body)
         cursor = (response.get("response_metadata") or {}).get("next_cursor") or None

@@ -1,4 +1,4 @@
-"""What the label-set surfaces share: `set:NAME` in a command, Slack text made plain, the sentences
+"""What the label-set surfaces share: `set:NAME` in a command, the sentences
 for a set that cannot classify yet, and the few Block Kit pieces they all draw.
 
 Used by `/classify`, `/label`, the classification buttons, the "Add as label example" shortcut and
@@ -31,7 +31,6 @@ OPTION_TEXT_LIMIT = 75
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 
 _SET_PREFIX = re.compile(r'^\s*set:(?:"([^"]*)"|(\S*))\s*', re.IGNORECASE)
-_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 
 
 @dataclass(frozen=True)
@@ -57,26 +56,8 @@ def take_set(command_text: str) -> Scoped:
     return Scoped(name or None, command_text[match.end() :].strip())
 
 
-def plain(slack_text: str) -> str:
-    """Slack's wire format made plain text, as an example or a classified text should be stored.
-
-    `<https://x|label>` becomes `label`, `<https://x>` the URL, `<@U1>` `@U1`, `<#C1|general>`
-    `#general`, `<!here>` `@here`; then `&lt;`, `&gt;` and `&amp;` are unescaped. Shown again in
-    Slack it goes through `text.neutralise`, so nothing here can ping anyone later.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        target, label = match.group(1), match.group(2)
-        if target.startswith("@"):
-            return "@" + label if label else target
-        if target.startswith("#"):
-            return "#" + (label or target[1:])
-        if target.startswith("!"):
-            # `<!subteam^S1|@team>` and `<!date^…|fallback>` carry their own text.
-            return label or "@" + target[1:].split("^")[0]
-        return label or target
-
-    return _LINK.sub(replace, slack_text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+#: Kept until `/label` reads `text.plain` directly; the one function is `handlers.text.plain`.
+plain = text.plain
 
 
 def mention(user_id: str | None) -> str:

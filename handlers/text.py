@@ -1,4 +1,9 @@
-"""Text for Slack: model output made harmless, Markdown made mrkdwn, long text cut to Block Kit's limits.
+"""Text to and from Slack: Slack's markup made plain, model output made harmless, Markdown made
+mrkdwn, long text cut to Block Kit's limits.
+
+Every text a person sends the bot (a command's text, a message, a channel's history) goes through
+`plain` once, so that `/classify`, `/similar`, `/cluster`, `/label add` and the shortcut embed the
+same message as the same text.
 
 Everything Gemini writes goes through `to_mrkdwn` (or `neutralise` for plain text) before it reaches
 Slack. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`, `<@U123>`, `<#C123>`,
@@ -39,6 +44,42 @@ _BOLD_MARK = "\x01"
 # Model output is converted for a message only this far (the message shows at most MESSAGE_LIMIT
 # characters; the whole answer goes up as a file): conversion time stays bounded whatever it wrote.
 CONVERT_LIMIT = 16_000
+
+
+_SEQUENCE = re.compile(r"<([^<>\n]*)>")
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+_BROADCASTS = frozenset({"here", "channel", "everyone"})
+
+
+def plain(slack_text: str) -> str:
+    """A text from Slack as people read it, stripped: the one inverse of Slack's wire format.
+
+    `<@U1|ana>` → `@ana`, `<@U1>` → `@U1`; `<#C1|ops>` → `#ops`, `<#C1>` → `#C1`; `<!here>` →
+    `@here` (also `channel`, `everyone`); `<!subteam^S1|@team>` → `@team`, `<!subteam^S1>` → `@S1`;
+    `<!date^…|Feb 18>` → `Feb 18` (other `<!…>` without a label → nothing); `<https://x|label>` →
+    `label`, `<https://x>` → `https://x`, `<mailto:a@b>` → `a@b`. Then Slack's three escapes
+    (`&amp;`, `&lt;`, `&gt;`, and no others: Slack escapes nothing else) are undone in one pass,
+    so `plain(escape(t)) == t.strip()` for any `t`. The result is plain text: shown in Slack again it
+    goes through `neutralise`, so nothing here can ping anyone later.
+    """
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], _SEQUENCE.sub(_plain_sequence, slack_text)).strip()
+
+
+def _plain_sequence(match: re.Match[str]) -> str:
+    target, _, label = match.group(1).partition("|")
+    if target.startswith("@"):
+        return "@" + (label.lstrip("@") or target[1:])
+    if target.startswith("#"):
+        return "#" + (label.lstrip("#") or target[1:])
+    if target.startswith("!"):
+        kind, _, argument = target[1:].partition("^")
+        if kind in _BROADCASTS:
+            return "@" + kind
+        if kind == "subteam":
+            return "@" + (label.lstrip("@") or argument)
+        return label
+    return label or target.removeprefix("mailto:")
 
 
 def escape(text: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from handlers.commands.cluster import parse
 from handlers.history import written_by_a_person
-from handlers.lines import plain_text
+from handlers.text import plain
 from tests import slack_fixtures
 from tests.fakes import BagOfWordsEmbedder
 from tests.gemini_standin import Prompt
@@ -120,7 +120,7 @@ def seed_channel(server: BotServer, channel: str = "C0GENERAL") -> None:
     slack.add_message(channel, "<@U0ANA> the database backup job failed &amp; nobody saw", user="U0BEN")
 
 
-SEEDED = [BACKUPS[0], LUNCH[0], BACKUPS[1], LUNCH[1], "@someone the database backup job failed & nobody saw"]
+SEEDED = [BACKUPS[0], LUNCH[0], BACKUPS[1], LUNCH[1], "@U0ANA the database backup job failed & nobody saw"]
 
 
 def test_cluster_last_n_reads_the_channel_skipping_bots_and_joins(bot_server: BotServer) -> None:
@@ -151,7 +151,7 @@ def test_cluster_last_n_reads_the_channel_skipping_bots_and_joins(bot_server: Bo
     clusters = clusters_in(listing)
     assert set(clusters) == {"*1. Backup failures*", "*2. Friday &lt;!channel&gt; lunch*"}
     assert sorted(clusters["*1. Backup failures*"]) == sorted(
-        [*BACKUPS[:2], "@someone the database backup job failed &amp; nobody saw"]
+        [*BACKUPS[:2], "@U0ANA the database backup job failed &amp; nobody saw"]
     )
     assert "asked to cluster the last 5 messages in this channel" in " ".join(texts_of(update.params))
     (upload,) = bot_server.slack.uploads()
@@ -294,10 +294,10 @@ def test_parse_reads_options_and_leaves_texts_alone() -> None:
 
 
 def test_history_texts_are_what_people_read() -> None:
-    assert plain_text("<@U1|ana> see <https://x.io/a?b=1&amp;c=2|the doc> in <#C1|ops>") == (
+    assert plain("<@U1|ana> see <https://x.io/a?b=1&amp;c=2|the doc> in <#C1|ops>") == (
         "@ana see the doc in #ops"
     )
-    assert plain_text("<!here> a &lt;b&gt; <https://x.io> <!subteam^S1|@sre> <!date^1^{date}|Jan 1>") == (
+    assert plain("<!here> a &lt;b&gt; <https://x.io> <!subteam^S1|@sre> <!date^1^{date}|Jan 1>") == (
         "@here a <b> https://x.io @sre Jan 1"
     )
     assert written_by_a_person({"user": "U1", "text": "hi"})

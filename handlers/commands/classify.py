@@ -34,7 +34,7 @@ def register(app: App, deps: Deps) -> None:
     """`/classify`: checked and acknowledged at once; embedding and classifying run after the ack."""
 
     def too_long(rest: str) -> str | None:
-        return bounds.too_long(label_sets.plain(rest).strip(), deps.settings.max_text_chars)
+        return bounds.too_long(text.plain(rest).strip(), deps.settings.max_text_chars)
 
     def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         scoped = label_sets.take_set(command.get("text") or "")
@@ -75,7 +75,7 @@ def register(app: App, deps: Deps) -> None:
             ):
                 return  # already answered by the ack
             set_name = scoped.set_or_default()
-            content = label_sets.plain(scoped.rest).strip()
+            content = text.plain(scoped.rest).strip()
             asked = [
                 text.context(
                     f"{mention(command.get('user_id'))} asked to classify, with set {bold(set_name)}:"

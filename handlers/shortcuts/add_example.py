@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
-from handlers import label_sets
+from handlers import text
 from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.replies import Replier, Where
@@ -30,7 +30,7 @@ def register(app: App, deps: Deps) -> None:
         message = body.get("message") or {}
         replier = Replier(client, Where.of_action(body), logger=logger)
         with replier.reporting_errors():
-            content = label_sets.plain(str(message.get("text") or "")).strip()
+            content = text.plain(str(message.get("text") or "")).strip()
             if not content:
                 replier.ephemeral(NO_TEXT)
                 return

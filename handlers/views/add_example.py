@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 def too_long(content: str, limit: int) -> str | None:
     """The sentence refusing a message of more than `limit` characters as an example, else None.
 
-    Measure the text as it is stored (`label_sets.plain`). The message is someone's as it stands,
+    Measure the text as it is stored (`text.plain`). The message is someone's as it stands,
     so the way out is to add the part that matters by hand.
     """
     if len(content) <= limit:
