@@ -5,9 +5,13 @@ Two global middlewares, run for every request after its workspace is authorized:
 * `ChannelGate` turns away requests from channels outside GEMBOT_ALLOWED_CHANNELS, before any
   listener runs: a slash command gets a private one-liner in its ack, a button or a shortcut one
   through its `response_url`, a mention one by `chat.postEphemeral`; other events are acknowledged
-  and dropped. Direct messages with the bot (channel ids starting with `D`) are always allowed:
-  they reach no one else, and the daily limits bound what they cost. Requests that name no
-  channel (App Home, a modal's submission, whose shortcut was already checked) pass.
+  and dropped. The direct message with the bot is always allowed: it reaches no one else, and the
+  daily limits bound what it costs. A DM between two people is a channel like any other (a slash
+  command works there too, and its answer is seen by both): its id starts with `D` as well, so a
+  request from a `D` channel is let through only when it is the requester's own DM with the bot,
+  as `conversations.open` names it (remembered per person). A `message.im` event needs no check:
+  Slack sends those only from the app's own DMs. Requests that name no channel (App Home, a
+  modal's submission, whose shortcut was already checked) pass.
 
 * `ChargeToRequester` makes the request's user (in its workspace) the one every Gemini call of
   the request is charged to (`core.usage`). Bolt runs its global middlewares one after the
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
@@ -55,19 +61,50 @@ def is_direct_message(channel_id: str) -> bool:
 class ChannelGate(Middleware):
     """Refuses requests from channels outside `allowed` (None: every channel is allowed)."""
 
+    #: How many people's DM channel ids are remembered (the oldest forgotten first).
+    REMEMBERED = 10_000
+
     def __init__(self, allowed: Iterable[str] | None) -> None:
         self.allowed = None if allowed is None else frozenset(c.upper() for c in allowed)
+        self._dms: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._dms_lock = threading.Lock()
 
-    def admits(self, channel_id: str | None) -> bool:
-        if self.allowed is None or not channel_id:
+    def admits(self, req: BoltRequest) -> bool:
+        channel = req.context.channel_id
+        if self.allowed is None or not channel or channel.upper() in self.allowed:
             return True
-        return is_direct_message(channel_id) or channel_id.upper() in self.allowed
+        return is_direct_message(channel) and self._is_dm_with_bot(req, channel)
+
+    def _is_dm_with_bot(self, req: BoltRequest, channel: str) -> bool:
+        event = req.body.get("event")
+        if isinstance(event, dict) and event.get("channel_type") == "im":
+            return True
+        user, client = req.context.user_id, req.context.client
+        if not user or client is None:
+            return False
+        key = (workspace_of(req.context) or "", user)
+        with self._dms_lock:
+            known = self._dms.get(key)
+        if known is None:
+            try:
+                opened = client.conversations_open(users=user)
+            except SlackClientError as exc:
+                log.info("could not tell whether %s is %s's DM with me: %s", channel, user, exc)
+                return False
+            known = str((opened.get("channel") or {}).get("id") or "")
+            if not known:
+                return False
+            with self._dms_lock:
+                self._dms[key] = known
+                while len(self._dms) > self.REMEMBERED:
+                    self._dms.popitem(last=False)
+        return known.upper() == channel.upper()
 
     def process(
         self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
         channel = req.context.channel_id
-        if self.admits(channel):
+        if self.admits(req):
             return next()
         body = req.body
         log.info("refused a request from channel %s (not in GEMBOT_ALLOWED_CHANNELS)", channel)

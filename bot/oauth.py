@@ -7,6 +7,10 @@ which `oauth.v2.access` turns into the workspace's bot token. slack_sdk's SQLAlc
 the installations and the states in Gembot's own database (same engine as `Store`), in the tables
 migration 0003 creates, the tokens encrypted (`bot.token_crypto`). Every request is then answered
 with the token of the workspace it came from; a workspace with no installation is refused.
+
+GEMBOT_ALLOWED_TEAMS narrows who may install and use it: an install approved in any other
+workspace has its fresh token revoked at once and is never stored (`AllowedTeamsOAuthFlow`), and a
+request from any other workspace is refused before its installation is looked up (`allowed`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.authorization.authorize import InstallationStoreAuthorize
+from slack_bolt.error import BoltError
+from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
+from slack_bolt.oauth.oauth_flow import OAuthFlow
 from slack_bolt.oauth.oauth_settings import OAuthSettings
-from slack_sdk.oauth.installation_store import InstallationStore
+from slack_bolt.request import BoltRequest
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.oauth.installation_store import Installation, InstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from slack_sdk.web import WebClient
 from sqlalchemy import Engine
@@ -35,6 +44,66 @@ STATE_EXPIRATION = 600
 NOT_INSTALLED = (
     "Gembot is not installed in this workspace (or it was removed): ask whoever runs it for the install link."
 )
+
+
+NOT_ALLOWED_PAGE = (
+    "<html><head><title>Gembot is not available here</title></head><body>"
+    "<h2>Gembot is not available for this workspace</h2>"
+    "<p>Whoever runs this Gembot allows it in other workspaces only. Nothing was installed.</p>"
+    "</body></html>"
+)
+
+
+def allowed(settings: Settings, *, team_id: str | None, enterprise_id: str | None) -> bool:
+    """Whether GEMBOT_ALLOWED_TEAMS (None: every workspace) admits the workspace `team_id` of the
+    organisation `enterprise_id` (an org-wide install names the organisation only)."""
+    if settings.allowed_teams is None:
+        return True
+    return any(i and i.upper() in settings.allowed_teams for i in (team_id, enterprise_id))
+
+
+class WorkspaceNotAllowed(BoltError):
+    """An install was approved in a workspace outside GEMBOT_ALLOWED_TEAMS."""
+
+
+class AllowedTeamsOAuthFlow(OAuthFlow):
+    """Bolt's OAuth flow, which stores an installation only for a workspace GEMBOT_ALLOWED_TEAMS admits.
+
+    Slack has already issued the token when the flow learns the workspace (`oauth.v2.access`
+    names it), so a refused install's token is revoked (`auth.revoke`) rather than left live, and
+    the installer sees a page saying Gembot is not available there (403).
+    """
+
+    def __init__(self, *, gembot: Settings, client: WebClient, settings: OAuthSettings) -> None:
+        settings.callback_options = CallbackOptions(success=_default_success, failure=_failure_page)
+        super().__init__(client=client, settings=settings, logger=logging.getLogger("gembot.oauth"))
+        self.gembot = gembot
+
+    def store_installation(self, request: BoltRequest, installation: Installation) -> None:
+        if allowed(self.gembot, team_id=installation.team_id, enterprise_id=installation.enterprise_id):
+            super().store_installation(request, installation)
+            return
+        where = installation.team_id or installation.enterprise_id
+        log.warning("refused an install in workspace %s (not in GEMBOT_ALLOWED_TEAMS)", where)
+        for token in (installation.bot_token, installation.user_token):
+            if token:
+                try:
+                    self.client.auth_revoke(token=token)
+                except (SlackApiError, SlackClientError, OSError) as exc:
+                    log.warning("could not revoke the refused install's token in %s: %s", where, exc)
+        raise WorkspaceNotAllowed(f"workspace {where} is not in GEMBOT_ALLOWED_TEAMS")
+
+
+def _default_success(args: SuccessArgs) -> BoltResponse:
+    return args.default.success(args)
+
+
+def _failure_page(args: FailureArgs) -> BoltResponse:
+    if isinstance(args.error, WorkspaceNotAllowed):
+        return BoltResponse(
+            status=403, body=NOT_ALLOWED_PAGE, headers={"Content-Type": "text/html; charset=utf-8"}
+        )
+    return args.default.failure(args)
 
 
 def oauth_enabled(settings: Settings) -> bool:
@@ -78,6 +147,11 @@ def oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
         ),
         state_expiration_seconds=STATE_EXPIRATION,
     )
+
+
+def oauth_flow(settings: Settings, oauth: OAuthSettings, client: WebClient) -> AllowedTeamsOAuthFlow:
+    """The install flow for `oauth` (see `AllowedTeamsOAuthFlow`), calling Slack through `client`."""
+    return AllowedTeamsOAuthFlow(gembot=settings, client=client, settings=oauth)
 
 
 def authorize(settings: Settings, oauth: OAuthSettings, client: WebClient) -> InstallationStoreAuthorize:

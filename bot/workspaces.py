@@ -12,7 +12,7 @@ acknowledges an event with a 200 and nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slack_bolt import App, BoltContext
@@ -99,12 +99,18 @@ def respond_safely(context: BoltContext) -> None:
 
 
 class RefusingSafely(Authorize):
-    """Another `Authorize` (OAuth's installation store), whose refusals cannot fail the request."""
+    """Another `Authorize` (OAuth's installation store), whose refusals cannot fail the request;
+    a workspace that `admits` turns away is refused before the store is asked."""
 
-    def __init__(self, inner: Authorize) -> None:
+    def __init__(self, inner: Authorize, *, admits: Callable[[BoltContext], bool] | None = None) -> None:
         self.inner = inner
+        self.admits = admits
 
     def __call__(self, *, context: BoltContext, **kwargs: Any) -> AuthorizeResult | None:
+        if self.admits is not None and not self.admits(context):
+            log.info("refused a request from workspace %s (not in GEMBOT_ALLOWED_TEAMS)", context.team_id)
+            respond_safely(context)
+            return None
         result = self.inner(context=context, **kwargs)
         if result is None:
             respond_safely(context)

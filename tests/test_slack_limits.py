@@ -187,6 +187,49 @@ def test_commands_outside_the_allowed_channels_are_refused_privately(make_bot_se
     assert len(server.gemini.requests("generate")) == 2
 
 
+def test_a_dm_between_two_people_is_a_channel_like_any_other(make_bot_server: MakeBotServer) -> None:
+    """A slash command typed in a DM between two people carries that DM's `D…` id: outside the
+    allowlist it is refused, while the person's own DM with the bot (as `conversations.open`
+    names it) is always allowed, and asked about once per person."""
+    server = make_bot_server(env={"GEMBOT_ALLOWED_CHANNELS": "C0ALLOWED"})
+    assert server.gemini is not None
+    reply = server.send_command("/ask", "between us?", channel_id="D0TWOPEOPLE", channel_name="directmessage")
+    assert reply.status == 200 and reply.json() == {"response_type": "ephemeral", "text": NOT_ENABLED}
+    reply = server.send_command("/label", "add billing: charged twice", channel_id="D0TWOPEOPLE")
+    assert reply.json()["text"] == NOT_ENABLED
+    server.settle()
+    assert server.gemini.requests() == [] and server.slack.calls("chat.postMessage") == []
+    assert server.deps is not None and server.deps.store.list_sets(server.team) == []
+    (opened,) = server.slack.calls("conversations.open")  # remembered after the first time
+    assert opened.params["users"] == "U0HUMAN"
+
+    assert ask(server, "and here?", channel_id=opened.response["channel"]["id"]) == ""
+    assert len(server.gemini.requests("generate")) == 1
+    assert len(server.slack.calls("conversations.open")) == 1
+    # Another person's DM with the bot is not this person's.
+    reply = server.send_command("/ask", "mine?", channel_id="D0SOMEONEELSE", user_id="U0HUMAN")
+    assert reply.json()["text"] == NOT_ENABLED
+
+
+def test_a_message_in_the_dm_with_the_bot_is_always_allowed(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env={"GEMBOT_ALLOWED_CHANNELS": "C0ALLOWED"})
+    assert server.gemini is not None
+    ts = "1700003100.000100"
+    event = {
+        "type": "message",
+        "channel_type": "im",
+        "user": "U0HUMAN",
+        "text": "hello in my DM",
+        "ts": ts,
+        "event_ts": ts,
+        "channel": "D0HUMAN",
+    }
+    assert server.send_event(event).status == 200
+    server.slack.wait_for("chat.update")
+    assert len(server.gemini.requests("generate")) == 1
+    assert server.slack.calls("conversations.open") == []  # Slack sends message.im only from its DMs
+
+
 def test_a_mention_outside_the_allowed_channels_is_told_privately(make_bot_server: MakeBotServer) -> None:
     server = make_bot_server(env={"GEMBOT_ALLOWED_CHANNELS": "C0ALLOWED"})
     assert server.gemini is not None

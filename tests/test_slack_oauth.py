@@ -137,6 +137,55 @@ def test_a_reinstall_replaces_the_token(oauth_server: BotServer, slack_standin: 
     assert update.token == second.token
 
 
+# -- GEMBOT_ALLOWED_TEAMS --------------------------------------------------------------------------
+
+
+def test_an_install_outside_the_allowed_teams_is_refused_and_its_token_revoked(
+    make_bot_server: MakeBotServer, slack_standin: SlackStandIn
+) -> None:
+    server = make_bot_server(env=oauth_env(slack_standin, GEMBOT_ALLOWED_TEAMS=f"{ALPHA.lower()}, T0OTHER"))
+    started = start_install(server)
+    code = slack_standin.approve_install(BETA, team_name="Beta", scope=started.query["scope"])
+    callback = fetch(
+        f"{server.url}/slack/oauth_redirect?code={code}&state={started.state}", cookie=started.cookie
+    )
+    (exchange,) = slack_standin.calls("oauth.v2.access")
+    token = exchange.response["access_token"]  # what Slack issued for the refused workspace
+    assert callback.status == 403
+    assert "not available for this workspace" in callback.body
+    assert rows(server, INSTALLATIONS) == [] and rows(server, BOTS) == []
+    (revoked,) = slack_standin.calls("auth.revoke")
+    assert revoked.token == token and revoked.response["revoked"] is True
+    assert slack_standin.token_of(BETA) is None  # the token Slack issued no longer works
+
+    install(server, ALPHA)  # an allowed workspace installs as before (lower case in the setting)
+    assert [r["team_id"] for r in rows(server, INSTALLATIONS)] == [ALPHA]
+
+
+def test_a_request_from_outside_the_allowed_teams_is_refused_though_installed(
+    make_bot_server: MakeBotServer, slack_standin: SlackStandIn, database_url: str
+) -> None:
+    before = make_bot_server(database_url=database_url, env=oauth_env(slack_standin))
+    install(before, ALPHA)
+    install(before, BETA)
+    after = make_bot_server(
+        database_url=database_url, env=oauth_env(slack_standin, GEMBOT_ALLOWED_TEAMS=ALPHA)
+    )
+    slack_standin.clear_calls()
+
+    refused = ask(after, BETA)
+    assert refused.status == 200
+    (refusal,) = slack_standin.wait_for_response(refused.sent["response_url"])
+    assert refusal["text"] == NOT_INSTALLED
+    assert not slack_standin.calls("chat.postMessage")
+    assert after.gemini is not None and after.gemini.requests("generate") == []
+
+    answered = ask(after, ALPHA)
+    assert answered.status == 200
+    slack_standin.wait_for("chat.update")
+    assert len(after.gemini.requests("generate")) == 1
+
+
 # -- workspaces with no installation ---------------------------------------------------------------
 
 
