@@ -5,6 +5,11 @@ Enterprise Grid setups) an entry is only a stub, `{"id": ..., "file_access": "ch
 and `files.info` gives the rest; `complete` does that. Fetching goes through `handlers.files`
 (the bot token, the size cap, Slack's sign-in page recognised), then the bytes are checked to be
 what they should be: an image Gemini can read, or text.
+
+The token goes only to Slack's file host, which is derived from the client's own API URL
+(`files.files_origin`), so a bot pointed at a gateway by SLACK_API_URL fetches from the gateway,
+and nothing a file object says can send the token anywhere else. Whether a file is external is
+checked on the completed object, since a stub does not say.
 """
 
 from __future__ import annotations
@@ -55,14 +60,19 @@ def complete(client: WebClient, file: Mapping[str, Any]) -> dict[str, Any]:
     return dict(response.get("file") or file)
 
 
+def files_origin(client: WebClient) -> str:
+    """The origin `client`'s workspace serves files from (`https://files.slack.com` for Slack's API)."""
+    return files.files_origin(str(client.base_url))
+
+
 def fetch_image(client: WebClient, file: Mapping[str, Any], *, token: str, max_bytes: int) -> ImageInput:
     """The image in `file`, as Gemini reads it (GIF, BMP... converted to PNG).
 
-    Raises InvalidInput for a file that is too large or cannot be fetched (Slack's sign-in page
-    included), NotAnImage for bytes that are not an image.
+    Raises InvalidInput for a file that is external, not on Slack's file host, too large or
+    cannot be fetched (Slack's sign-in page included), NotAnImage for bytes that are not an image.
     """
     full = complete(client, file)
-    data = files.download(full, token=token, max_bytes=max_bytes)
+    data = files.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
     return prepare_image(data, filename=files.file_name(full))
 
 
@@ -71,11 +81,12 @@ def fetch_text(
 ) -> str:
     """The text of `file`: UTF-8 (with or without a BOM), else Windows-1252 as Excel writes it.
 
-    Raises InvalidInput for a file that is too large, cannot be fetched, or is not text.
+    Raises InvalidInput for a file that is external, not on Slack's file host, too large, cannot
+    be fetched, or is not text.
     """
     full = complete(client, file)
     name = files.file_name(full)
-    data = files.download(full, token=token, max_bytes=max_bytes)
+    data = files.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
     if b"\x00" in data[:8192]:
         raise InvalidInput(f"{name} is not a text file (is it a spreadsheet? save it as CSV)")
     try:

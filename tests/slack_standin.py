@@ -5,7 +5,8 @@ enough of Slack's wire protocol that the SDK cannot tell it from Slack: form-enc
 bodies, parameters in the query string (files.getUploadURLExternal sends them there), the
 `Authorization: Bearer` token, `{"ok": false, "error": ...}` answers with HTTP 200, 429 with
 `Retry-After`, the three-step `files_upload_v2` dance, and `url_private_download` files that answer
-an HTML sign-in page with status 200 to a request without the bot token, as Slack does. For OAuth
+an HTML sign-in page with status 200 to a request without the bot token, as Slack does (or, when
+told to, a redirect; remote files are only a link to another host). For OAuth
 install, `approve_install` plays the person approving the app in another workspace: its code goes
 through `oauth.v2.access` (client id and secret in HTTP Basic auth) for that workspace's own bot
 token, which the stand-in then accepts and `auth.test` describes as that workspace. With
@@ -174,6 +175,8 @@ class SlackStandIn(Loopback):
         self._users: dict[str, dict[str, Any]] = {}
         self._files: dict[str, dict[str, Any]] = {}
         self._file_data: dict[str, bytes] = {}
+        self._redirects: dict[str, str] = {}
+        self._hidden: set[str] = set()
         self._uploads: dict[str, UploadedFile] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self._home: dict[str, dict[str, Any]] = {}
@@ -259,6 +262,32 @@ class SlackStandIn(Loopback):
             self._files[file_id] = info
             self._file_data[file_id] = bytes(data)
             return dict(info)
+
+    def add_remote_file(
+        self, name: str, url: str, mimetype: str | None = None, *, user: str = "U0HUMAN"
+    ) -> dict[str, Any]:
+        """A remote file, as `files.remote.add` makes it: Slack keeps only a link, `url_private` is
+        `url` (on any host) and there is no `url_private_download`; files.info describes it too."""
+        with self._lock:
+            file_id = "F" + secrets.token_hex(5).upper()
+            info = self._file_object(file_id, name, mimetype, 0, user=user, title=None)
+            del info["url_private_download"], info["size"]
+            info.update(
+                mode="external", is_external=True, external_type="app", external_url=url, url_private=url
+            )
+            self._files[file_id] = info
+            return dict(info)
+
+    def redirect_file(self, file_id: str, location: str) -> None:
+        """From now on the file's URLs answer a request with the bot token by a 302 to `location`."""
+        with self._lock:
+            self._redirects[file_id] = location
+
+    def hide_file(self, file_id: str) -> None:
+        """From now on the bot may not read the file: its URLs answer the sign-in page even to the
+        bot token, as Slack does for a token without `files:read`."""
+        with self._lock:
+            self._hidden.add(file_id)
 
     def approve_install(
         self,
@@ -642,12 +671,17 @@ class SlackStandIn(Loopback):
 
     def _download(self, call: SlackCall, path: str) -> _Reply:
         match = re.match(r"/files-pri/[^/]+-(F[0-9A-Z]+)/", path)
-        if not self._known_token(call.token):
+        with self._lock:
+            hidden = match is not None and match.group(1) in self._hidden
+        if hidden or not self._known_token(call.token):
             # What Slack does to a request without a token that may read the file.
             return _Reply(200, SIGN_IN_PAGE, "text/html; charset=utf-8")
         with self._lock:
             data = self._file_data.get(match.group(1)) if match else None
             info = self._files.get(match.group(1)) if match else None
+            location = self._redirects.get(match.group(1)) if match else None
+        if location is not None:
+            return _Reply(302, b"", "text/plain", {"Location": location})
         if data is None or info is None:
             return _Reply(404, b"File not found", "text/plain")
         return _Reply(200, data, info["mimetype"])
