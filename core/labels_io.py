@@ -1,7 +1,9 @@
 """Reading and writing label sets as CSV (`text,label`) or as the JSON that export writes.
 
 Pure functions over strings, shared by the CLI and Slack: both import and export through here, so
-a set exported from one comes back identically through the other.
+a set exported from one comes back identically through the other. CSV cells are written safe to
+open in a spreadsheet and read back to their original text (`core.csv_cells`); JSON is no
+spreadsheet format, and its values are written and read as they are.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from core.csv_cells import csv_text, original_cell
 from core.errors import InvalidInput, TextsTooLong
 
 EXPORT_FORMAT = "gembot.labels/1"
@@ -80,7 +83,7 @@ def _parse_csv(content: str, filename: str) -> list[tuple[int, LabelRow]]:
     try:
         for cells in reader:
             if cells:
-                numbered.append((start, cells))
+                numbered.append((start, [original_cell(c) for c in cells]))
             start = reader.line_num + 1
     except csv.Error as exc:
         if not numbered:
@@ -116,14 +119,14 @@ def _row(label: object, text: object, author: object, source: object, where: int
     )
 
 
-def rows_to_csv(rows: Iterable[LabelRow]) -> str:
-    """CSV with a header; `author` and `source_url` are empty where unknown."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([row.text, row.label, row.author or "", row.source_url or ""])
-    return out.getvalue()
+def rows_to_csv(rows: Iterable[LabelRow], *, raw: bool = False) -> str:
+    """CSV with a header; `author` and `source_url` are empty where unknown.
+
+    Cells are safe to open in a spreadsheet (`core.csv_cells.safe_cell`), and `parse_labels` reads
+    them back to the exact text; `raw` writes them exactly as stored instead (for other tools).
+    """
+    body = ((row.text, row.label, row.author, row.source_url) for row in rows)
+    return csv_text([CSV_COLUMNS, *body], raw=raw)
 
 
 def rows_to_json(rows: Sequence[LabelRow], *, set_name: str) -> str:

@@ -1,7 +1,9 @@
 """Tables of texts in and out: the CSV a bulk classification reads, and the one it writes back.
 
 Shared by the CLI (`gembot classify --input`) and Slack (a CSV sent to the bot by DM), so both
-answer with the same columns.
+answer with the same columns. Every cell written is safe to open in a spreadsheet, and every cell
+read is taken back to its original text (`core.csv_cells`), so a result file can be classified
+again and carries the same texts through.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from core.csv_cells import csv_text, original_cell
 from core.errors import InvalidInput, TextsTooLong
 
 if TYPE_CHECKING:
@@ -44,7 +47,7 @@ def parse_text_table(content: str, *, filename: str = "", max_chars: int | None 
     start = 1
     try:
         for row in reader:
-            numbered.append((start, row))
+            numbered.append((start, [original_cell(cell) for cell in row]))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise InvalidInput(f"{name} is not a readable CSV file: {exc}") from None
@@ -89,11 +92,12 @@ def annotate_table(table: TextTable, predictions: Sequence[Prediction], labels: 
     """The input CSV plus `label`, `confidence` and one `score:<label>` column per label.
 
     `label` is empty where the classifier was not sure; `best_label` always names the closest one.
+    Texts (the input's cells, label names, the headers) are written safe to open in a spreadsheet;
+    the figures as numbers with four decimals.
     """
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*table.header, "label", "best_label", "confidence", *(f"score:{x}" for x in labels)])
-    for row, p in zip(table.rows, predictions, strict=True):
-        scores = [f"{p.scores.get(x, 0.0):.4f}" for x in labels]
-        writer.writerow([*row, p.label or "", p.best_label, f"{p.confidence:.4f}", *scores])
-    return out.getvalue()
+    header = [*table.header, "label", "best_label", "confidence", *(f"score:{x}" for x in labels)]
+    body = (
+        [*row, p.label, p.best_label, float(p.confidence), *(float(p.scores.get(x, 0.0)) for x in labels)]
+        for row, p in zip(table.rows, predictions, strict=True)
+    )
+    return csv_text([header, *body])

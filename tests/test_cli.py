@@ -89,6 +89,40 @@ def test_export_import_export_is_identical(seeded: CLI, tmp_path: Path) -> None:
     assert len(rows) == 24 and first_csv.startswith("text,label,author,source_url\n")
 
 
+def test_export_neutralises_formulas_unless_raw(cli: CLI, tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://evil.invalid/?x","click")'
+    assert cli("labels", "add", "fruit", formula, "--author=-someone").code == 0
+    assert cli("labels", "add", "@risk", "'=already quoted").code == 0
+    safe = cli("labels", "export")
+    assert safe.code == 0
+    assert list(csv.reader(io.StringIO(safe.out))) == [
+        ["text", "label", "author", "source_url"],
+        ["''=already quoted", "'@risk", "", ""],
+        ["'" + formula, "fruit", "'-someone", ""],
+    ]
+    # Imported again, the file gives back the exact texts, and exports the same bytes.
+    path = tmp_path / "safe.csv"
+    path.write_text(safe.out, encoding="utf-8")
+    assert cli("labels", "import", str(path), "--set", "copy").code == 0
+    copied = cli("labels", "list", "--set", "copy", "--json").json_lines()
+    assert [(x["label"], x["text"], x["author"]) for x in copied] == [
+        ("@risk", "'=already quoted", None),
+        ("fruit", formula, "-someone"),
+    ]
+    assert cli("labels", "export", "--set", "copy").out == safe.out
+    # --raw: the cells exactly as stored, for tools that are no spreadsheet.
+    raw = cli("labels", "export", "--raw")
+    assert raw.code == 0
+    assert list(csv.reader(io.StringIO(raw.out)))[1:] == [
+        ["'=already quoted", "@risk", "", ""],
+        [formula, "fruit", "-someone", ""],
+    ]
+    # JSON is no spreadsheet format: as stored either way.
+    for extra in ((), ("--raw",)):
+        document = json.loads(cli("labels", "export", "--format", "json", *extra).out)
+        assert [e["text"] for e in document["examples"]] == ["'=already quoted", formula]
+
+
 def test_export_to_file(seeded: CLI, tmp_path: Path) -> None:
     out = tmp_path / "set.json"
     r = seeded("labels", "export", "--format", "json", "--output", str(out))

@@ -35,6 +35,12 @@ def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentPars
     exp = sub.add_parser("export", parents=[scoped], help="write a label set as CSV or JSON")
     exp.add_argument("--format", choices=("csv", "json"), default="csv")
     exp.add_argument("--output", "-o", help="write to this file instead of standard output")
+    exp.add_argument(
+        "--raw",
+        action="store_true",
+        help="CSV cells exactly as stored, without the quote that keeps a cell starting with "
+        "= + - @ from running as a formula in a spreadsheet (importing such a file may drop a quote)",
+    )
     exp.set_defaults(run=run_export)
 
     lst = sub.add_parser("list", parents=[scoped], help="list the examples of a set, or of one label")
@@ -123,7 +129,8 @@ def run_export(ctx: Context) -> int:
     a = ctx.args
     records = ctx.store.list_examples(ctx.team, ctx.set_name)
     rows = [LabelRow(r.label, r.text, r.author, r.source_url) for r in records]
-    data = rows_to_json(rows, set_name=ctx.set_name) if a.format == "json" else rows_to_csv(rows)
+    # JSON is no spreadsheet format: its values are always as stored, --raw or not.
+    data = rows_to_json(rows, set_name=ctx.set_name) if a.format == "json" else rows_to_csv(rows, raw=a.raw)
     write_output(a.output, data, wrote=f"{len(rows)} example(s)")
     return 0
 
