@@ -199,16 +199,23 @@ def test_handlers_download_reads_files_and_refuses_the_sign_in_page(slack: Slack
     from handlers.files import download
 
     file = slack.add_file(b"\x89PNG" + b"0" * 100, "cat.png", "image/png")
-    assert download(file, token=slack.bot_token, max_bytes=1000) == b"\x89PNG" + b"0" * 100
+    assert (
+        download(file, token=slack.bot_token, max_bytes=1000, allowed_origin=slack.base_url)
+        == b"\x89PNG" + b"0" * 100
+    )
     with pytest.raises(
         InvalidInput, match=r"sign-in page instead of cat\.png: the app needs the files:read scope"
     ):
-        download(file, token="xoxb-without-files-read", max_bytes=1000)
+        download(file, token="xoxb-without-files-read", max_bytes=1000, allowed_origin=slack.base_url)
     with pytest.raises(InvalidInput, match=r"cat.png is 0.0 MB; the limit is 0.0 MB"):
-        download(file, token=slack.bot_token, max_bytes=50)  # refused from its declared size
+        download(
+            file, token=slack.bot_token, max_bytes=50, allowed_origin=slack.base_url
+        )  # refused from its declared size
     with pytest.raises(InvalidInput, match="larger than the limit"):
-        download({**file, "size": None}, token=slack.bot_token, max_bytes=50)  # refused while reading
+        download(
+            {**file, "size": None}, token=slack.bot_token, max_bytes=50, allowed_origin=slack.base_url
+        )  # refused while reading
     slack.fail_next("download", status=500)
     with pytest.raises(InvalidInput, match=r"couldn't fetch cat.png from Slack \(500\)"):
-        download(file, token=slack.bot_token, max_bytes=1000)
+        download(file, token=slack.bot_token, max_bytes=1000, allowed_origin=slack.base_url)
     assert len(slack.calls("download")) == 4
