@@ -21,6 +21,7 @@ command's `response_url`, which works anywhere the command was typed. Rate limit
 `Retry-After`), 500/503 answers and dropped connections are retried by slack_sdk's retry handlers:
 the Web API client's are set where it is built (`bot.app.web_client`), the `response_url`'s here.
 An upload whose upload URL fails is tried once more, then the user is told it did not go up.
+A file for the asking user's eyes only goes to their DM with the bot (`upload_privately`).
 """
 
 from __future__ import annotations
@@ -171,6 +172,14 @@ class Where:
         )
 
 
+@dataclass(frozen=True)
+class PrivateUpload:
+    """Where `Replier.upload_privately` put a file: the user's DM, and whether they asked there."""
+
+    channel: str
+    in_place: bool
+
+
 class Replier:
     """Posts, updates, ephemeral notes and uploads for one request, with Slack's failures handled.
 
@@ -242,34 +251,46 @@ class Replier:
         title: str | None = None,
         comment: str | None = None,
         thread_ts: str | None = None,
+        channel: str | None = None,
     ) -> str | None:
-        """Share a file in the channel (`files_upload_v2`); returns its file id.
+        """Share a file in the channel (`files_upload_v2`), or in `channel`; returns its file id.
 
         On `not_in_channel` the bot joins and tries once more; when it cannot, the user is told
         privately how to invite it, and None is returned. When Slack's upload URL fails, the whole
-        upload is tried once more; a second failure is told privately too.
+        upload is tried once more; a second failure is told privately too. Another `channel` (the
+        user's DM, see `upload_privately`) is not joined, and gets no thread of this one.
         """
+        target = channel or self.where.channel
+        here = target == self.where.channel
 
         def send() -> Any:
             return self.client.files_upload_v2(
-                channel=self.where.channel,
+                channel=target,
                 content=content,
                 filename=filename,
                 title=title or filename,
                 initial_comment=comment,
-                thread_ts=thread_ts or self.where.thread_ts,
+                thread_ts=thread_ts or (self.where.thread_ts if here else None),
             )
+
+        def attempt() -> Any:
+            return self._with_join(send) if here else send()
 
         try:
             try:
-                response = self._with_join(send)
+                response = attempt()
             except UPLOAD_ERRORS as exc:
                 self.log.info("uploading %s failed (%s); trying once more", filename, exc)
-                response = self._with_join(send)
+                response = attempt()
         except SlackApiError as exc:
             if slack_error_code(exc) not in CANNOT_WRITE:
                 raise
-            self.ephemeral(f"I couldn't attach {text.escape(filename)} here. {INVITE_ME}")
+            shown = text.escape(filename)
+            self.ephemeral(
+                f"I couldn't attach {shown} here. {INVITE_ME}"
+                if here
+                else f":warning: I couldn't send you {shown} by DM ({text.escape(slack_error_code(exc))})."
+            )
             return None
         except UPLOAD_ERRORS as exc:
             self.log.warning("uploading %s failed again: %s", filename, exc)
@@ -277,6 +298,27 @@ class Replier:
             return None
         file = response.get("file") or {}
         return str(file.get("id")) if file.get("id") else None
+
+    def direct_channel(self) -> str:
+        """The id of the DM between the user who asked and the bot (`conversations.open`, which
+        answers with the same id every time, opening the DM the first time)."""
+        if not self.where.user:
+            raise SlackClientError("no user to open a DM with")
+        response = self.client.conversations_open(users=self.where.user)
+        return str(response["channel"]["id"])
+
+    def upload_privately(
+        self, content: bytes | str, *, filename: str, title: str | None = None, comment: str | None = None
+    ) -> PrivateUpload | None:
+        """Share a file with the user who asked alone: in their DM with the bot, wherever they asked.
+
+        Returns where it went (`in_place` when the request came from that DM itself, so the caller
+        need not point to it), or None when it did not go up (the user has been told why).
+        """
+        dm = self.direct_channel()
+        if self.upload(content, filename=filename, title=title, comment=comment, channel=dm) is None:
+            return None
+        return PrivateUpload(channel=dm, in_place=dm == self.where.channel)
 
     # -- errors -----------------------------------------------------------------------------
 

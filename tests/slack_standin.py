@@ -180,6 +180,7 @@ class SlackStandIn(Loopback):
         self._uploads: dict[str, UploadedFile] = {}
         self._views: dict[str, dict[str, Any]] = {}
         self._home: dict[str, dict[str, Any]] = {}
+        self._ims: dict[str, str] = {}  # user id -> the id of their DM with the bot
         self._responses: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self._clock = itertools.count(1)
         self.client_id = DEFAULT_CLIENT_ID
@@ -792,6 +793,25 @@ class SlackStandIn(Loopback):
             raise _ApiError("method_not_supported_for_channel_type")
         channel.member = True
         return {"channel": {"id": channel.id, "name": channel.name, "is_member": True}}
+
+    def _api_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A user's DM with the bot (one user only): `D` and the user id's rest, the same every time."""
+        users = [u for u in str(p.get("users") or "").split(",") if u]
+        if not users:
+            raise _ApiError("channel_not_found" if p.get("channel") else "users_list_not_supplied")
+        if len(users) > 1:
+            raise _ApiError("not_implemented_in_standin")
+        (user_id,) = users
+        if user_id == self.bot_user_id:
+            raise _ApiError("cannot_dm_bot")
+        if not re.fullmatch(r"[UW][0-9A-Z]+", user_id):
+            raise _ApiError("user_not_found")
+        if user_id in self._ims:
+            return {"no_op": True, "already_open": True, "channel": {"id": self._ims[user_id]}}
+        channel = self._channel("D" + user_id[1:])
+        channel.member = True
+        self._ims[user_id] = channel.id
+        return {"channel": {"id": channel.id}}
 
     def _api_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._postable(p.get("channel"))

@@ -129,8 +129,9 @@ def test_a_private_note_whose_response_url_fails_goes_by_chat_post_ephemeral(bot
 def test_not_in_channel_on_upload_makes_the_bot_join_and_upload_again(bot_server: BotServer) -> None:
     seed(bot_server)
     slack = bot_server.slack
-    slack.add_channel("C0PUBLIC", member=False)
-    reply = bot_server.send_command("/label", "export", channel_id="C0PUBLIC")
+    # Removed from the channel between answering and attaching the confusion matrix.
+    slack.fail_next("files.completeUploadExternal", error="not_in_channel")
+    reply = bot_server.send_command("/label", "eval", channel_id="C0PUBLIC")
     assert reply.status == 200
     slack.wait_for("files.completeUploadExternal", count=2)
     bot_server.settle()
@@ -139,7 +140,7 @@ def test_not_in_channel_on_upload_makes_the_bot_join_and_upload_again(bot_server
     (join,) = slack.calls("conversations.join")
     assert join.params["channel"] == "C0PUBLIC"
     (uploaded,) = slack.uploads()
-    assert uploaded.filename == "default.csv" and uploaded.channels == ["C0PUBLIC"]
+    assert uploaded.filename == "default-confusion.png" and uploaded.channels == ["C0PUBLIC"]
 
 
 def test_not_in_a_private_channel_on_upload_the_user_is_told_how_to_invite_the_bot(
@@ -147,13 +148,14 @@ def test_not_in_a_private_channel_on_upload_the_user_is_told_how_to_invite_the_b
 ) -> None:
     seed(bot_server)
     slack = bot_server.slack
-    slack.add_channel("G0PRIVATE", member=False, private=True)
-    reply = bot_server.send_command("/label", "export", channel_id="G0PRIVATE")
+    slack.add_channel("G0PRIVATE", private=True)
+    slack.fail_next("files.completeUploadExternal", error="not_in_channel")
+    reply = bot_server.send_command("/label", "eval", channel_id="G0PRIVATE")
     (note,) = slack.wait_for_response(reply.sent["response_url"])
     bot_server.settle()
     assert note["response_type"] == "ephemeral"
     assert note["text"] == (
-        "I couldn't attach default.csv here. I'm not in this channel: invite me with "
+        "I couldn't attach default-confusion.png here. I'm not in this channel: invite me with "
         "`/invite @Gembot` and try again."
     )
     assert slack.uploads() == []

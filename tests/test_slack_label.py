@@ -6,13 +6,16 @@ import csv
 import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.csv_cells import DANGEROUS
 from core.labels_io import LabelRow, rows_to_csv
 from core.store import ExampleInput
 from tests import slack_fixtures
+from tests.cli_support import on_database
 from tests.label_support import BILLING, SHIPPING, seed, texts_of
 from tests.slack_fixtures import BotServer, MakeBotServer
 
@@ -22,6 +25,9 @@ make_bot_server = slack_fixtures.make_bot_server
 bot_server = slack_fixtures.bot_server
 
 PNG = b"\x89PNG\r\n\x1a\n"
+CHANNEL = "C0GENERAL"
+DM = "D0HUMAN"  # U0HUMAN's DM with the bot, as the stand-in's conversations.open names it
+HYPERLINK = '=HYPERLINK("http://evil.invalid/?x","click")'
 
 
 def label(server: BotServer, typed: str, **fields: Any) -> dict[str, Any]:
@@ -141,7 +147,7 @@ def test_list_of_an_unknown_label_or_set_says_so(bot_server: BotServer) -> None:
     assert said.startswith("There is no label set *nope* in this workspace; it has *default*.")
 
 
-def test_a_long_list_goes_up_as_a_file(bot_server: BotServer) -> None:
+def test_a_long_list_goes_to_the_requester_alone_by_dm(bot_server: BotServer) -> None:
     assert bot_server.deps is not None
     texts = [f"example number {i} about invoices and parcels" for i in range(200)]
     bot_server.deps.store.add_examples(
@@ -150,14 +156,28 @@ def test_a_long_list_goes_up_as_a_file(bot_server: BotServer) -> None:
         [ExampleInput("billing" if i % 2 else "shipping", t) for i, t in enumerate(texts)],
     )
     answer = label(bot_server, "list")
-    assert "too many to show here" in texts_of(answer)
+    shown = texts_of(answer)
+    assert "too many to show here" in shown and "in your DM with me, as `default-examples.csv`" in shown
     assert len(answer["blocks"]) <= 50
-    (upload,) = bot_server.slack.uploads()
-    assert upload.filename == "default-examples.csv" and upload.channels == ["C0GENERAL"]
+    slack = bot_server.slack
+    (opened,) = slack.calls("conversations.open")
+    assert opened.params["users"] == "U0HUMAN"
+    (upload,) = slack.uploads()
+    assert upload.filename == "default-examples.csv" and upload.channels == [DM]
+    assert slack.messages(CHANNEL) == []  # not a line of the set's examples in the channel
     rows = list(csv.DictReader(io.StringIO(upload.text)))
     assert len(rows) == 200 and set(rows[0]) == {"id", "label", "text", "author", "source_url"}
     records = {r.id: r for r in bot_server.deps.store.list_examples(bot_server.team, "default")}
     assert {int(r["id"]): r["text"] for r in rows} == {i: r.text for i, r in records.items()}
+
+    # Asked in that DM itself, the file goes up there, and the answer says so.
+    again = label(bot_server, "list", channel_id=DM, channel_name="directmessage")
+    assert "The full list is attached here, as `default-examples.csv`." in texts_of(again)
+    assert [u.channels for u in slack.uploads()] == [[DM], [DM]]
+    # The same DM, as Slack answers a conversations.open of one already open.
+    reopened = slack.calls("conversations.open")[1].response
+    assert reopened == {"ok": True, "no_op": True, "already_open": True, "channel": {"id": DM}}
+    assert slack.messages(CHANNEL) == []
 
 
 def test_remove_deletes_an_example_by_id(bot_server: BotServer) -> None:
@@ -250,18 +270,84 @@ def test_eval_of_a_set_with_one_label_says_so(bot_server: BotServer) -> None:
 # -- export ---------------------------------------------------------------------------------
 
 
-def test_export_uploads_the_set_as_csv(bot_server: BotServer) -> None:
+def test_export_sends_the_csv_to_the_requester_by_dm(bot_server: BotServer) -> None:
     seed(bot_server)
-    reply = bot_server.send_command("/label", "export")
-    assert reply.status == 200 and reply.body == ""
-    bot_server.slack.wait_for("files.completeUploadExternal")
-    bot_server.settle()
-    (upload,) = bot_server.slack.uploads()
-    assert upload.filename == "default.csv" and upload.channels == ["C0GENERAL"]
+    answer = label(bot_server, "export")
+    assert answer["text"] == "I sent you `default.csv`, the export of set *default*, in your DM with me."
+    slack = bot_server.slack
+    (upload,) = slack.uploads()
+    assert upload.filename == "default.csv" and upload.channels == [DM]
+    assert slack.messages(CHANNEL) == []
     assert bot_server.deps is not None
     records = bot_server.deps.store.list_examples(bot_server.team, "default")
     assert upload.text == rows_to_csv(LabelRow(r.label, r.text, r.author, r.source_url) for r in records)
     assert upload.initial_comment is not None and "2 labels and 8 examples" in upload.initial_comment
+
+
+def test_export_asked_in_the_dm_goes_up_there_without_a_note(bot_server: BotServer) -> None:
+    seed(bot_server)
+    reply = bot_server.send_command("/label", "export", channel_id=DM, channel_name="directmessage")
+    assert reply.status == 200 and reply.body == ""
+    bot_server.slack.wait_for("files.completeUploadExternal")
+    bot_server.settle()
+    (upload,) = bot_server.slack.uploads()
+    assert upload.filename == "default.csv" and upload.channels == [DM]
+    assert bot_server.slack.response_posts() == []  # the file is the answer, right there
+
+
+def test_export_reaches_the_dm_from_a_channel_the_bot_is_not_in(bot_server: BotServer) -> None:
+    seed(bot_server)
+    bot_server.slack.add_channel("G0PRIVATE", member=False, private=True)
+    answer = label(bot_server, "export", channel_id="G0PRIVATE")
+    assert answer["text"].startswith("I sent you `default.csv`")
+    (upload,) = bot_server.slack.uploads()
+    assert upload.channels == [DM]
+    assert bot_server.slack.calls("conversations.join") == []
+
+
+def test_export_without_a_dm_sends_no_file_anywhere(bot_server: BotServer) -> None:
+    seed(bot_server)
+    bot_server.slack.fail_next("conversations.open", error="missing_scope")
+    answer = label(bot_server, "export")
+    assert (
+        answer["text"] == ":warning: I lack a Slack permission for this: reinstall the app from its manifest."
+    )
+    assert bot_server.slack.uploads() == [] and bot_server.slack.calls("files.getUploadURLExternal") == []
+
+
+def test_a_formula_in_an_example_is_neutralised_and_comes_back_exactly(
+    bot_server: BotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    label(bot_server, f"add fruit: {HYPERLINK}")
+    label(bot_server, "add @risk: '=already quoted")
+    label(bot_server, "export")
+    (exported,) = bot_server.slack.uploads()
+    cells = list(csv.reader(io.StringIO(exported.text, newline="")))
+    assert cells[1:] == [
+        ["''=already quoted", "'@risk", "U0HUMAN", ""],
+        ["'" + HYPERLINK, "fruit", "U0HUMAN", ""],
+    ]
+    assert not any(cell and cell[0] in DANGEROUS for row in cells for cell in row)
+    assert bot_server.deps is not None
+    store, team = bot_server.deps.store, bot_server.team
+    originals = [(e.label, e.text, e.author) for e in store.list_examples(team, "default")]
+
+    # Back in by `gembot labels import`, on the bot's own database...
+    path = tmp_path / exported.filename
+    path.write_bytes(exported.data)
+    cli = on_database(bot_server.settings.database_url, tmp_path, monkeypatch, capsys)
+    assert cli("labels", "import", str(path), "--team", team, "--set", "from-cli").code == 0
+    # ...and by a DM with the word `import`.
+    file = bot_server.slack.add_file(exported.data, exported.filename, "text/csv")
+    event = {"type": "message", "subtype": "file_share", "user": "U0HUMAN", "text": "import set:from-dm"}
+    event |= {"ts": "1700003000.000100", "channel": DM, "channel_type": "im", "files": [file]}
+    bot_server.send_event(event)
+    bot_server.slack.wait_for("chat.update")
+    bot_server.settle()
+    for copy in ("from-cli", "from-dm"):
+        assert [(e.label, e.text, e.author) for e in store.list_examples(team, copy)] == originals
+        label(bot_server, f"export set:{copy}")
+        assert bot_server.slack.uploads()[-1].data == exported.data
 
 
 def test_export_as_json(bot_server: BotServer) -> None:

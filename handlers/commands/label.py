@@ -9,13 +9,13 @@ Every subcommand takes `set:NAME` (before or after the subcommand; default: the 
 `handlers.rights`' business; every change is logged with who made it, and `history` shows the log.
 Input is checked in the ack, so a mistake gets its one-line answer at once and privately; the
 work runs after the ack. Answers are private too, except what the channel can use: an
-evaluation (with the confusion matrix as an image) and an export (a file).
+evaluation (with the confusion matrix as an image). A file with a set's examples (an export, a
+listing too long for a message) goes to the requester alone, in their DM with the bot; where
+they asked elsewhere, a private line there says so. Its cells are safe to open in a spreadsheet.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from core.classify import Evaluation
+from core.csv_cells import csv_text
 from core.labels_io import LabelRow, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord, SetSummary
 from core.store import validation as checks
@@ -43,7 +44,7 @@ USAGE = "\n".join(
         "• `/label remove ID` — remove an example",
         "• `/label sets` — the workspace's label sets",
         "• `/label eval [auto|centroid|logreg]` — how well the set classifies its own examples",
-        "• `/label export [csv|json]` — the set as a file",
+        "• `/label export [csv|json]` — the set as a file, sent to you in a DM",
         "• `/label history [N]` — the latest N changes to the label sets: who, what, when",
     ]
 )
@@ -207,20 +208,22 @@ def _list(deps: Deps, replier: Replier, team: str, request: Request) -> None:
             replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
             return
     filename = f"{_file_stem(request.set)}-examples.csv"
-    replier.upload(
+    sent = replier.upload_privately(
         _listing_csv(records),
         filename=filename,
         title=f"Examples of label set {request.set}",
-        comment=f"{plural(len(records), 'example')} in {what}, with their ids, "
-        f"for {mention(replier.where.user)}.",
+        comment=f"{plural(len(records), 'example')} in {what}, with their ids.",
     )
+    if sent is None:
+        return  # the user has been told why
+    where = "attached here" if sent.in_place else "in your DM with me"
     preview = "\n".join(lines[:20])
     replier.ephemeral(
-        f"{heading} too many to show here, so the full list is attached in this channel as `{filename}`.",
+        f"{heading} too many to show here, so I sent the full list {where} as `{filename}`.",
         blocks=[
             text.section(f"{heading} too many to show here; the first 20:"),
             *text.sections(preview),
-            text.context(f"The full list is attached in this channel as `{filename}`."),
+            text.context(f"The full list is {where}, as `{filename}`."),
         ],
     )
 
@@ -331,15 +334,20 @@ def _export(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         return
     rows = [LabelRow(r.label, r.text, r.author, r.source_url) for r in records]
     content = rows_to_json(rows, set_name=request.set) if request.option == "json" else rows_to_csv(rows)
-    replier.upload(
+    filename = f"{_file_stem(request.set)}.{request.option}"
+    sent = replier.upload_privately(
         content,
-        filename=f"{_file_stem(request.set)}.{request.option}",
+        filename=filename,
         title=f"Label set {request.set}",
         comment=(
             f"Label set {bold(request.set)}: {_size(found)}, exported by {mention(replier.where.user)}. "
             "Import it with `gembot labels import FILE`, or send it to me in a DM with the word `import`."
         ),
     )
+    if sent is not None and not sent.in_place:
+        replier.ephemeral(
+            f"I sent you `{filename}`, the export of set {bold(request.set)}, in your DM with me."
+        )
 
 
 def _history(deps: Deps, replier: Replier, team: str, request: Request) -> None:
@@ -444,12 +452,8 @@ def _line(record: ExampleRecord) -> str:
 
 
 def _listing_csv(records: list[ExampleRecord]) -> str:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("id", "label", "text", "author", "source_url"))
-    for r in records:
-        writer.writerow((r.id, r.label, r.text, r.author or "", r.source_url or ""))
-    return out.getvalue()
+    header = ("id", "label", "text", "author", "source_url")
+    return csv_text([header, *((r.id, r.label, r.text, r.author, r.source_url) for r in records)])
 
 
 def _file_stem(set_name: str) -> str:
