@@ -1,11 +1,14 @@
 """CSV files sent to the bot by DM: `import` adds label examples, `classify` labels a whole table.
 
 `import [set:NAME]` reads `text,label` rows (or a Gembot export) and adds them to the set in one
-transaction: a file with a bad row adds nothing. `classify [set:NAME]` reads a CSV with a `text`
+transaction: a file with a bad row, or more rows than GEMBOT_MAX_CSV_ROWS, adds nothing. Its
+`author` and `source_url` columns are stored as the file gives them: they are the importer's
+word, not Slack's (see `import_examples`). `classify [set:NAME]` reads a CSV with a `text`
 column, classifies it in batches while a progress message counts the rows, and answers with the
-same CSV plus `label`, `best_label`, `confidence` and one `score:<label>` column per label, and a
-bar chart of how many rows went to each label. Either way a file with a text longer than
-GEMBOT_MAX_TEXT_CHARS is refused whole, naming the rows, before anything is stored or classified.
+same CSV plus `label`, `best_label`, `confidence` and one `score:<label>` column per label (every
+cell safe to open in a spreadsheet, see `core.csv_cells`), and a bar chart of how many rows went
+to each label. Either way a file with a text longer than GEMBOT_MAX_TEXT_CHARS is refused whole,
+naming the rows, before anything is stored or classified.
 
 A classification is a stored job (`core.jobs`): each batch is recorded as it finishes, so when
 the process stops or dies half-way, the next one (`resume`) carries on from the last batch, in
@@ -147,7 +150,16 @@ def import_examples(
     user: str | None = None,
 ) -> None:
     """Add the file's rows to the set, all or nothing, and say how many went where (logged as
-    `user`'s change)."""
+    `user`'s change).
+
+    Slack vouches for the `author` and `source_url` that `/label add` and the message shortcut
+    store; a file's are whatever its sender typed. They are kept as given (an export comes back
+    whole) and the change log names `user` as the importer, but no surface shows them as Slack's
+    word: no mention of the author, no link to the source (`/label list` shows neither), only
+    the plain cells of a file. The store has no per-example field for the importer, so
+    `handlers.rights` still lets a claimed author remove the rows: only rows this import added,
+    since a text already in its label is skipped and keeps its own author.
+    """
     name = files.file_name(file)
     set_shown = f"*{text.escape(set_name)}*"
     working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
@@ -156,6 +168,12 @@ def import_examples(
         rows = parse_labels(content, filename=name, max_chars=deps.settings.max_text_chars)
     except TextsTooLong as exc:
         raise InvalidInput(bounds.too_long_rows(exc, so="I imported nothing")) from None
+    total, cap = len(rows), deps.settings.max_csv_rows
+    if total > cap:
+        raise InvalidInput(
+            f"{name} has {total:,} examples; I import at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS), "
+            "so I imported nothing: split it into smaller files"
+        )
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     result = deps.store.add_examples(team, set_name, items, actor=user)
     labels = len({r.label for r in rows})

@@ -158,6 +158,57 @@ def test_an_import_with_texts_over_the_bound_imports_nothing_and_names_the_rows(
     assert again.params["text"] == "Imported 5 examples into 2 labels of set *support*."
 
 
+def test_an_import_over_the_row_cap_imports_nothing(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env={"GEMBOT_MAX_CSV_ROWS": "3"})
+    send_csv(server, LABELS_CSV, "import set:support")
+    (update,) = server.slack.wait_for("chat.update")
+    server.settle()
+    assert update.params["text"] == (
+        ":warning: data.csv has 4 examples; I import at most 3 at a time (GEMBOT_MAX_CSV_ROWS), so I "
+        "imported nothing: split it into smaller files."
+    )
+    assert server.deps is not None
+    assert server.deps.store.list_sets(server.team) == []
+    assert server.deps.store.label_history(server.team) == []
+    # At the cap, the file goes in whole.
+    send_csv(server, LABELS_CSV.rsplit("\n", 2)[0] + "\n", "import set:support")
+    again = server.slack.wait_for("chat.update", count=2)[1]
+    assert again.params["text"] == "Imported 3 examples into 2 labels of set *support*."
+
+
+def test_imported_provenance_is_kept_as_the_importers_word_not_slacks(bot_server: BotServer) -> None:
+    claimed = (
+        "text,label,author,source_url\n"
+        "my card was charged twice,billing,U0BOSS,https://evil.invalid/archives/C0GENERAL/p1\n"
+        "where is my parcel,shipping,<@U0BOSS>,<https://evil.invalid|the CEO said so>\n"
+    )
+    send_csv(bot_server, claimed, "import")
+    (update,) = bot_server.slack.wait_for("chat.update")
+    assert update.params["text"] == "Imported 2 examples into 2 labels of set *default*."
+    assert bot_server.deps is not None
+    store = bot_server.deps.store
+    # Recorded as given...
+    assert [(e.author, e.source_url) for e in store.list_examples(bot_server.team, "default")] == [
+        ("U0BOSS", "https://evil.invalid/archives/C0GENERAL/p1"),
+        ("<@U0BOSS>", "<https://evil.invalid|the CEO said so>"),
+    ]
+    # ...with the importer, whom Slack does vouch for, named in the change log.
+    (change,) = store.label_history(bot_server.team)
+    assert (change.action, change.actor, change.count) == ("import", "U0HUMAN", 2)
+
+    # Neither the listing nor the history shows a claim as Slack's: no mention, no link.
+    shown = []
+    for typed in ("list", "history"):
+        reply = bot_server.send_command("/label", typed, channel_id="C0GENERAL")
+        (answer,) = bot_server.slack.wait_for_response(reply.sent["response_url"])
+        shown.append(texts_of(answer))
+    listing, history = shown
+    assert "my card was charged twice" in listing and "where is my parcel" in listing
+    assert "<@U0HUMAN> imported 2 examples" in history
+    for said in shown:
+        assert "U0BOSS" not in said and "evil.invalid" not in said and "<http" not in said
+
+
 def test_a_csv_without_a_word_gets_the_choices(bot_server: BotServer) -> None:
     send_csv(bot_server, LABELS_CSV, "here you go")
     (post,) = bot_server.slack.wait_for("chat.postMessage")
