@@ -56,10 +56,6 @@ def take_set(command_text: str) -> Scoped:
     return Scoped(name or None, command_text[match.end() :].strip())
 
 
-#: Kept until `/label` reads `text.plain` directly; the one function is `handlers.text.plain`.
-plain = text.plain
-
-
 def mention(user_id: str | None) -> str:
     """`<@U…>` for a real user id (the bot names the person who acted, on purpose); else "someone"."""
     if user_id and USER_ID.fullmatch(user_id):

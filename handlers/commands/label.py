@@ -94,7 +94,7 @@ def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
         return problem
     if action == "add":
         label, colon, content = rest.partition(":")
-        label, content = label_sets.plain(label).strip(), label_sets.plain(content).strip()
+        label, content = text.plain(label), text.plain(content)
         if not colon:
             return ADD_USAGE
         if not label:
@@ -108,7 +108,7 @@ def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
             or Request("add", set_name, label=label, content=content)
         )
     if action == "list":
-        return Request("list", set_name, label=label_sets.plain(rest).strip() or None)
+        return Request("list", set_name, label=text.plain(rest) or None)
     if action in ("remove", "rm", "delete"):
         number = rest.strip().lstrip("#")
         if not re.fullmatch(r"\d{1,18}", number):
