@@ -102,13 +102,18 @@ class TurnImageRecord:
 
 @dataclass(frozen=True)
 class TurnRecord:
-    """One turn of a thread's conversation with Gemini; `role` is "user" or "model"."""
+    """One turn of a thread's conversation with Gemini; `role` is "user" or "model".
+
+    `images_left_out` counts the turn's images a bounded read did not read (`Store.conversation`
+    with `max_image_bytes`): they are stored, but not in `images`.
+    """
 
     id: int
     role: str
     text: str
     images: tuple[TurnImageRecord, ...]
     created_at: datetime
+    images_left_out: int = 0
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import DatabaseUnavailable, NotFound
+from core.errors import DatabaseUnavailable, InvalidInput, NotFound
 from core.store import audit, cache, changes, conversations, evaluations, labels, validation
 from core.store import usage as usage_counters
 from core.store.audit import LoggedResult
@@ -335,11 +335,34 @@ class Store:
             return conversations.add(s, turn, image_rows)
 
     @read_retried
-    def conversation(self, team_id: str, channel_id: str, thread_ts: str) -> list[TurnRecord]:
-        """A thread's turns, oldest first, each with its images; empty when there are none."""
+    def conversation(
+        self,
+        team_id: str,
+        channel_id: str,
+        thread_ts: str,
+        *,
+        limit: int | None = None,
+        max_image_bytes: int | None = None,
+    ) -> list[TurnRecord]:
+        """A thread's turns, oldest first, each with its images; empty when there are none.
+
+        `limit` reads only the newest `limit` turns. `max_image_bytes` reads only the newest
+        images that fit in that many bytes in all (the first that does not fit and every older
+        one are left out, counted in each turn's `images_left_out`, their bytes never read).
+        """
         key = conversations.thread_key(team_id, channel_id, thread_ts)
+        newest = None if limit is None else max(1, int(limit))
+        budget = None if max_image_bytes is None else max(0, int(max_image_bytes))
         with self._session() as s, s.begin():
-            return conversations.turns(s, key)
+            return conversations.turns(s, key, limit=newest, max_image_bytes=budget)
+
+    def prune_conversations(self, older_than: datetime) -> int:
+        """Delete the conversation turns (of every thread) created before `older_than`, with their
+        images; returns how many turns went (`bot.housekeeping`)."""
+        if older_than.tzinfo is None:
+            raise InvalidInput("prune_conversations needs a timezone-aware datetime")
+        with self._session() as s, s.begin():
+            return conversations.prune(s, older_than)
 
     @read_retried
     def has_conversation(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
