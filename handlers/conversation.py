@@ -4,6 +4,13 @@ A thread's turns (the user's text and images, the model's answers) are kept in t
 under (workspace, channel, thread ts). Each new question is sent with the turns before it, read
 back from the database, so a follow-up can ask about an image posted earlier without anything
 being downloaded from Slack again, and the conversation survives a restart.
+
+What piles up is bounded, and the answer says what was left out: a message's first
+GEMBOT_MAX_FILES files are read; each question replays the thread's latest
+GEMBOT_MAX_THREAD_TURNS turns, and of their images the newest that fit in
+GEMBOT_MAX_THREAD_IMAGE_BYTES in all (the question's own images always go). Only that much is read
+from the database. Turns older than GEMBOT_CONVERSATION_RETENTION_DAYS are pruned
+(`bot.housekeeping`).
 """
 
 from __future__ import annotations
@@ -51,6 +58,15 @@ HELP_DM = (
 )
 NOT_SAVED = "_I couldn't save this exchange, so I won't remember it in this thread._"
 CUT_OFF = "_The answer was cut off at the model's output limit._"
+FILES_LEFT_OUT = "_I read the first {kept} of {sent} files (whoever runs me can raise GEMBOT_MAX_FILES)._"
+TURNS_LEFT_OUT = (
+    "_Earlier messages in this thread were left out: I read the last {turns} turns (whoever runs me "
+    "can raise GEMBOT_MAX_THREAD_TURNS)._"
+)
+IMAGES_LEFT_OUT = (
+    "_{images} left out (over {megabytes} MB in all; whoever runs me can raise "
+    "GEMBOT_MAX_THREAD_IMAGE_BYTES)._"
+)
 
 
 @dataclass(frozen=True)
@@ -69,13 +85,20 @@ class Incoming:
     team: str
     where: Where
     replier: Replier
+    #: The message's first GEMBOT_MAX_FILES files; `files_sent` says how many it had in all.
     files: list[dict[str, Any]]
     text: str
     token: str
+    files_sent: int
 
     @property
     def thread(self) -> Thread:
         return Thread(self.team, self.where.channel, str(self.where.thread_ts))
+
+    @property
+    def files_note(self) -> str | None:
+        """The line saying files were left out, when some were."""
+        return files_left_out(len(self.files), self.files_sent)
 
 
 def incoming(
@@ -84,18 +107,28 @@ def incoming(
     context: Mapping[str, Any],
     client: WebClient,
     logger: logging.Logger,
+    *,
+    max_files: int,
 ) -> Incoming:
-    """The workspace, where to answer, the files and the text (the bot's own mention removed)."""
+    """The workspace, where to answer, the first `max_files` files and the text (the bot's own
+    mention removed)."""
     team = workspace_of(context)
     where = Where.of_event(dict(event), team=team)
+    found = attachments.files_of(event)
     return Incoming(
         team=team,
         where=where,
         replier=Replier(client, where, logger=logger),
-        files=attachments.files_of(event),
+        files=found[: max(0, max_files)],
         text=question_of(str(event.get("text") or ""), bot_user_id(context, body)),
         token=bot_token(context, client),
+        files_sent=len(found),
     )
+
+
+def files_left_out(kept: int, sent: int) -> str | None:
+    """The line saying only the first `kept` of `sent` files were read, when `sent` is more."""
+    return FILES_LEFT_OUT.format(kept=kept, sent=sent) if sent > kept else None
 
 
 def bot_user_id(context: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
@@ -133,6 +166,49 @@ def history(records: Sequence[TurnRecord]) -> list[Turn]:
         images = tuple(ImageInput(i.mime_type, i.data) for i in record.images)
         _append(turns, Turn(role, record.text, images))
     return turns
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What of a thread's stored turns goes to Gemini with a question, and what was left out."""
+
+    records: tuple[TurnRecord, ...]
+    #: Whether earlier turns of the thread are not in `records`.
+    turns_left_out: bool
+    #: Images of `records` left out to stay within the byte bound (newer ones were kept).
+    images_left_out: int
+
+
+def bounded(records: Sequence[TurnRecord], *, max_turns: int) -> Replay:
+    """The newest `max_turns` of `records` (oldest first), beginning with a user turn.
+
+    Read one turn more than `max_turns` from the store, so that whether earlier turns exist is
+    known without counting them. An answer whose question falls outside the bound is left out
+    too: the replay never opens with the model. The images the store did not read (over
+    GEMBOT_MAX_THREAD_IMAGE_BYTES) are counted, for the answer to say so.
+    """
+    kept = list(records[-max_turns:]) if max_turns > 0 else []
+    cut = len(kept) < len(records)
+    while kept and kept[0].role == "model":
+        kept.pop(0)
+        cut = True
+    return Replay(
+        records=tuple(kept),
+        turns_left_out=cut,
+        images_left_out=sum(r.images_left_out for r in kept),
+    )
+
+
+def replay_notes(replay: Replay, *, max_image_bytes: int) -> list[str]:
+    """The lines saying what `replay` left out of the thread, if anything."""
+    notes = []
+    if replay.turns_left_out:
+        notes.append(TURNS_LEFT_OUT.format(turns=len(replay.records)))
+    if replay.images_left_out:
+        n = replay.images_left_out
+        images = "1 earlier image was" if n == 1 else f"{n} earlier images were"
+        notes.append(IMAGES_LEFT_OUT.format(images=images, megabytes=f"{max_image_bytes / 1e6:g}"))
+    return notes
 
 
 def with_question(turns: Sequence[Turn], question: str, images: Sequence[ImageInput]) -> list[Turn]:
@@ -188,20 +264,28 @@ def carry_on(
     client: WebClient,
     token: str,
     help_text: str = HELP,
+    files_sent: int | None = None,
 ) -> None:
     """Answer `question` (with the images in `files`) in the thread, with the thread's earlier turns.
+
+    Only the first GEMBOT_MAX_FILES of `files` are read; `files_sent` is how many the message
+    had, when `files` is already cut to those (`Incoming`). The earlier turns are bounded
+    (`bounded`), and the answer says in a line under it what was left out.
 
     Run inside `replier.reporting_errors()`: a file that is not an image, too large, or that
     Slack would not hand over ends in a sentence in place of the "working" message, before
     Gemini is called; a question over GEMBOT_MAX_TEXT_CHARS is refused before anything else.
     """
+    settings = deps.settings
+    sent = max(len(files), files_sent or 0)
+    files = list(files[: settings.max_files])
     if not question and not files:
         replier.post(help_text)
         return
     if deps.gemini is None:
         replier.post(NOT_CONFIGURED)
         return
-    refusal = bounds.too_long(question, deps.settings.max_text_chars, what="Your message")
+    refusal = bounds.too_long(question, settings.max_text_chars, what="Your message")
     if refusal:
         replier.post(refusal)
         return
@@ -210,14 +294,23 @@ def carry_on(
     what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
     working = replier.working(f"Looking at {what}…" if what else "Thinking…")
     images = [
-        attachments.fetch_image(client, f, token=token, max_bytes=deps.settings.max_image_bytes)
-        for f in files
+        attachments.fetch_image(client, f, token=token, max_bytes=settings.max_image_bytes) for f in files
     ]
     gemini = deps.require_gemini()
     store = deps.store
     footer: list[Block] = []
     with _locks.hold(thread):
-        earlier = history(store.conversation(thread.team, thread.channel, thread.ts))
+        replay = bounded(
+            store.conversation(
+                thread.team,
+                thread.channel,
+                thread.ts,
+                limit=settings.max_thread_turns + 1,
+                max_image_bytes=settings.max_thread_image_bytes,
+            ),
+            max_turns=settings.max_thread_turns,
+        )
+        earlier = history(replay.records)
         answer = generate(
             gemini, with_question(earlier, question, images), system_instruction=SYSTEM_INSTRUCTION
         )
@@ -235,6 +328,11 @@ def carry_on(
             # The answer is still worth showing; the thread just won't remember it.
             log.warning("could not store a turn of %s: %s", thread, exc)
             footer.append(text.context(NOT_SAVED))
+    notes = [
+        files_left_out(len(files), sent),
+        *replay_notes(replay, max_image_bytes=settings.max_thread_image_bytes),
+    ]
+    footer[:0] = [text.context(note) for note in notes if note]
     if answer.truncated:
         footer.insert(0, text.context(CUT_OFF))
     working.finish(answer.text, footer=footer)

@@ -37,7 +37,9 @@ def register(app: App, deps: Deps) -> None:
         client: WebClient,
         logger: logging.Logger,
     ) -> None:
-        message = conversation.incoming(event, body, context, client, logger)
+        message = conversation.incoming(
+            event, body, context, client, logger, max_files=deps.settings.max_files
+        )
         with message.replier.reporting_errors():
             if any(attachments.is_csv(f) for f in message.files):
                 message.replier.post(CSV_BY_DM)
@@ -50,6 +52,7 @@ def register(app: App, deps: Deps) -> None:
                 files=message.files,
                 client=client,
                 token=message.token,
+                files_sent=message.files_sent,
             )
 
     app.event("app_mention", matchers=[_answerable])(ack=acknowledge, lazy=[answer])

@@ -28,11 +28,15 @@ def register(app: App, deps: Deps) -> None:
         client: WebClient,
         logger: logging.Logger,
     ) -> None:
-        incoming = conversation.incoming(event, body, context, client, logger)
+        incoming = conversation.incoming(
+            event, body, context, client, logger, max_files=deps.settings.max_files
+        )
         replier = incoming.replier
         with replier.reporting_errors():
             tables = [f for f in incoming.files if attachments.is_csv(f)]
             if tables:
+                if incoming.files_note:
+                    replier.post(incoming.files_note)
                 for table in tables:
                     bulk.handle(
                         deps,
@@ -59,6 +63,7 @@ def register(app: App, deps: Deps) -> None:
                 client=client,
                 token=incoming.token,
                 help_text=conversation.HELP_DM,
+                files_sent=incoming.files_sent,
             )
 
     app.event("message", matchers=[matchers.from_a_person, matchers.in_a_dm])(ack=acknowledge, lazy=[answer])
