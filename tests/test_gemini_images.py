@@ -1,18 +1,29 @@
-"""Images: formats read from the bytes, conversions to PNG, inline bytes on the wire, the Files API."""
+"""Images: formats read from the bytes, conversions to PNG, inline bytes on the wire, the Files API;
+pixel counts checked from the header (decompression bombs), on many threads at once."""
 
 from __future__ import annotations
 
+import inspect
 import io
+import json
+import subprocess
+import sys
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from core.gemini.errors import NotAnImage, UploadFailed
+from core.gemini.errors import ImageTooLarge, NotAnImage, UploadFailed
 from core.gemini.generation import Turn, generate
-from core.gemini.images import prepare_image
+from core.gemini.images import MAX_PIXELS, prepare_image
+from core.settings import Settings
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn
 from tests.gemini_support import decode_base64, gemini_client, heif_header, image_bytes
+from tests.image_bombs import gif_bomb
 
 # Until tests/conftest.py imports it for every module.
 gemini_standin = gemini_fixtures.gemini_standin
@@ -127,6 +138,135 @@ def test_what_is_not_an_image_is_refused_before_any_request(
     with pytest.raises(NotAnImage, match=words):
         generate(gemini_client(gemini_standin), "what is this?", images=[prepare_image(data)])
     assert gemini_standin.requests() == []
+
+
+# --------------------------------------------------------------------------- pixels
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter, so that its peak RSS is the bomb's alone, not the test session's.
+_MEASURE = """
+import json, resource, sys, time
+from core.gemini.errors import ImageTooLarge
+from core.gemini.images import prepare_image
+from tests.image_bombs import gif_bomb
+
+def peak_kb():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+width, height = int(sys.argv[1]), int(sys.argv[2])
+bomb = gif_bomb(width, height)
+before = peak_kb()
+start = time.perf_counter()
+try:
+    prepare_image(bomb, filename="bomb.gif")
+    outcome = "accepted"
+except ImageTooLarge as exc:
+    outcome = str(exc)
+seconds = time.perf_counter() - start
+print(json.dumps({"bytes": len(bomb), "outcome": outcome, "seconds": seconds, "grew_kb": peak_kb() - before}))
+"""
+
+
+def test_the_default_pixel_bound_is_the_settings_default() -> None:
+    default = inspect.signature(prepare_image).parameters["max_pixels"].default
+    assert default == MAX_PIXELS == Settings.max_image_pixels == 50_000_000
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB")])
+def test_an_image_over_max_pixels_is_refused(fmt: str, mode: str) -> None:
+    data = image_bytes(fmt, mode=mode, size=(40, 30))
+    assert prepare_image(data, max_pixels=1200).data
+    with pytest.raises(
+        ImageTooLarge, match=r"^photo is an image of 40 × 30 pixels; the limit is 1,199 pixels$"
+    ):
+        prepare_image(data, filename="photo", max_pixels=1199)
+
+
+def test_the_bombs_of_these_tests_are_real_images() -> None:
+    bomb = gif_bomb(300, 200)  # every pixel in its LZW data, as in the big ones
+    with Image.open(io.BytesIO(prepare_image(bomb).data)) as converted:
+        assert converted.size == (300, 200)
+        assert converted.convert("L").getextrema() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "side",
+    [
+        pytest.param(12_000, id="12000x12000"),
+        pytest.param(8_000, id="8000x8000-under-pillows-own-limit"),  # the one Pillow would decode
+    ],
+)
+def test_a_gif_bomb_is_refused_at_once_without_the_memory_it_would_take(side: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _MEASURE, str(side), str(side)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    measured = json.loads(done.stdout)
+    assert measured["outcome"] == (
+        f"bomb.gif is an image of {side:,} × {side:,} pixels; the limit is 50,000,000 pixels"
+    )
+    assert measured["bytes"] < 64_000  # 144 million pixels in about 55 KB
+    assert measured["seconds"] < 1.0  # about 0.01 s: the header only
+    # Decoded, 8,000 × 8,000 took 124 MB more (one byte a pixel, then its PNG): here, about 1 MB.
+    assert measured["grew_kb"] < 30_000, measured
+
+
+def test_pillows_own_bomb_limit_is_refused_the_same_way() -> None:
+    # Over twice Pillow's MAX_IMAGE_PIXELS, `Image.open` itself refuses, whatever `max_pixels` says.
+    assert 2 * (Image.MAX_IMAGE_PIXELS or 0) < 14_000 * 14_000
+    with pytest.raises(ImageTooLarge, match=r"bomb\.gif is an image with too many pixels to convert"):
+        prepare_image(gif_bomb(14_000, 14_000), filename="bomb.gif", max_pixels=10**9)
+
+
+def test_images_are_prepared_on_many_threads_at_once_and_no_warning_filter_is_touched() -> None:
+    gif = image_bytes("GIF", size=(32, 32))
+    png = image_bytes("PNG", size=(32, 32))
+    bomb = gif_bomb(8_000, 8_000)
+    with Image.open(io.BytesIO(gif)) as original:
+        expected_pixels = list(original.convert("RGB").get_flattened_data())
+    filters = list(warnings.filters)
+    changed: list[object] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        # `warnings.catch_warnings` swaps the process's filter list while it runs: any thread sees it.
+        while not stop.is_set():
+            if warnings.filters != filters:
+                changed.append(list(warnings.filters))
+
+    def work(n: int) -> str:
+        if n % 3 == 0:
+            converted = prepare_image(gif)
+            assert pixels(converted.data) == expected_pixels
+            return converted.mime_type
+        if n % 3 == 1:
+            return prepare_image(png).mime_type
+        with pytest.raises(ImageTooLarge):
+            prepare_image(bomb)
+        return "refused"
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(work, range(150)))
+    finally:
+        stop.set()
+        watcher.join()
+    assert results == ["image/png", "image/png", "refused"] * 50
+    assert changed == [] and warnings.filters == filters
 
 
 # --------------------------------------------------------------------------- the Files API

@@ -21,6 +21,7 @@ from handlers import conversation
 from tests import slack_fixtures
 from tests.gemini_standin import GeminiStandIn, RecordedRequest
 from tests.gemini_support import decode_base64, image_bytes
+from tests.image_bombs import gif_bomb
 from tests.slack_fixtures import BotServer, MakeBotServer
 from tests.slack_standin import SlackStandIn
 
@@ -321,6 +322,22 @@ def test_an_oversized_image_is_refused_before_it_is_downloaded(make_bot_server: 
     updates = server.slack.wait_for("chat.update", count=2)
     assert "huge2.png is larger than the limit of 0.1 MB" in texts_of(updates[1].params)
     assert generations(server.gemini) == []
+
+
+# Past Pillow's own MAX_IMAGE_PIXELS, `Image.open` warns (no filter is set to silence it: that would be
+# process-wide); the header's size is refused right after.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_decompression_bomb_is_refused_in_one_line_and_gemini_never_called(bot_server: BotServer) -> None:
+    bomb = gif_bomb(12_000, 12_000)  # 144 million pixels in about 55 KB
+    file = bot_server.slack.add_file(bomb, "bomb.gif", "image/gif")
+    bot_server.send_event(mention(f"<@{BOT}> what is this?", files=[file]))
+    (update,) = bot_server.slack.wait_for("chat.update")
+    assert update.params["text"] == (
+        ":warning: bomb.gif is an image of 12,000 × 12,000 pixels; the limit is 50,000,000 pixels."
+    )
+    assert len(bot_server.slack.calls("download")) == 1
+    bot_server.settle()
+    assert generations(bot_server.gemini) == []
 
 
 def test_a_file_stub_is_completed_through_files_info(bot_server: BotServer) -> None:
