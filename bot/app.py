@@ -26,7 +26,6 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot import oauth
 from bot.deliveries import Deliveries, DeliveryTracker, TrackedExecutor, TrackingApp
-from bot.housekeeping import Housekeeping
 from bot.limits import ChannelGate, ChargeToRequester, ContextExecutor
 from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace, RefusingSafely, register_removal_notices
 from core.errors import GembotError
@@ -179,7 +178,6 @@ def build_app(
         )
         register_removal_notices(app, workspace)
     app.use(Deliveries(deliveries))
-    app.use(Housekeeping(deps.store))
     app.use(ChannelGate(settings.allowed_channels))
     app.use(ChargeToRequester(deps.meter))
     register_all(app, deps)

@@ -14,7 +14,7 @@ the process killed then, Slack would resend nothing and the user would wait fore
 * `RequestResumer`, on every serving process, renews the leases of the requests it works on, and
   runs again (through the app, as if the request had just arrived) any request whose process
   stopped renewing its lease: at most `MAX_ATTEMPTS` runs in all, so a request that kills every
-  process that takes it does not go round forever.
+  process that takes it does not go round forever. Old claims are pruned by `bot.housekeeping`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from slack_bolt import App
@@ -220,18 +220,15 @@ class TrackedExecutor(Executor):
 
 class RequestResumer(Sweeper):
     """Every `interval` seconds: renew this process's leases, run again what dead processes left,
-    give up on what was tried `MAX_ATTEMPTS` times, and prune old claims."""
+    and give up on what was tried `MAX_ATTEMPTS` times."""
 
     name = "gembot-request-resumer"
     looking_for = "requests to run again"
 
-    def __init__(
-        self, app: App, tracker: DeliveryTracker, *, retention: timedelta, interval: float | None = None
-    ) -> None:
+    def __init__(self, app: App, tracker: DeliveryTracker, *, interval: float | None = None) -> None:
         super().__init__(interval if interval is not None else every_third_of(tracker.lease.total_seconds()))
         self.app = app
         self.tracker = tracker
-        self.retention = retention
 
     def round(self) -> int:
         """Returns how many requests were run again."""
@@ -245,10 +242,6 @@ class RequestResumer(Sweeper):
         for request in abandoned:
             log.warning("running request %s again: the process that took it stopped", request.key)
             self._replay(request.key, request.payload)
-        if self.prune_due():
-            removed = deliveries.prune(datetime.now(UTC) - self.retention)
-            if removed:
-                log.info("forgot %d request ids older than %s", removed, self.retention)
         return len(abandoned)
 
     def _replay(self, key: str, payload: dict[str, Any]) -> None:

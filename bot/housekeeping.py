@@ -1,4 +1,4 @@
-"""Rows the database would otherwise keep for ever, pruned now and then by every serving process.
+"""Rows the database would otherwise keep for ever, pruned by a background round of every serving process.
 
 - Daily usage counters (`usage_counters`): the limits are per UTC day, so only today's rows are
   ever read. The counters of the last USAGE_RETENTION days stay, for whoever looks at the table;
@@ -8,31 +8,33 @@
   (`bot.oauth.STATE_EXPIRATION`, 10 minutes). Expired states are deleted here. The table is
   slack_sdk's, written on the store's engine and never by `Store`, so it is pruned beside it, by
   the table's declaration in `core.store.models` (tests keep it equal to slack_sdk's own).
+- Conversation turns in threads, and the images they brought, older than
+  GEMBOT_CONVERSATION_RETENTION_DAYS (`Store.prune_conversations`).
+- Finished bulk jobs, their input and rows, JOB_RETENTION after they ended (`JobStore.prune`).
+- Request claims (`bot.deliveries`), GEMBOT_EVENT_RETENTION_HOURS after they were taken: by then
+  Slack resends nothing (`DeliveryStore.prune`).
 
-`Housekeeping` is a global Bolt middleware, wired in with `app.use(Housekeeping(deps.store))`. A
-request that finds an hour gone by since this process last pruned starts a round on a thread of
-its own and goes on at once: pruning never holds up an answer. Each part of a round that fails (the
-database away, say) logs one line, and the next round, an hour later, tries again. Several
-processes pruning at once is harmless: deleting what another just deleted deletes nothing.
+`Housekeeping` is the one place all of it happens: a `bot.sweeps.Sweeper` that `bot.lifecycle`
+starts with the other background rounds of a serving process (HTTP workers and Socket Mode
+alike), a round at once and then every PRUNE_EVERY seconds, on its own thread: no request ever
+waits for it. Each part of a round that fails (the database away, say) logs one line and leaves
+the others to run; the next round tries again. Several processes pruning at once is harmless:
+deleting what another just deleted deletes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from slack_bolt.middleware import Middleware
-from slack_bolt.request import BoltRequest
-from slack_bolt.response import BoltResponse
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.sweeps import PRUNE_EVERY
+from bot.sweeps import PRUNE_EVERY, Sweeper
 from core.errors import GembotError
+from core.settings import Settings
 from core.store import Store
 from core.store.db import unavailable
 from core.store.models import slack_oauth_states
@@ -41,14 +43,40 @@ log = logging.getLogger(__name__)
 
 # Daily usage counters are kept this long (today's included), then pruned.
 USAGE_RETENTION = timedelta(days=7)
+# Finished jobs (their input and rows) are kept this long, then pruned.
+JOB_RETENTION = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each kind of row is kept before a round prunes it (the defaults: the settings')."""
+
+    conversations: timedelta = timedelta(days=Settings.conversation_retention_days)
+    requests: timedelta = timedelta(hours=Settings.event_retention_hours)
+    jobs: timedelta = JOB_RETENTION
+
+    @classmethod
+    def of(cls, settings: Settings) -> Retention:
+        return cls(
+            conversations=timedelta(days=settings.conversation_retention_days),
+            requests=timedelta(hours=settings.event_retention_hours),
+        )
 
 
 @dataclass(frozen=True)
 class Pruned:
-    """What one round deleted: usage counter rows and OAuth states (None: that part failed)."""
+    """What one round deleted, part by part (None: that part failed)."""
 
-    usage_counters: int | None
-    oauth_states: int | None
+    usage_counters: int | None = 0
+    oauth_states: int | None = 0
+    conversation_turns: int | None = 0
+    jobs: int | None = 0
+    requests: int | None = 0
+
+    @property
+    def total(self) -> int:
+        parts = (self.usage_counters, self.oauth_states, self.conversation_turns, self.jobs, self.requests)
+        return sum(n for n in parts if n)
 
 
 def prune_oauth_states(engine: Engine, *, now: datetime | None = None) -> int:
@@ -65,50 +93,50 @@ def prune_oauth_states(engine: Engine, *, now: datetime | None = None) -> int:
     return int(result.rowcount or 0)
 
 
-class Housekeeping(Middleware):
-    """Starts a pruning round (`run`) at most once every `every` seconds, from whichever request
-    comes first, on a thread of its own; the request is never held up by it."""
+class Housekeeping(Sweeper):
+    """Prunes old rows (see the module doc): a round when started, then one every `interval` seconds."""
 
-    def __init__(self, store: Store, *, every: float = PRUNE_EVERY) -> None:
+    name = "gembot-housekeeping"
+    looking_for = "old rows to prune"
+
+    def __init__(
+        self, store: Store, *, retention: Retention | None = None, interval: float = PRUNE_EVERY
+    ) -> None:
+        super().__init__(interval)
         self.store = store
-        self.every = every
-        self._next_round = 0.0
-        self._lock = threading.Lock()
-        #: The thread of the latest round, if one was started.
-        self.thread: threading.Thread | None = None
+        self.retention = retention or Retention()
 
-    def process(
-        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
-    ) -> BoltResponse | None:
-        try:
-            self.now_and_then()
-        except Exception as exc:  # no thread to be had, say: the request goes on all the same
-            log.warning("could not start pruning old rows: %s", _one_line(exc))
-        return next()
+    def round(self) -> int:
+        """One round (`run`); returns how many rows went in all."""
+        return self.run().total
 
-    def now_and_then(self) -> bool:
-        """Start a round on its own thread unless one was started less than `every` seconds ago;
-        True when one was started."""
-        with self._lock:
-            now = time.monotonic()
-            if now < self._next_round:
-                return False
-            self._next_round = now + self.every
-            thread = threading.Thread(target=self.run, name="gembot-housekeeping", daemon=True)
-            self.thread = thread
-        thread.start()
-        return True
-
-    def run(self) -> Pruned:
-        """One round, here and now: old usage counters, then expired OAuth states, each apart (a
-        part that fails logs one line and leaves the other to run)."""
-        today = datetime.now(UTC).date()
-        before = today - USAGE_RETENTION + timedelta(days=1)
-        counters = self._part(
-            f"usage counters of days before {before.isoformat()}", lambda: self.store.prune_usage(before)
+    def run(self, *, now: datetime | None = None) -> Pruned:
+        """One round, here and now (`now`: timezone-aware, default the current time): each part
+        apart, a part that fails logging one line and leaving the others to run."""
+        moment = now if now is not None else datetime.now(UTC)
+        if moment.tzinfo is None:
+            raise ValueError("Housekeeping.run needs a timezone-aware datetime")
+        store, kept = self.store, self.retention
+        before = moment.astimezone(UTC).date() - USAGE_RETENTION + timedelta(days=1)
+        return Pruned(
+            usage_counters=self._part(
+                f"usage counters of days before {before.isoformat()}", lambda: store.prune_usage(before)
+            ),
+            oauth_states=self._part(
+                "expired OAuth install states", lambda: prune_oauth_states(store.engine, now=moment)
+            ),
+            conversation_turns=self._part(
+                f"conversation turns older than {_span(kept.conversations)}",
+                lambda: store.prune_conversations(moment - kept.conversations),
+            ),
+            jobs=self._part(
+                f"finished jobs older than {_span(kept.jobs)}", lambda: store.jobs.prune(moment - kept.jobs)
+            ),
+            requests=self._part(
+                f"request ids older than {_span(kept.requests)}",
+                lambda: store.deliveries.prune(moment - kept.requests),
+            ),
         )
-        states = self._part("expired OAuth install states", lambda: prune_oauth_states(self.store.engine))
-        return Pruned(usage_counters=counters, oauth_states=states)
 
     def _part(self, what: str, prune: Callable[[], int]) -> int | None:
         try:
@@ -119,6 +147,14 @@ class Housekeeping(Middleware):
         if removed:
             log.info("pruned %d %s", removed, what)
         return removed
+
+
+def _span(span: timedelta) -> str:
+    """`span` in words: "30 days", "24 hours"."""
+    hours = span.total_seconds() / 3600
+    if hours >= 48:
+        return f"{hours / 24:g} days"
+    return f"{hours:g} hours"
 
 
 def _one_line(exc: BaseException, engine: Engine | None = None) -> str:

@@ -12,6 +12,8 @@ batch (their progress is in the database; the next process carries on), and wait
 `timeout` seconds for every listener already started, an /ask in flight for instance, to finish
 and answer. The HTTP server (`bot.wsgi`, through gunicorn's `worker_exit`) and Socket Mode
 (`gembot serve --socket`) both call it.
+
+`start` also starts the process's pruning round (`bot.housekeeping`), which `shutdown` stops.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.deliveries import DeliveryTracker, RequestResumer
+from bot.housekeeping import Housekeeping, Retention
 from bot.sweeps import Sweeper, every_third_of
 from core.jobs import KIND_CLASSIFY_CSV
 from core.settings import Settings
@@ -39,8 +42,6 @@ log = logging.getLogger(__name__)
 
 # Jobs taken over from other processes that one process runs at once, each on its own thread.
 RESUMED_AT_ONCE = 2
-# Finished jobs (their input and rows) are kept this long, then pruned, at most once an hour.
-JOB_RETENTION = timedelta(days=7)
 
 ClientFor = Callable[[JobRecord], WebClient | None]
 
@@ -101,8 +102,9 @@ def slack_clients(settings: Settings, store: Store) -> ClientFor:
 
 
 class JobResumer(Sweeper):
-    """Every `interval` seconds: renew the leases of this process's jobs, take over jobs nobody holds
-    (queued, or a lapsed lease) when a thread is free for them, and prune old finished jobs."""
+    """Every `interval` seconds: renew the leases of this process's jobs, and take over jobs nobody
+    holds (queued, or a lapsed lease) when a thread is free for them. Old finished jobs are pruned
+    by `bot.housekeeping`."""
 
     name = "gembot-job-resumer"
     looking_for = "jobs to resume"
@@ -115,7 +117,7 @@ class JobResumer(Sweeper):
         self.executor = ListenerExecutor(RESUMED_AT_ONCE, thread_name_prefix="gembot-jobs")
 
     def round(self) -> int:
-        """Renew, take over, prune. Returns how many jobs were taken over."""
+        """Renew, take over. Returns how many jobs were taken over."""
         jobs = self.deps.jobs
         jobs.heartbeat()
         taken = jobs.claim(limit=RESUMED_AT_ONCE - self.executor.pending)
@@ -123,8 +125,6 @@ class JobResumer(Sweeper):
             done, total = job.rows_done, job.rows_total
             log.info("resuming job #%d (%s, %d of %d rows done)", job.id, job.kind, done, total)
             self.executor.submit(self._resume, job)
-        if self.prune_due():
-            jobs.store.jobs.prune(datetime.now(UTC) - JOB_RETENTION)
         return len(taken)
 
     def _resume(self, job: JobRecord) -> None:
@@ -143,7 +143,8 @@ class JobResumer(Sweeper):
 
 
 class Lifecycle:
-    """The listener executor and the job resumer of one process, started and stopped together."""
+    """The listener executor, the job and request resumers and the pruning round of one process,
+    started and stopped together."""
 
     def __init__(
         self,
@@ -158,15 +159,17 @@ class Lifecycle:
         lease = timedelta(seconds=deps.settings.job_lease_seconds)
         self.deliveries = DeliveryTracker(deps.store, lease=lease)
         self.requests: RequestResumer | None = None
+        self.housekeeping = Housekeeping(deps.store, retention=Retention.of(deps.settings))
         self._stopped = False
 
     def start(self, app: App | None = None) -> None:
         """Start looking for jobs to resume and, given the `app` built with `self.deliveries`, for
-        requests to run again (at once, then every third of a lease)."""
+        requests to run again (at once, then every third of a lease); and start pruning old rows
+        (at once, then hourly)."""
         self.resumer.start()
+        self.housekeeping.start()
         if app is not None:
-            retention = timedelta(hours=self.deps.settings.event_retention_hours)
-            self.requests = RequestResumer(app, self.deliveries, retention=retention)
+            self.requests = RequestResumer(app, self.deliveries)
             self.requests.start()
 
     def shutdown(self, timeout: float) -> bool:
@@ -186,6 +189,9 @@ class Lifecycle:
         self.deps.jobs.stop()
         unfinished = self.executor.drain(deadline - time.monotonic())
         unfinished += self.resumer.executor.drain(deadline - time.monotonic())
+        # Pruning is never worth holding up a stop for: it gets what time is left (a round cut
+        # short rolls back, and the next process's round does it).
+        self.housekeeping.stop(timeout=min(10.0, deadline - time.monotonic()))
         if unfinished:
             log.warning("stopped with %d listener(s) or job(s) unfinished", unfinished)
         else:

@@ -1,8 +1,9 @@
 """The shape every background round of a serving process shares: a daemon thread that sweeps at
 once and then every `interval` seconds until stopped, and never dies of a failed round.
 
-`bot.lifecycle.JobResumer` (bulk jobs) and `bot.deliveries.RequestResumer` (requests in flight)
-are the two; each says what one round does in `round()`.
+`bot.lifecycle.JobResumer` (bulk jobs), `bot.deliveries.RequestResumer` (requests in flight) and
+`bot.housekeeping.Housekeeping` (old rows, all pruning included) are the three; each says what one
+round does in `round()`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import abc
 import logging
 import threading
-import time
 
 from core.errors import GembotError
 
 log = logging.getLogger(__name__)
 
-# Old rows are pruned at most this often (seconds) by each process (and by `bot.housekeeping`).
+# Old rows are pruned this often (seconds) by each process (`bot.housekeeping`).
 PRUNE_EVERY = 3600.0
 
 
@@ -36,7 +36,6 @@ class Sweeper(abc.ABC):
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_prune = 0.0
 
     @abc.abstractmethod
     def round(self) -> int:
@@ -46,11 +45,11 @@ class Sweeper(abc.ABC):
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop sweeping (after the round under way, if any)."""
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop sweeping, waiting up to `timeout` seconds for the round under way, if any, to end."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=max(0.0, timeout))
 
     def sweep(self) -> int:
         """One round, its failure logged (a database away for a while is expected) rather than raised."""
@@ -61,14 +60,6 @@ class Sweeper(abc.ABC):
         except Exception:
             log.exception("unexpected failure while looking for %s", self.looking_for)
         return 0
-
-    def prune_due(self) -> bool:
-        """True at most once every PRUNE_EVERY seconds: the round should prune old rows now."""
-        now = time.monotonic()
-        if now < self._next_prune:
-            return False
-        self._next_prune = now + PRUNE_EVERY
-        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
