@@ -1,12 +1,14 @@
 """The WSGI application: Slack's requests, a health check, and nothing else.
 
-    POST /slack/events          every Slack request (events, commands, interactivity, shortcuts) → Bolt
+    POST /slack/events          every Slack request (events, commands, interactivity, shortcuts) → Bolt,
+                                once its size and signature are checked (413, 401: bot.slack_http)
     GET  /slack/install         OAuth install only (SLACK_CLIENT_ID): the "Add to Slack" page → Bolt
     GET  /slack/oauth_redirect  OAuth install only: Slack's redirect with the code → Bolt
     GET  /healthz               200 {"ok": true} when the database answers, 503 otherwise
     anything else               404
 
-`create_app()` is the factory gunicorn calls in each worker: `gunicorn 'bot.wsgi:create_app()'`. It
+`create_app()` is the factory gunicorn calls in each worker: `gunicorn 'bot.wsgi:create_app()'` (which
+leaves out the read timeout on client sockets that `gembot serve --http` adds, `bot.http_worker`). It
 also starts the worker's background side (`bot.lifecycle`: lazy listener threads, resuming bulk
 jobs); `close()`, which `gembot serve` calls from gunicorn's `worker_exit` hook, stops it gracefully.
 """
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt import App
 
-from bot.app import build_app
+from bot.app import SlackNotConfigured, build_app
 from bot.lifecycle import Lifecycle
 from bot.slack_http import SlackHandler
 from core.errors import GembotError
@@ -41,14 +43,30 @@ SHUTDOWN_MARGIN = 3.0
 
 
 class GembotWSGI:
-    """Routes requests to Bolt or the health check; see the module doc."""
+    """Routes requests to Bolt or the health check; see the module doc.
 
-    def __init__(self, app: App, deps: Deps, *, lifecycle: Lifecycle | None = None) -> None:
+    `verify_requests` says what `build_app` was told: whether requests must carry Slack's signature
+    (with SLACK_SIGNING_SECRET), checked here on the body's bytes before Bolt parses them.
+    """
+
+    def __init__(
+        self, app: App, deps: Deps, *, lifecycle: Lifecycle | None = None, verify_requests: bool = True
+    ) -> None:
         self.app = app
         self.deps = deps
         self.lifecycle = lifecycle
-        # Bolt's adapter, with what Slack never sends answered 4xx rather than 500 (bot.slack_http).
-        self._slack = SlackHandler(app, path=SLACK_PATH)
+        settings = deps.settings
+        secret = settings.slack_signing_secret
+        if verify_requests and secret is None:
+            raise SlackNotConfigured("SLACK_SIGNING_SECRET is not set: copy it from the Slack app's settings")
+        # Bolt's adapter, behind a bound on the body and a check of its signature, with what Slack
+        # never sends answered 4xx rather than 500 (bot.slack_http).
+        self._slack = SlackHandler(
+            app,
+            path=SLACK_PATH,
+            max_body_bytes=settings.max_body_bytes,
+            signing_secret=secret.get() if verify_requests and secret is not None else None,
+        )
         flow = app.oauth_flow
         self._oauth_paths = {flow.install_path, flow.redirect_uri_path} if flow is not None else set()
 

@@ -120,6 +120,7 @@ def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threa
         ) from None
 
     from bot.app import require
+    from bot.http_worker import worker_class
     from core.store import Store
 
     require(settings, signing_secret=True)
@@ -136,7 +137,8 @@ def _serve_http(settings: Settings, *, host: str, port: int, workers: int, threa
             for key, value in {
                 "bind": [f"{host}:{port}"],
                 "workers": workers,
-                "worker_class": "gthread",
+                # gthread, with GEMBOT_READ_TIMEOUT on every read from a client (bot.http_worker).
+                "worker_class": worker_class(settings.read_timeout),
                 "threads": threads,
                 "timeout": 60,
                 # SIGTERM: a worker stops accepting, finishes its requests, then `worker_exit`
