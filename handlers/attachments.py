@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from core.errors import InvalidInput
-from core.gemini.images import ImageInput, prepare_image
+from core.gemini.images import MAX_PIXELS, ImageInput, prepare_image
 from handlers import files
 
 CSV_TYPES = frozenset(
@@ -65,15 +65,18 @@ def files_origin(client: WebClient) -> str:
     return files.files_origin(str(client.base_url))
 
 
-def fetch_image(client: WebClient, file: Mapping[str, Any], *, token: str, max_bytes: int) -> ImageInput:
+def fetch_image(
+    client: WebClient, file: Mapping[str, Any], *, token: str, max_bytes: int, max_pixels: int = MAX_PIXELS
+) -> ImageInput:
     """The image in `file`, as Gemini reads it (GIF, BMP... converted to PNG).
 
     Raises InvalidInput for a file that is external, not on Slack's file host, too large or
-    cannot be fetched (Slack's sign-in page included), NotAnImage for bytes that are not an image.
+    cannot be fetched (Slack's sign-in page included), NotAnImage for bytes that are not an image,
+    ImageTooLarge for one of more than `max_pixels` pixels (read from its header).
     """
     full = complete(client, file)
     data = files.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
-    return prepare_image(data, filename=files.file_name(full))
+    return prepare_image(data, filename=files.file_name(full), max_pixels=max_pixels)
 
 
 def fetch_text(

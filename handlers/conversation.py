@@ -294,7 +294,10 @@ def carry_on(
     what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
     working = replier.working(f"Looking at {what}…" if what else "Thinking…")
     images = [
-        attachments.fetch_image(client, f, token=token, max_bytes=settings.max_image_bytes) for f in files
+        attachments.fetch_image(
+            client, f, token=token, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        )
+        for f in files
     ]
     gemini = deps.require_gemini()
     store = deps.store

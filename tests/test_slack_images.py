@@ -23,7 +23,6 @@ from tests.gemini_standin import GeminiStandIn, RecordedRequest
 from tests.gemini_support import decode_base64, image_bytes
 from tests.image_bombs import gif_bomb
 from tests.slack_fixtures import BotServer, MakeBotServer
-from tests.slack_standin import SlackStandIn
 
 slack_standin = slack_fixtures.slack_standin
 gemini_standin = slack_fixtures.gemini_standin
@@ -285,12 +284,12 @@ def test_any_message_in_a_dm_thread_carries_it_on_and_a_new_message_starts_afres
 
 
 def test_slacks_sign_in_page_is_not_taken_for_the_image(bot_server: BotServer) -> None:
-    # A workspace whose token is not ours: it answers the download with its HTML sign-in page.
-    with SlackStandIn(bot_token="xoxb-someone-else") as elsewhere:
-        file = elsewhere.add_file(image_bytes("PNG"), "secret.png", "image/png")
-        bot_server.send_event(mention(f"<@{BOT}> what is this?", files=[file]))
-        (update,) = bot_server.slack.wait_for("chat.update")
-        (download,) = elsewhere.calls("download")
+    # A file the token may not read (no files:read): Slack answers with its HTML sign-in page.
+    file = bot_server.slack.add_file(image_bytes("PNG"), "secret.png", "image/png")
+    bot_server.slack.hide_file(file["id"])
+    bot_server.send_event(mention(f"<@{BOT}> what is this?", files=[file]))
+    (update,) = bot_server.slack.wait_for("chat.update")
+    (download,) = bot_server.slack.calls("download")
     assert download.token == bot_server.slack.bot_token
     shown = texts_of(update.params)
     assert "sign-in page instead of secret.png" in shown and "files:read" in shown
@@ -338,6 +337,18 @@ def test_a_decompression_bomb_is_refused_in_one_line_and_gemini_never_called(bot
     assert len(bot_server.slack.calls("download")) == 1
     bot_server.settle()
     assert generations(bot_server.gemini) == []
+
+
+def test_the_pixel_bound_is_a_setting(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env={"GEMBOT_MAX_IMAGE_PIXELS": "1000000"})
+    wide = server.slack.add_file(gif_bomb(1_001, 1_000), "wide.gif", "image/gif")
+    server.send_event(mention(f"<@{BOT}> what is this?", files=[wide]))
+    (update,) = server.slack.wait_for("chat.update")
+    assert update.params["text"] == (
+        ":warning: wide.gif is an image of 1,001 × 1,000 pixels; the limit is 1,000,000 pixels."
+    )
+    server.settle()
+    assert generations(server.gemini) == []
 
 
 def test_a_file_stub_is_completed_through_files_info(bot_server: BotServer) -> None:

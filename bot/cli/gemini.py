@@ -35,7 +35,10 @@ def run_ask(ctx: Context) -> int:
     a = ctx.args
     prompt = read_text_file("-") if a.prompt == "-" else a.prompt
     # Read and check every image before anything is sent: a wrong file fails fast and for free.
-    images = [prepare_image(Path(path).read_bytes(), filename=path) for path in a.image]
+    images = [
+        prepare_image(Path(path).read_bytes(), filename=path, max_pixels=ctx.settings.max_image_pixels)
+        for path in a.image
+    ]
     client = GeminiClient.from_settings(ctx.settings)
     answer = generate(client, prompt, model=a.model, system_instruction=a.system, images=images)
     if a.json:
