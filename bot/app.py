@@ -162,9 +162,11 @@ def build_app(
     if oauth.oauth_enabled(settings):
         oauth_settings = oauth.oauth_settings(settings, deps.store.engine)
         app = TrackingApp(
-            oauth_settings=oauth_settings,
+            oauth_flow=oauth.oauth_flow(settings, oauth_settings, client),
             # Bolt takes an `Authorize` as it is; its annotation only names plain functions.
-            authorize=RefusingSafely(oauth.authorize(settings, oauth_settings, client)),  # type: ignore[arg-type]
+            authorize=RefusingSafely(  # type: ignore[arg-type]
+                oauth.authorize(settings, oauth_settings, client), admits=oauth.admits(settings)
+            ),
             user_facing_authorize_error_message=oauth.NOT_INSTALLED,
             **common,
         )

@@ -16,6 +16,7 @@ request from any other workspace is refused before its installation is looked up
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltContext, BoltResponse
@@ -60,6 +61,15 @@ def allowed(settings: Settings, *, team_id: str | None, enterprise_id: str | Non
     if settings.allowed_teams is None:
         return True
     return any(i and i.upper() in settings.allowed_teams for i in (team_id, enterprise_id))
+
+
+def admits(settings: Settings) -> Callable[[BoltContext], bool]:
+    """`allowed` for the workspace of a request's context: what authorization asks first."""
+
+    def admitted(context: BoltContext) -> bool:
+        return allowed(settings, team_id=context.team_id, enterprise_id=context.enterprise_id)
+
+    return admitted
 
 
 class WorkspaceNotAllowed(BoltError):

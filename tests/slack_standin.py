@@ -557,6 +557,12 @@ class SlackStandIn(Loopback):
                 identity = self._installed.get(call.token)
             if identity is not None:
                 return _json(200, {"ok": True, **identity})
+        if call.method == "auth.revoke":
+            # Slack revokes the token the call is made with (`test=1` only checks it could).
+            if call.params.get("test") not in ("1", "true", True):
+                with self._lock:
+                    self._installed.pop(call.token, None)
+            return _json(200, {"ok": True, "revoked": call.params.get("test") not in ("1", "true", True)})
         handler = getattr(self, "_api_" + call.method.replace(".", "_"), None)
         if handler is None:
             return _json(404, {"ok": False, "error": "unknown_method", "req_method": call.method})
