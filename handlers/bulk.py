@@ -3,12 +3,13 @@
 `import [set:NAME]` reads `text,label` rows (or a Gembot export) and adds them to the set in one
 transaction: a file with a bad row, or more rows than GEMBOT_MAX_CSV_ROWS, adds nothing. Its
 `author` and `source_url` columns are stored as the file gives them: they are the importer's
-word, not Slack's (see `import_examples`). `classify [set:NAME]` reads a CSV with a `text`
-column, classifies it in batches while a progress message counts the rows, and answers with the
-same CSV plus `label`, `best_label`, `confidence` and one `score:<label>` column per label (every
-cell safe to open in a spreadsheet, see `core.csv_cells`), and a bar chart of how many rows went
-to each label. Either way a file with a text longer than GEMBOT_MAX_TEXT_CHARS is refused whole,
-naming the rows, before anything is stored or classified.
+word, not Slack's, and the importer is kept as who added the rows (see `import_examples`).
+`classify [set:NAME]` reads a CSV with a `text` column, classifies it in batches while a progress
+message counts the rows, and answers with the same CSV plus `label`, `best_label`, `confidence`
+and one `score:<label>` column per label (every cell safe to open in a spreadsheet, see
+`core.csv_cells`), and a bar chart of how many rows went to each label. Either way a file with a
+text longer than GEMBOT_MAX_TEXT_CHARS is refused whole, naming the rows, before anything is
+stored or classified.
 
 A classification is a stored job (`core.jobs`): each batch is recorded as it finishes, so when
 the process stops or dies half-way, the next one (`resume`) carries on from the last batch, in
@@ -156,9 +157,9 @@ def import_examples(
     store; a file's are whatever its sender typed. They are kept as given (an export comes back
     whole) and the change log names `user` as the importer, but no surface shows them as Slack's
     word: no mention of the author, no link to the source (`/label list` shows neither), only
-    the plain cells of a file. The store has no per-example field for the importer, so
-    `handlers.rights` still lets a claimed author remove the rows: only rows this import added,
-    since a text already in its label is skipped and keeps its own author.
+    the plain cells of a file. Each row this import adds is marked as added by `user` with an
+    author from a file, so `handlers.rights` lets the importer (and admins) remove it, never a
+    claimed author; a text already in its label is skipped and keeps its own provenance.
     """
     name = files.file_name(file)
     set_shown = f"*{text.escape(set_name)}*"
@@ -175,7 +176,7 @@ def import_examples(
             "so I imported nothing: split it into smaller files"
         )
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
-    result = deps.store.add_examples(team, set_name, items, actor=user)
+    result = deps.store.add_examples(team, set_name, items, actor=user, added_by=user, author_from_file=True)
     labels = len({r.label for r in rows})
     already = f" ({result.skipped:,} were already there)" if result.skipped else ""
     done = (

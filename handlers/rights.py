@@ -3,8 +3,19 @@
 With `GEMBOT_CURATION=anyone` (the default) anyone may add examples; with `admins`, only admins
 may change a label set at all. An admin is a user listed in GEMBOT_ADMINS, or a workspace admin
 or owner as `users.info` says (asked at most once every few minutes per user and process).
-Removing an example takes its author (the `author` the example carries, or whoever added it as
-the change log says) or an admin, in either mode; in `admins` mode, an admin.
+In `anyone` mode, removing an example takes whoever added it, its author, or an admin; in
+`admins` mode, an admin.
+
+Who added it is Slack's word: the user who ran `/label add`, submitted the "Add as label
+example" modal, clicked a feedback button or sent the CSV by DM, as kept with the example (for an
+example from before that was kept, the change log's `add` entry; an import of several names none).
+Its author counts only when it is not a file's claim: the user of `/label add` or of a
+feedback button and the message's author for the shortcut are Slack's word (and
+`gembot labels add --author` the operator's). The `author` of an imported row (a CSV or JSON
+file, by DM or `gembot labels import`) is whatever the file says, typed by anyone: trusted, it
+would hand the rows to whoever a file names (an export re-imported elsewhere, a file passed
+around), so only the Slack user who imported them (none for the command line) and admins may
+remove those rows.
 
 The command line is not checked: whoever runs it has the database already.
 """
@@ -24,7 +35,9 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 ADMINS_ONLY = "Only admins can change label sets in this workspace (GEMBOT_CURATION=admins)."
-AUTHOR_OR_ADMIN = "Only the example's author or an admin can remove it."
+AUTHOR_OR_ADMIN = (
+    "Only whoever added the example, the author of the message it came from, or an admin can remove it."
+)
 #: How long a users.info answer is trusted, in seconds: long enough to spare Slack a call per
 #: click, short enough that a demoted admin soon loses the right.
 CACHE_SECONDS = 300.0
@@ -86,11 +99,13 @@ class Rights:
         *,
         author: str | None,
         added_by: str | None,
+        author_from_file: bool = False,
     ) -> str | None:
         """Why `user` may not remove an example with this `author`, added by `added_by`; None when
-        they may."""
+        they may. An `author_from_file` (an imported file's claim) gives no right."""
         if self.settings.curation == "admins":
             return None if self.is_admin(client, team, user) else ADMINS_ONLY
-        if user and user in (author, added_by):
+        trusted = {added_by} if author_from_file else {added_by, author}
+        if user and user in trusted:
             return None
         return None if self.is_admin(client, team, user) else AUTHOR_OR_ADMIN

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, String, Text, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, String, Text, inspect, text
 
 from core.errors import DatabaseUnavailable
 from core.store import ExampleInput, Store
@@ -121,6 +121,9 @@ def test_examples_columns_one_by_one(engine: Engine) -> None:
         "author": ("VARCHAR", True, 200),
         "source_url": ("TEXT", True, None),
         "created_at": ("TIMESTAMP" if engine.dialect.name == "postgresql" else "DATETIME", False, None),
+        # who added it, and whether `author` is a file's claim (migration 0008)
+        "added_by": ("VARCHAR", True, 200),
+        "author_from_file": ("BOOLEAN", False, None),
     }
     assert list(columns) == list(expected)
     for name, (type_name, nullable, length) in expected.items():
@@ -145,6 +148,98 @@ def test_examples_columns_one_by_one(engine: Engine) -> None:
         ["id"],
     )
     assert fk["options"].get("ondelete") == "CASCADE"
+
+
+def test_upgrading_from_0007_keeps_the_examples_and_the_rights_they_had(engine: Engine) -> None:
+    # A database at 0007 with a set, an example added by /label add (the change log names its
+    # adder) and one imported: 0008 keeps both, marks neither author as a file's claim (they were
+    # trusted before), and the adder of the first still comes from the change log.
+    upgrade(engine)
+    downgrade(engine, "0007")
+    assert "added_by" not in {c["name"] for c in inspect(engine).get_columns("examples")}
+    now = "2026-11-30 12:00:00"
+
+    def insert(conn: Connection, sql: str, **values: object) -> int:
+        # Ids as the database hands them out, so that its sequences (PostgreSQL) stay in step.
+        return int(conn.execute(text(sql + " RETURNING id"), {"now": now, **values}).scalar_one())
+
+    with engine.begin() as conn:
+        set_id = insert(
+            conn,
+            "INSERT INTO label_sets (team_id, name, version, created_at, updated_at) "
+            "VALUES ('T1', 'support', 3, :now, :now)",
+        )
+        label_id = insert(
+            conn, "INSERT INTO labels (set_id, name, created_at) VALUES (:set_id, 'bug', :now)", set_id=set_id
+        )
+        added, imported = (
+            insert(
+                conn,
+                "INSERT INTO examples (label_id, text, text_hash, author, source_url, created_at) "
+                "VALUES (:label_id, :text, :hash, :author, NULL, :now)",
+                label_id=label_id,
+                text=words,
+                hash=f"{n:064d}",
+                author=author,
+            )
+            for n, words, author in ((1, "It crashes", "U0ANA"), (2, "It freezes", "U0BO"))
+        )
+        insert(
+            conn,
+            "INSERT INTO label_changes (team_id, set_name, actor, action, label, example_id, text, "
+            "count, created_at) VALUES ('T1', 'support', 'U0CURATOR', 'add', 'bug', :example, "
+            "'It crashes', 1, :now)",
+            example=added,
+        )
+        insert(
+            conn,
+            "INSERT INTO label_changes (team_id, set_name, actor, action, label, example_id, text, "
+            "count, created_at) VALUES ('T1', 'support', 'U0HUMAN', 'import', 'bug', NULL, NULL, 1, :now)",
+        )
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert schema_differences(engine) == []
+    store = Store(engine)
+    first, second = store.list_examples("T1", "support")
+    assert (first.id, first.text, first.author, first.added_by, first.author_from_file) == (
+        added,
+        "It crashes",
+        "U0ANA",
+        None,
+        False,
+    )
+    assert (second.id, second.author, second.added_by, second.author_from_file) == (
+        imported,
+        "U0BO",
+        None,
+        False,
+    )
+    assert store.example_added_by("T1", added) == "U0CURATOR"  # from the change log, as before
+    assert store.example_added_by("T1", imported) is None  # an import named no example
+    assert store.get_set("T1", "support").version == 3
+    # New rows after the upgrade carry their own provenance.
+    (new,) = store.add_examples(
+        "T1",
+        "support",
+        [ExampleInput("bug", "It hangs", author="U0CLAIMED")],
+        added_by="U0NEW",
+        author_from_file=True,
+    ).ids
+    record = store.get_example("T1", "support", new)
+    assert (record.added_by, record.author_from_file, store.example_added_by("T1", new)) == (
+        "U0NEW",
+        True,
+        "U0NEW",
+    )
+    # Down to 0007 and up again (SQLite copies the table each way), the rows and constraints stay.
+    downgrade(engine, "0007")
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM examples")) == 3
+    upgrade(engine)
+    assert schema_differences(engine) == []
+    (fk,) = inspect(engine).get_foreign_keys("examples")
+    assert fk["options"].get("ondelete") == "CASCADE"
+    assert [e.text for e in store.list_examples("T1", "support")] == ["It crashes", "It freezes", "It hangs"]
 
 
 def test_downgrade_to_base_and_up_again(engine: Engine) -> None:
@@ -237,4 +332,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"

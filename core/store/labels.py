@@ -11,8 +11,17 @@ from core.store.records import AddResult, ExampleRecord, SetSummary, TrainingDat
 from core.store.validation import CleanExample
 
 
-def add(s: Session, team_id: str, set_name: str, rows: list[CleanExample]) -> AddResult:
-    """Insert the rows that are not already there; see `Store.add_examples`."""
+def add(
+    s: Session,
+    team_id: str,
+    set_name: str,
+    rows: list[CleanExample],
+    *,
+    added_by: str | None,
+    author_from_file: bool,
+) -> AddResult:
+    """Insert the rows that are not already there, each marked as added by `added_by` with an
+    author from a file or not; see `Store.add_examples`."""
     label_set = s.scalar(select(LabelSet).where(LabelSet.team_id == team_id, LabelSet.name == set_name))
     if label_set is None:
         label_set = LabelSet(team_id=team_id, name=set_name, version=1)
@@ -47,6 +56,8 @@ def add(s: Session, team_id: str, set_name: str, rows: list[CleanExample]) -> Ad
                 text_hash=row.hash,
                 author=row.author,
                 source_url=row.source_url,
+                added_by=added_by,
+                author_from_file=author_from_file,
             )
         )
     s.add_all(new)
@@ -97,6 +108,8 @@ def examples(
             Example.author,
             Example.source_url,
             Example.created_at,
+            Example.added_by,
+            Example.author_from_file,
         )
         .join(Label, Example.label_id == Label.id)
         .where(Label.set_id == label_set.id)
@@ -108,6 +121,16 @@ def examples(
     found = [ExampleRecord(*row) for row in s.execute(query).all()]
     # Sorted here rather than by ORDER BY: PostgreSQL collations and SQLite order text differently.
     return sorted(found, key=lambda r: (r.label, r.id))
+
+
+def added_by(s: Session, team_id: str, example_id: int) -> str | None:
+    """Who added the workspace's example `example_id`, as recorded with it (None when it is not)."""
+    return s.scalar(
+        select(Example.added_by)
+        .join(Label, Example.label_id == Label.id)
+        .join(LabelSet, Label.set_id == LabelSet.id)
+        .where(LabelSet.team_id == team_id, Example.id == example_id)
+    )
 
 
 def summaries(s: Session, team_id: str, set_name: str | None = None) -> list[SetSummary]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +47,7 @@ SET_NAME_LENGTH = 100
 LABEL_NAME_LENGTH = 200
 AUTHOR_LENGTH = 200
 HASH_LENGTH = 64
+ACTOR_LENGTH = 200
 
 
 def utcnow() -> datetime:
@@ -123,6 +125,12 @@ class Example(Base):
     author: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
     source_url: Mapped[str | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The Slack user who added it, as Slack said (None: the command line, or from before
+    # migration 0008, when only the change log knew).
+    added_by: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
+    # True when `author` is a file's claim (an import), not Slack's word: it gives its author no
+    # right to remove the example.
+    author_from_file: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Embedding(Base):
@@ -363,7 +371,6 @@ class JobRow(Base):
 
 # -- usage limits and the label-set change log ------------------------------------------------------
 
-ACTOR_LENGTH = 200
 ACTION_LENGTH = 16
 USER_ID_LENGTH = 64
 

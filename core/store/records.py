@@ -28,12 +28,19 @@ class ExampleInput:
 
 @dataclass(frozen=True)
 class ExampleRecord:
+    """One stored example. `added_by` is the Slack user who added it, as Slack said (None for the
+    command line, and for examples from before that was kept: `Store.example_added_by` then asks
+    the change log); `author_from_file` says that `author` is an imported file's claim, not
+    Slack's word."""
+
     id: int
     label: str
     text: str
     author: str | None
     source_url: str | None
     created_at: datetime
+    added_by: str | None
+    author_from_file: bool
 
 
 @dataclass(frozen=True)

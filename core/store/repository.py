@@ -18,8 +18,8 @@ from core.store.audit import LoggedResult
 from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_retried, unavailable, upgrade
 from core.store.deliveries import DeliveryStore
 from core.store.jobs import JobStore
+from core.store.models import ACTOR_LENGTH, Example, Label, LabelSet
 from core.store.models import EvaluationRun as _EvaluationRun
-from core.store.models import Example, Label, LabelSet
 from core.store.records import (
     AddResult,
     CacheKey,
@@ -95,25 +95,38 @@ class Store:
     # -- label sets and examples ---------------------------------------------------------------
 
     def add_examples(
-        self, team_id: str, set_name: str, items: Sequence[ExampleInput], *, actor: str | None = None
+        self,
+        team_id: str,
+        set_name: str,
+        items: Sequence[ExampleInput],
+        *,
+        actor: str | None = None,
+        added_by: str | None = None,
+        author_from_file: bool = False,
     ) -> AddResult:
         """Add examples to a set, creating the set and its labels as needed; all or nothing.
 
         Every item is checked before anything is written (InvalidInput names the bad row). A
-        text already in its label, or given twice, is skipped. The set's version goes up once
-        when anything was added (a new set is created at version 1, so its first add makes 2).
-        The change log gets one entry, in the same transaction, naming `actor` (a Slack user id,
-        `cli`; None when unknown): `add` for one example, `import` for several.
+        text already in its label, or given twice, is skipped (and keeps its own provenance).
+        The set's version goes up once when anything was added (a new set is created at version
+        1, so its first add makes 2). The change log gets one entry, in the same transaction,
+        naming `actor` (a Slack user id, `cli`; None when unknown): `add` for one example,
+        `import` for several. Each new example keeps `added_by`, the Slack user who added it as
+        Slack says (None when no Slack user did), and `author_from_file`: True when the items'
+        authors are a file's claim rather than Slack's word.
         """
         team = validation.team_id(team_id)
         name = validation.set_name(set_name)
         rows = validation.examples(items)
+        adder = validation.clean_optional(added_by, what="adder", limit=ACTOR_LENGTH)
         if not rows:
             return AddResult(added=0, skipped=0, ids=[])
         for _ in range(_ADD_ATTEMPTS):
             try:
                 with self._session() as s, s.begin():
-                    result = labels.add(s, team, name, rows)
+                    result = labels.add(
+                        s, team, name, rows, added_by=adder, author_from_file=bool(author_from_file)
+                    )
                     changes.record_added(s, team, name, rows, result, actor=actor)
                     return result
             except IntegrityError:
@@ -165,9 +178,12 @@ class Store:
 
     @read_retried
     def example_added_by(self, team_id: str, example_id: int) -> str | None:
-        """Who added an example, as the change log recorded it (None when it does not say)."""
+        """Who added an example: as recorded with it, else (an example from before that was
+        kept, or from the command line) as the change log's `add` entry says; None when neither
+        does."""
+        team, number = team_id.strip(), int(example_id)
         with self._session() as s, s.begin():
-            return changes.added_by(s, team_id.strip(), int(example_id))
+            return labels.added_by(s, team, number) or changes.added_by(s, team, number)
 
     def remove_label(self, team_id: str, set_name: str, label: str, *, actor: str | None = None) -> int:
         """Delete a label and its examples; returns how many examples went with it.

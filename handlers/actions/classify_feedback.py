@@ -117,6 +117,7 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
         record.set_name,
         [ExampleInput(label, record.text, author=user, source_url=link)],
         actor=user,
+        added_by=user,
     )
     if result.added:
         note = f":white_check_mark: Added as an example of {bold(label)} by {mention(user)}."

@@ -176,7 +176,11 @@ def _add(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         replier.ephemeral(f":no_entry: {refusal}")
         return
     result = deps.store.add_examples(
-        team, request.set, [ExampleInput(request.label, request.content, author=user)], actor=user
+        team,
+        request.set,
+        [ExampleInput(request.label, request.content, author=user)],
+        actor=user,
+        added_by=user,
     )
     summary = deps.store.get_set(team, request.set)
     where = f"{bold(request.label)} in set {bold(request.set)}"
@@ -242,6 +246,7 @@ def _remove(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         user,
         author=example.author,
         added_by=deps.store.example_added_by(team, example.id),
+        author_from_file=example.author_from_file,
     )
     if refusal:
         replier.ephemeral(f":no_entry: {refusal}")

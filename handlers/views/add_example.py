@@ -330,6 +330,7 @@ def register(app: App, deps: Deps) -> None:
                 choice.set_name,
                 [ExampleInput(choice.label, origin.text, author=origin.author, source_url=link)],
                 actor=user,
+                added_by=user,
             )
             summary = deps.store.get_set(team, choice.set_name)
         except GembotError as exc:
