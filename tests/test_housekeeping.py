@@ -37,6 +37,7 @@ from core.store import ExampleInput, Store
 from core.store import changes as store_changes
 from core.store import conversations as store_conversations
 from core.store import db as store_db
+from core.store import labels as store_labels
 from core.store import usage as store_usage
 from core.store.db import make_engine
 from core.store.models import ConversationTurn, TurnImage, UsageCounter, slack_oauth_states
@@ -151,7 +152,7 @@ def test_the_usage_and_change_log_reads_run_once_more_after_a_lost_connection(
             UsageCount(user=1, team=1),
         ),
         ("latest", store_changes, lambda: [c.action for c in store.label_history("T1")], ["add"]),
-        ("added_by", store_changes, lambda: store.example_added_by("T1", example.id), "U1"),
+        ("added_by", store_labels, lambda: store.example_added_by("T1", example.id), "U1"),
     ]
     assert added.added == 1
     for name, module, read, expected in reads:

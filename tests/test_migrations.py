@@ -153,7 +153,7 @@ def test_examples_columns_one_by_one(engine: Engine) -> None:
 def test_upgrading_from_0007_keeps_the_examples_and_the_rights_they_had(engine: Engine) -> None:
     # A database at 0007 with a set, an example added by /label add (the change log names its
     # adder) and one imported: 0008 keeps both, marks neither author as a file's claim (they were
-    # trusted before), and the adder of the first still comes from the change log.
+    # trusted before), and records with the first the adder the change log names.
     upgrade(engine)
     downgrade(engine, "0007")
     assert "added_by" not in {c["name"] for c in inspect(engine).get_columns("examples")}
@@ -205,7 +205,7 @@ def test_upgrading_from_0007_keeps_the_examples_and_the_rights_they_had(engine: 
         added,
         "It crashes",
         "U0ANA",
-        None,
+        "U0CURATOR",
         False,
     )
     assert (second.id, second.author, second.added_by, second.author_from_file) == (
@@ -214,7 +214,7 @@ def test_upgrading_from_0007_keeps_the_examples_and_the_rights_they_had(engine: 
         None,
         False,
     )
-    assert store.example_added_by("T1", added) == "U0CURATOR"  # from the change log, as before
+    assert store.example_added_by("T1", added) == "U0CURATOR"  # from the change log, now its own
     assert store.example_added_by("T1", imported) is None  # an import named no example
     assert store.get_set("T1", "support").version == 3
     # New rows after the upgrade carry their own provenance.

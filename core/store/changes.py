@@ -95,20 +95,6 @@ def latest(s: Session, team_id: str, *, set_name: str | None, limit: int) -> lis
     ]
 
 
-def added_by(s: Session, team_id: str, example_id: int) -> str | None:
-    """Who added example `example_id` (the actor of its `add` change), when the log knows."""
-    return s.scalar(
-        select(LabelChange.actor)
-        .where(
-            LabelChange.team_id == team_id,
-            LabelChange.example_id == example_id,
-            LabelChange.action == "add",
-        )
-        .order_by(LabelChange.id.desc())
-        .limit(1)
-    )
-
-
 def _preview(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1].rstrip() + "…"

@@ -112,13 +112,16 @@ class Store:
         1, so its first add makes 2). The change log gets one entry, in the same transaction,
         naming `actor` (a Slack user id, `cli`; None when unknown): `add` for one example,
         `import` for several. Each new example keeps `added_by`, the Slack user who added it as
-        Slack says (None when no Slack user did), and `author_from_file`: True when the items'
-        authors are a file's claim rather than Slack's word.
+        Slack says (default: `actor`, so the command line's `cli:NAME`, which no Slack user is),
+        and `author_from_file`: True when the items' authors are a file's claim rather than
+        Slack's word.
         """
         team = validation.team_id(team_id)
         name = validation.set_name(set_name)
         rows = validation.examples(items)
-        adder = validation.clean_optional(added_by, what="adder", limit=ACTOR_LENGTH)
+        adder = validation.clean_optional(
+            actor if added_by is None else added_by, what="adder", limit=ACTOR_LENGTH
+        )
         if not rows:
             return AddResult(added=0, skipped=0, ids=[])
         for _ in range(_ADD_ATTEMPTS):
@@ -178,12 +181,11 @@ class Store:
 
     @read_retried
     def example_added_by(self, team_id: str, example_id: int) -> str | None:
-        """Who added an example: as recorded with it, else (an example from before that was
-        kept, or from the command line) as the change log's `add` entry says; None when neither
-        does."""
+        """Who added an example, as recorded with it (migration 0008 filled this in for older
+        examples from the change log); None when nobody is known to have."""
         team, number = team_id.strip(), int(example_id)
         with self._session() as s, s.begin():
-            return labels.added_by(s, team, number) or changes.added_by(s, team, number)
+            return labels.added_by(s, team, number)
 
     def remove_label(self, team_id: str, set_name: str, label: str, *, actor: str | None = None) -> int:
         """Delete a label and its examples; returns how many examples went with it.
