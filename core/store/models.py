@@ -206,8 +206,8 @@ class ConversationTurn(Base):
     """One message of a Gemini conversation held in a Slack thread, the user's or the model's."""
 
     __tablename__ = "conversation_turns"
-    # `conversation` reads one thread's turns in order.
-    __table_args__ = (Index(None, "team_id", "channel_id", "thread_ts", "id"),)
+    # `conversation` reads one thread's turns in order; the retention prune, the oldest turns.
+    __table_args__ = (Index(None, "team_id", "channel_id", "thread_ts", "id"), Index(None, "created_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
