@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from handlers.text import plan_message  # noqa: E402
 from tests.gemini_standin import GeminiStandIn  # noqa: E402
+from tests.image_bombs import measure_bomb  # noqa: E402
 from tests.servers import GembotProcess, rss_kib, server_env  # noqa: E402
 from tests.slack_standin import SlackStandIn  # noqa: E402
 from tests.test_request_bounds import HUGE, PeakRss, closed_after, post_raw, stalled  # noqa: E402
@@ -57,33 +57,6 @@ BOMB_SIDES = (12_000, 8_000)
 MARKDOWN_UNITS = ("__a ", "~~a ", "**a ", "*a ", "[a](", "`a ")
 MARKDOWN_CHARS = 40_000
 MAX_RUNS = 50
-
-# Runs in a fresh interpreter, so that its peak RSS is the bomb's alone, not this process's.
-IMAGE_CHILD = """
-import json, sys, time
-from core.gemini.errors import ImageTooLarge
-from core.gemini.images import prepare_image
-from tests.image_bombs import gif_bomb
-
-def peak_kib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-bomb = gif_bomb(int(sys.argv[1]), int(sys.argv[1]))
-before = peak_kib()
-started = time.perf_counter()
-try:
-    prepare_image(bomb, filename="bomb.gif")
-    outcome = "accepted"
-except ImageTooLarge as exc:
-    outcome = str(exc)
-seconds = time.perf_counter() - started
-grew = peak_kib() - before
-print(json.dumps({"bytes": len(bomb), "outcome": outcome, "seconds": seconds, "grew_kib": grew}))
-"""
 
 
 def median_of(values: Iterable[float], fmt: str, unit: str = "") -> str:
@@ -190,15 +163,7 @@ def image_bombs(runs: int, problems: list[str]) -> None:
     for side in BOMB_SIDES:
         measured = []
         for _ in range(runs):
-            done = subprocess.run(
-                [sys.executable, "-W", "ignore", "-c", IMAGE_CHILD, str(side)],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            )
-            measured.append(json.loads(done.stdout))
+            measured.append(measure_bomb(side, side))
         outcomes = {m["outcome"] for m in measured}
         if any(not o.startswith("bomb.gif is an image of") for o in outcomes):
             problems.append(f"the {side:,} × {side:,} bomb was not refused: {outcomes}")
@@ -207,7 +172,7 @@ def image_bombs(runs: int, problems: list[str]) -> None:
             f"    time to refuse:        {median_of((m['seconds'] * 1000 for m in measured), '.2f', ' ms')}"
         )
         print(
-            f"    peak RSS growth:       {median_of((m['grew_kib'] / 1024 for m in measured), '.1f', ' MiB')}"
+            f"    peak RSS growth:       {median_of((m['grew_kb'] / 1024 for m in measured), '.1f', ' MiB')}"
         )
 
 

@@ -9,7 +9,12 @@ is written code by code, without ever holding the image.
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 _MIN_CODE_SIZE = 2  # two colours; the codes start 3 bits wide
 _CLEAR = 1 << _MIN_CODE_SIZE
@@ -74,3 +79,52 @@ def gif_bomb(width: int, height: int) -> bytes:
     screen = struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
     descriptor = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
     return b"GIF89a" + screen + descriptor + bytes([_MIN_CODE_SIZE]) + blocks + b"\x00\x3b"
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter, so that its peak RSS is the bomb's alone, not the caller's.
+_MEASURE = """
+import json, resource, sys, time
+from core.gemini.errors import ImageTooLarge
+from core.gemini.images import prepare_image
+from tests.image_bombs import gif_bomb
+
+def peak_kb():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+width, height = int(sys.argv[1]), int(sys.argv[2])
+bomb = gif_bomb(width, height)
+before = peak_kb()
+start = time.perf_counter()
+try:
+    prepare_image(bomb, filename="bomb.gif")
+    outcome = "accepted"
+except ImageTooLarge as exc:
+    outcome = str(exc)
+seconds = time.perf_counter() - start
+print(json.dumps({"bytes": len(bomb), "outcome": outcome, "seconds": seconds, "grew_kb": peak_kb() - before}))
+"""
+
+
+def measure_bomb(width: int, height: int) -> dict[str, Any]:
+    """`prepare_image` on `gif_bomb(width, height)` in a fresh interpreter: the file's `bytes`,
+    the `outcome` (the refusal's words, or "accepted"), `seconds`, and the peak RSS it added
+    (`grew_kb`). Pillow's DecompressionBombWarning, printed before the refusal, is silenced there."""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", _MEASURE, str(width), str(height)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    measured: dict[str, Any] = json.loads(done.stdout)
+    return measured

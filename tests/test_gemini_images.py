@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import inspect
 import io
-import json
-import subprocess
-import sys
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -23,7 +19,7 @@ from core.settings import Settings
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn
 from tests.gemini_support import decode_base64, gemini_client, heif_header, image_bytes
-from tests.image_bombs import gif_bomb
+from tests.image_bombs import gif_bomb, measure_bomb
 
 # Until tests/conftest.py imports it for every module.
 gemini_standin = gemini_fixtures.gemini_standin
@@ -142,38 +138,6 @@ def test_what_is_not_an_image_is_refused_before_any_request(
 
 # --------------------------------------------------------------------------- pixels
 
-REPO = Path(__file__).resolve().parent.parent
-
-# Runs in a fresh interpreter, so that its peak RSS is the bomb's alone, not the test session's.
-_MEASURE = """
-import json, resource, sys, time
-from core.gemini.errors import ImageTooLarge
-from core.gemini.images import prepare_image
-from tests.image_bombs import gif_bomb
-
-def peak_kb():
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-width, height = int(sys.argv[1]), int(sys.argv[2])
-bomb = gif_bomb(width, height)
-before = peak_kb()
-start = time.perf_counter()
-try:
-    prepare_image(bomb, filename="bomb.gif")
-    outcome = "accepted"
-except ImageTooLarge as exc:
-    outcome = str(exc)
-seconds = time.perf_counter() - start
-print(json.dumps({"bytes": len(bomb), "outcome": outcome, "seconds": seconds, "grew_kb": peak_kb() - before}))
-"""
-
 
 def test_the_default_pixel_bound_is_the_settings_default() -> None:
     default = inspect.signature(prepare_image).parameters["max_pixels"].default
@@ -205,15 +169,7 @@ def test_the_bombs_of_these_tests_are_real_images() -> None:
     ],
 )
 def test_a_gif_bomb_is_refused_at_once_without_the_memory_it_would_take(side: int) -> None:
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", _MEASURE, str(side), str(side)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    measured = json.loads(done.stdout)
+    measured = measure_bomb(side, side)
     assert measured["outcome"] == (
         f"bomb.gif is an image of {side:,} × {side:,} pixels; the limit is 50,000,000 pixels"
     )
