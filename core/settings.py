@@ -139,6 +139,26 @@ def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[Secret, ...]:
     return tuple(Secret(key) for key in keys)
 
 
+def _coverage(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share strictly between 0 and 1."""
+    value = _float(env, name, default)
+    if not 0 < value < 1:
+        raise InvalidInput(f"{name} must be between 0 and 1 (say 0.95), not {value:g}")
+    return value
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """on/off (also true/false, yes/no, 1/0); unset or empty means `default`."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise InvalidInput(f"{name} must be 'on' or 'off', not {raw!r}")
+
+
 def _limit(env: Mapping[str, str], name: str) -> int | None:
     """A daily limit: unset or empty means none; otherwise a whole number of at least 1."""
     if not env.get(name, "").strip():
@@ -200,6 +220,10 @@ class Settings:
     temperature: float | None = None
     min_similarity: float = 0.35
     min_margin: float = 0.05
+    # The share of a set's own kind of text the classifier should answer (the rest: "not sure"),
+    # calibrated on the set's held-out examples; and whether an unsure answer goes to Gemini.
+    target_coverage: float = 0.95
+    escalate: bool = True
     default_team: str = "local"
     slack_bot_token: Secret | None = None
     slack_signing_secret: Secret | None = None
@@ -327,6 +351,8 @@ class Settings:
             temperature=temperature,
             min_similarity=_float(merged, "GEMBOT_MIN_SIMILARITY", 0.35),
             min_margin=_float(merged, "GEMBOT_MIN_MARGIN", 0.05),
+            target_coverage=_coverage(merged, "GEMBOT_TARGET_COVERAGE", 0.95),
+            escalate=_switch(merged, "GEMBOT_ESCALATE", default=True),
             default_team=merged.get("GEMBOT_TEAM", "").strip() or "local",
             slack_bot_token=_optional_secret(merged, "SLACK_BOT_TOKEN"),
             slack_signing_secret=_optional_secret(merged, "SLACK_SIGNING_SECRET"),

@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.logs import configure_server_logging
+from core.errors import InvalidInput
 from core.settings import Settings
 
 TOKEN_KEY = Fernet.generate_key().decode()
@@ -68,3 +69,15 @@ def test_server_logging_masks_every_secret_of_the_settings() -> None:
     assert "SLACK_CLIENT_SECRET is ***" in written
     for value in [*SECRETS.values(), DB_PASSWORD]:
         assert value not in written
+
+
+def test_coverage_and_escalation_settings_are_checked() -> None:
+    assert Settings.from_env({}, dotenv=None).escalate is True
+    assert Settings.from_env({"GEMBOT_ESCALATE": "off"}, dotenv=None).escalate is False
+    assert Settings.from_env({"GEMBOT_TARGET_COVERAGE": "0.9"}, dotenv=None).target_coverage == 0.9
+    for env, words in (
+        ({"GEMBOT_TARGET_COVERAGE": "1"}, "between 0 and 1"),
+        ({"GEMBOT_ESCALATE": "sometimes"}, "'on' or 'off'"),
+    ):
+        with pytest.raises(InvalidInput, match=words):
+            Settings.from_env(env, dotenv=None)
