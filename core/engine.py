@@ -10,10 +10,12 @@ a change would otherwise hold the interpreter for seconds).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,10 +23,15 @@ from core.classify import Evaluation, Prediction, TrainedModel, evaluate, train
 from core.clustering import Clustering, cluster, project_2d
 from core.embeddings.base import Embedder, TaskType
 from core.embeddings.cache import CachedEmbedder, check_texts
-from core.errors import NotEnoughLabels
+from core.errors import GembotError, NotEnoughLabels
 from core.settings import Settings
 from core.similarity import SimilarPair, cosine_matrix, top_pairs
-from core.store import CacheKey, Store
+from core.store import CacheKey, EscalationKey, Store, text_hash
+
+if TYPE_CHECKING:
+    from core.gemini.client import GeminiClient
+
+log = logging.getLogger(__name__)
 
 METHODS = ("auto", "centroid", "logreg")
 
@@ -70,10 +77,18 @@ class Engine:
     """Classification, evaluation, similarity and clustering over a store and an embedder."""
 
     def __init__(
-        self, *, store: Store, embedder: Embedder, settings: Settings, models_kept: int = 32
+        self,
+        *,
+        store: Store,
+        embedder: Embedder,
+        settings: Settings,
+        models_kept: int = 32,
+        gemini: GeminiClient | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        # Asked about the texts the embeddings are not sure of (`_escalate`); None: never.
+        self.gemini = gemini
         self.embeddings = CachedEmbedder(embedder, store)
         self._models: OrderedDict[_ModelKey, TrainedModel] = OrderedDict()
         self._models_kept = models_kept
@@ -142,6 +157,7 @@ class Engine:
         predictions = model.predict(
             vectors, min_similarity=self.settings.min_similarity, min_margin=self.settings.min_margin
         )
+        predictions = self._escalate(team_id, set_name, cleaned, predictions)
         if log:
             self.store.log_classifications(
                 team_id=team_id,
@@ -154,6 +170,69 @@ class Engine:
                 ],
             )
         return predictions
+
+    def _escalate(
+        self, team_id: str, set_name: str, texts: Sequence[str], predictions: list[Prediction]
+    ) -> list[Prediction]:
+        """Ask Gemini about the texts the embeddings were not sure of: the tutorial's hybrid approach.
+
+        Only with a Gemini client and GEMBOT_ESCALATE on. A label Gemini chose comes back as a
+        prediction with method "gemini", no longer abstained; its `confidence` is the embedding
+        classifier's own probability for that label (Gemini states none) and `reason` says why
+        Gemini was asked. When Gemini finds that no label fits, the prediction stays abstained and
+        its reason says so. Answers are cached by set version, model and text, so asking again costs
+        no call and no daily limit. A failed call or a reached limit leaves the prediction as it was
+        (one line in the log): the person still gets an answer, "not sure".
+        """
+        if self.gemini is None or not self.settings.escalate or not any(p.abstained for p in predictions):
+            return predictions
+        from core.gemini import escalation  # google-genai loads only for the commands that need it
+
+        data = self.store.training_data(team_id, set_name)
+        examples: dict[str, list[str]] = {}
+        for label, example in zip(data.labels, data.texts, strict=True):
+            examples.setdefault(label, []).append(example)
+        model = self.settings.generation_model.removeprefix("models/")
+        answered: list[Prediction] = []
+        for text, p in zip(texts, predictions, strict=True):
+            if not p.abstained:
+                answered.append(p)
+                continue
+            request = escalation.build_request(text, scores=p.scores, examples=examples)
+            key = EscalationKey(team_id, set_name, data.version, model, text_hash(text))
+            fingerprint = request.fingerprint(model)
+            try:
+                cached = self.store.escalation(key)
+                fresh = cached is None or cached.prompt_hash != fingerprint
+                if cached is not None and not fresh:
+                    chosen = cached.label
+                else:
+                    chosen = escalation.ask(self.gemini, request, model=model)
+            except GembotError as exc:
+                log.warning("no answer from Gemini for an unsure classification; it stays unsure: %s", exc)
+                answered.append(p)
+                continue
+            if fresh:
+                try:
+                    self.store.save_escalation(key, prompt_hash=fingerprint, label=chosen)
+                except GembotError as exc:
+                    log.warning("could not cache Gemini's answer for an unsure classification: %s", exc)
+            if chosen is None:
+                why = f"{p.reason}; " if p.reason else ""
+                answered.append(replace(p, reason=f"{why}Gemini found no label that fits"))
+            else:
+                answered.append(
+                    replace(
+                        p,
+                        label=chosen,
+                        best_label=chosen,
+                        confidence=p.probabilities.get(chosen, 0.0),
+                        method="gemini",
+                        abstained=False,
+                        reason=f"the examples alone left Gembot unsure ({p.reason})",
+                    )
+                )
+        return answered
 
     def evaluate(self, team_id: str, set_name: str, *, method: str = "auto") -> Evaluation:
         """Cross-validated quality of a label set on its own examples."""

@@ -81,7 +81,10 @@ class Deps:
                     if self._embedder is not None
                     else make_embedder(self.settings, gemini=self.gemini)
                 )
-                self._engine = Engine(store=self.store, embedder=embedder, settings=self.settings)
+                # With a key, the engine asks Gemini about what the embeddings are not sure of.
+                self._engine = Engine(
+                    store=self.store, embedder=embedder, settings=self.settings, gemini=self.gemini
+                )
             return self._engine
 
     def require_gemini(self) -> GeminiClient:

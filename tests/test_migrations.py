@@ -41,6 +41,8 @@ TABLES = {
     # usage limits and the label-set change log (migration 0005)
     "usage_counters",
     "label_changes",
+    # Gemini's answers for unsure classifications (migration 0010)
+    "escalations",
 }
 
 
@@ -148,6 +150,38 @@ def test_examples_columns_one_by_one(engine: Engine) -> None:
         ["id"],
     )
     assert fk["options"].get("ondelete") == "CASCADE"
+
+
+def test_escalations_columns_and_key(engine: Engine) -> None:
+    upgrade(engine)
+    inspector = inspect(engine)
+    columns = {c["name"]: c for c in inspector.get_columns("escalations")}
+    expected = {
+        # name: (type as the database reports it, nullable, length)
+        "team_id": ("VARCHAR", False, 64),
+        "set_name": ("VARCHAR", False, 100),
+        "set_version": ("INTEGER", False, None),
+        "model": ("VARCHAR", False, 200),
+        "text_hash": ("VARCHAR", False, 64),
+        "prompt_hash": ("VARCHAR", False, 64),
+        "label": ("VARCHAR", True, 200),
+        "created_at": ("TIMESTAMP" if engine.dialect.name == "postgresql" else "DATETIME", False, None),
+    }
+    assert list(columns) == list(expected)
+    for name, (type_name, nullable, length) in expected.items():
+        column = columns[name]
+        assert type(column["type"]).__name__ == type_name, name
+        assert column["nullable"] is nullable, name
+        assert getattr(column["type"], "length", None) == length, name
+    primary_key = inspector.get_pk_constraint("escalations")
+    assert (primary_key["name"], primary_key["constrained_columns"]) == (
+        "pk_escalations",
+        ["team_id", "set_name", "set_version", "model", "text_hash"],
+    )
+    downgrade(engine, "0009")
+    assert "escalations" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert schema_differences(engine) == []
 
 
 def test_upgrading_from_0007_keeps_the_examples_and_the_rights_they_had(engine: Engine) -> None:
@@ -332,4 +366,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0009"
+    assert head_revision() == "0010"

@@ -12,6 +12,7 @@ from core.store import Store
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.gemini.client import GeminiClient
 
 
 @dataclass
@@ -32,7 +33,22 @@ class Context:
         from core.embeddings.factory import make_embedder
         from core.engine import Engine
 
-        return Engine(store=self.store, embedder=make_embedder(self.settings), settings=self.settings)
+        gemini = self.gemini
+        return Engine(
+            store=self.store,
+            embedder=make_embedder(self.settings, gemini=gemini),
+            settings=self.settings,
+            gemini=gemini,
+        )
+
+    @cached_property
+    def gemini(self) -> GeminiClient | None:
+        """One Gemini client for the invocation, None without a key (escalation is then off)."""
+        if not self.settings.gemini_api_key:
+            return None
+        from core.gemini.client import GeminiClient  # google-genai costs most of a second to import
+
+        return GeminiClient.from_settings(self.settings)
 
     @property
     def team(self) -> str:

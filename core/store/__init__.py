@@ -1,11 +1,13 @@
 """Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log,
-Slack event claims, thread conversations, the evaluation history and bulk jobs.
+Slack event claims, thread conversations, the evaluation history, bulk jobs and Gemini's answers
+for unsure classifications.
 
 Callers use `Store` and the plain records below; the ORM models and Alembic plumbing stay inside
 this package.
 """
 
 from core.store.db import current_revision, head_revision, make_engine, upgrade
+from core.store.escalations import EscalationKey, EscalationRecord
 from core.store.jobs import ClassificationLog, JobRecord, LeaseLost
 from core.store.records import (
     AddResult,
@@ -28,6 +30,8 @@ __all__ = [
     "CacheKey",
     "ClassificationLog",
     "ClassificationRecord",
+    "EscalationKey",
+    "EscalationRecord",
     "EvaluationRecord",
     "ExampleInput",
     "ExampleRecord",

@@ -414,3 +414,29 @@ class LabelChange(Base):
     # How many examples the change added or removed.
     count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- Gemini's answers for unsure classifications ----------------------------------------------------
+
+MODEL_NAME_LENGTH = 200
+
+
+class Escalation(Base):
+    """Gemini's answer for a text the embedding classifier was not sure of, at one version of a set.
+
+    `label` is None when Gemini found that no label fits. `prompt_hash` fingerprints the whole
+    question asked (`core.gemini.escalation`): an answer is reused only for the very same one, so
+    a set removed and created again under its old name, at a version it had before, is asked
+    afresh.
+    """
+
+    __tablename__ = "escalations"
+
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH), primary_key=True)
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH), primary_key=True)
+    set_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
+    prompt_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

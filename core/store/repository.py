@@ -12,11 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DatabaseUnavailable, InvalidInput, NotFound
-from core.store import audit, cache, changes, conversations, evaluations, labels, validation
+from core.store import audit, cache, changes, conversations, escalations, evaluations, labels, validation
 from core.store import usage as usage_counters
 from core.store.audit import LoggedResult
 from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_retried, unavailable, upgrade
 from core.store.deliveries import DeliveryStore
+from core.store.escalations import EscalationKey, EscalationRecord
 from core.store.jobs import JobStore
 from core.store.models import ACTOR_LENGTH, Example, Label, LabelSet
 from core.store.models import EvaluationRun as _EvaluationRun
@@ -426,6 +427,20 @@ class Store:
         """The newest evaluation of each of the workspace's sets, by set name (unevaluated sets absent)."""
         with self._session() as s, s.begin():
             return evaluations.latest(s, team_id)
+
+    # -- Gemini's answers for unsure classifications --------------------------------------
+
+    @read_retried
+    def escalation(self, key: EscalationKey) -> EscalationRecord | None:
+        """Gemini's cached answer for the question `key` names, or None when it was never asked."""
+        with self._session() as s, s.begin():
+            return escalations.get(s, key)
+
+    def save_escalation(self, key: EscalationKey, *, prompt_hash: str, label: str | None) -> None:
+        """Keep Gemini's answer (`label`, None for "none of these") under `key`, replacing any
+        answer already there, and forget the set's answers for versions older than `key`'s."""
+        with self._session() as s, s.begin():
+            escalations.put(s, key, prompt_hash=prompt_hash, label=label)
 
     # -- usage limits ----------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ USAGE = (
 )
 #: How many labels the answer lists with their cosine similarity.
 TOP_SCORES = 3
+#: The method of a prediction Gemini made when the embeddings were not sure (`Engine.classify`).
+GEMINI = "gemini"
 SOURCE = "slack"
 
 log = logging.getLogger(__name__)
@@ -105,12 +107,21 @@ def summary(prediction: Prediction) -> str:
     """The notification text of an answer."""
     if prediction.label is None:
         return f"No confident label (closest: {text.neutralise(prediction.best_label)})"
+    if prediction.method == GEMINI:
+        return f"{text.neutralise(prediction.label)} (chosen by Gemini)"
     return f"{text.neutralise(prediction.label)} ({prediction.confidence:.0%} confident)"
 
 
 def result_blocks(prediction: Prediction) -> list[Block]:
-    """The label and its confidence (or why there is none), then the closest labels' cosines."""
-    if prediction.label is not None:
+    """The label and its confidence (or why there is none; or that Gemini chose it, and why it was
+    asked), then the closest labels' cosines."""
+    decided: list[Block] = []
+    if prediction.method == GEMINI and prediction.label is not None:
+        headline = f":label: {bold(prediction.label)} — chosen by Gemini"
+        # The engine's reason names why the embeddings were not sure.
+        why = text.neutralise(prediction.reason or "the examples alone left Gembot unsure")
+        decided = [text.context(f":sparkles: Decided by Gemini: {why}.")]
+    elif prediction.label is not None:
         headline = f":label: {bold(prediction.label)} — {prediction.confidence:.0%} confident"
     else:
         reason = text.neutralise(prediction.reason or "the model is unsure")
@@ -121,5 +132,6 @@ def result_blocks(prediction: Prediction) -> list[Block]:
     scores = " · ".join(f"{bold(label)} {cosine:.2f}" for label, cosine in top)
     return [
         text.section(headline),
+        *decided,
         text.context(f"Closest labels (cosine similarity): {scores} · method: {prediction.method}"),
     ]
