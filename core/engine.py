@@ -131,6 +131,7 @@ class Engine:
             data.labels,
             method=method,
             temperature=self.settings.temperature,
+            target_coverage=self.settings.target_coverage,
         )
         # Cache under the version the data was read at: a change in between gets its own entry.
         with self._lock:
@@ -244,6 +245,7 @@ class Engine:
             data.labels,
             method=method,
             temperature=self.settings.temperature,
+            target_coverage=self.settings.target_coverage,
             min_similarity=self.settings.min_similarity,
             min_margin=self.settings.min_margin,
         )

@@ -98,6 +98,13 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
+    """A number, or None when unset or empty."""
+    if not env.get(name, "").strip():
+        return None
+    return _float(env, name, 0.0)
+
+
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -215,11 +222,11 @@ class Settings:
     embed_concurrency: int = 4
     embed_rpm: int = 1500
     generation_model: str = "gemini-2.5-flash"
-    # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and the
-    # two abstention thresholds.
+    # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and two
+    # optional absolute abstention rules on top of the calibrated one (None: not applied).
     temperature: float | None = None
-    min_similarity: float = 0.35
-    min_margin: float = 0.05
+    min_similarity: float | None = None
+    min_margin: float | None = None
     # The share of a set's own kind of text the classifier should answer (the rest: "not sure"),
     # calibrated on the set's held-out examples; and whether an unsure answer goes to Gemini.
     target_coverage: float = 0.95
@@ -349,8 +356,8 @@ class Settings:
             embed_rpm=_int(merged, "GEMBOT_EMBED_RPM", 1500, minimum=0),
             generation_model=merged.get("GEMBOT_GENERATION_MODEL", "").strip() or "gemini-2.5-flash",
             temperature=temperature,
-            min_similarity=_float(merged, "GEMBOT_MIN_SIMILARITY", 0.35),
-            min_margin=_float(merged, "GEMBOT_MIN_MARGIN", 0.05),
+            min_similarity=_optional_float(merged, "GEMBOT_MIN_SIMILARITY"),
+            min_margin=_optional_float(merged, "GEMBOT_MIN_MARGIN"),
             target_coverage=_coverage(merged, "GEMBOT_TARGET_COVERAGE", 0.95),
             escalate=_switch(merged, "GEMBOT_ESCALATE", default=True),
             default_team=merged.get("GEMBOT_TEAM", "").strip() or "local",

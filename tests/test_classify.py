@@ -33,10 +33,11 @@ def labelled_blobs(
 
 def split_label(per_part: int = 6, *, dim: int = 12, noise: float = 0.05, seed: int = 0):
     """Label "a" lives in two opposite sub-clusters (+e0 and -e0): its centroid is near zero and
-    useless, but a linear model with an intercept still separates it from "b" (e1) and "c" (e2)."""
+    useless, but a linear model with an intercept still separates it from "b" (e1) and "c" (-e1).
+    The set's mean is near zero too, so centring on it (the set's own coordinates) leaves that so."""
     rng = np.random.default_rng(seed)
     eye = np.eye(dim)
-    parts = [eye[0], -eye[0], eye[1], eye[1], eye[2], eye[2]]
+    parts = [eye[0], -eye[0], eye[1], eye[1], -eye[1], -eye[1]]
     names = ["a", "a", "b", "b", "c", "c"]
     vectors = np.concatenate([p + rng.normal(scale=noise, size=(per_part, dim)) for p in parts])
     labels = [n for n in names for _ in range(per_part)]
@@ -180,25 +181,41 @@ def test_logreg_probabilities_with_centroid_cosines() -> None:
     np.testing.assert_allclose(model.probabilities(centres).sum(axis=1), 1.0)
 
 
-def test_abstains_on_an_out_of_domain_vector() -> None:
-    X, y, _ = labelled_blobs()
-    model = train(X, y, method="centroid")
+@pytest.mark.parametrize("method", ["centroid", "logreg"])
+def test_abstains_on_an_out_of_domain_vector(method: str) -> None:
+    X, y, centres = labelled_blobs()
+    model = train(X, y, method=method)
     unrelated = np.zeros(16)
     unrelated[10] = 1.0  # orthogonal to every label's direction
-    (prediction,) = model.predict(unrelated, min_similarity=0.3, min_margin=0.05)
+    (prediction, *clear) = model.predict(np.vstack([unrelated, centres]))
     assert prediction.abstained and prediction.label is None
-    assert prediction.reason is not None and prediction.reason.startswith("closest label is only")
+    assert prediction.reason is not None and prediction.reason.startswith("it is unlike this set's examples")
     assert prediction.best_label in model.labels
-    (same,) = model.predict(unrelated, min_similarity=-1.0, min_margin=0.0)
-    assert not same.abstained and same.label == same.best_label
+    assert [p.label for p in clear] == model.labels
+
+
+def test_the_absolute_similarity_override_still_applies() -> None:
+    X, y, centres = labelled_blobs()
+    model = train(X, y, method="centroid")
+    (plain,) = model.predict(centres[0])
+    (refused,) = model.predict(centres[0], min_similarity=1.01)
+    assert not plain.abstained
+    assert refused.abstained and refused.reason is not None
+    assert refused.reason.startswith("closest label is only")
 
 
 @pytest.mark.parametrize("method", ["centroid", "logreg"])
 def test_abstains_when_two_labels_tie(method: str) -> None:
     X, y, centres = labelled_blobs(noise=0.02)
-    model = train(X, y, method=method)
     between = (centres[0] + centres[1]) / np.sqrt(2)
-    (prediction,) = model.predict(between, min_similarity=0.3, min_margin=0.05)
+    # Some of the set's own examples sit between the two labels, so the midpoint is not unlike
+    # the set (the calibrated rule answers it) and only the margin override can refuse it.
+    rng = np.random.default_rng(3)
+    X = np.vstack([X, between + rng.normal(scale=0.02, size=(4, 16))])
+    y = [*y, "billing", "bug", "billing", "bug"]
+    model = train(X, y, method=method)
+    # Calibrated, shrunk probabilities of a midpoint are close but not equal.
+    (prediction,) = model.predict(between, min_margin=0.3)
     assert prediction.abstained and prediction.label is None
     assert prediction.reason is not None and prediction.reason.startswith("too close between")
     assert {"billing", "bug"} <= set(prediction.reason.split())

@@ -236,6 +236,13 @@ def test_eval_with_confusion_matrix(seeded: CLI, tmp_path: Path) -> None:
     assert image.read_bytes().startswith(PNG)
 
 
+def test_eval_reports_the_calibration_error(seeded: CLI) -> None:
+    (ev,) = seeded("eval", "--json").json_lines()
+    assert 0.0 <= ev["ece"] <= 1.0 and ev["target_coverage"] == 0.95
+    plain = seeded("eval")
+    assert f"calibration error (ECE, 10 bins) {ev['ece']:.3f}" in plain.out
+
+
 # -- bad input: one line on stderr, exit 1, nothing written ------------------------------------
 
 

@@ -141,3 +141,11 @@ def test_a_burst_of_requests_trains_the_model_once(store: Store) -> None:
         thread.join()
     assert len(models) == 8 and all(m is models[0] for m in models)
     assert len(embedder.calls) == 1  # the examples, embedded once
+
+
+def test_target_coverage_setting_reaches_the_model_and_the_evaluation(store: Store) -> None:
+    store.add_examples("T1", "default", EXAMPLES)
+    strict = engine_for(store, target_coverage=0.5)
+    assert strict.model_for("T1", "default").target_coverage == 0.5
+    assert strict.evaluate("T1", "default").target_coverage == 0.5
+    assert engine_for(store).model_for("T1", "default").target_coverage == Settings().target_coverage

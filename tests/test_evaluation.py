@@ -90,8 +90,12 @@ def test_two_labels_one_with_a_single_example_does_not_crash() -> None:
 
 def test_abstention_figures() -> None:
     X, y = labelled_blobs({"a": 8, "b": 8})
-    answered = evaluate(X, y, method="centroid", min_similarity=0.3, min_margin=0.05)
-    assert answered.coverage == 1.0 and answered.answered_accuracy == 1.0
+    # The calibrated rule answers about target_coverage (95%) of held-out examples; a quantile of 15
+    # scores falls a little short of it on so small a set.
+    answered = evaluate(X, y, method="centroid")
+    assert 0.8 <= answered.coverage < 1.0 and answered.answered_accuracy == 1.0
+    everything = evaluate(X, y, method="centroid", target_coverage=1.0)
+    assert everything.target_coverage == 1.0 and everything.coverage >= answered.coverage
     silent = evaluate(X, y, method="centroid", min_similarity=1.01, min_margin=0.0)
     assert silent.coverage == 0.0 and silent.answered_accuracy is None
     assert silent.accuracy == 1.0  # argmax accuracy ignores abstention
@@ -110,7 +114,8 @@ def test_coverage_counts_only_the_uncertain_examples() -> None:
 def test_auto_evaluates_the_method_auto_would_choose() -> None:
     rng = np.random.default_rng(0)
     eye = np.eye(12)
-    parts = [eye[0], -eye[0], eye[1], eye[1], eye[2], eye[2]]
+    # "a" is split in two opposite halves; the set's mean stays near zero, so centring keeps it so.
+    parts = [eye[0], -eye[0], eye[1], eye[1], -eye[1], -eye[1]]
     X = np.concatenate([p + rng.normal(scale=0.05, size=(6, 12)) for p in parts])
     y = [name for name in "aabbcc" for _ in range(6)]
     result = evaluate(X, y, method="auto")

@@ -131,10 +131,17 @@ def test_wrong_label_stores_the_chosen_label_and_the_next_classify_uses_it(bot_s
 
 
 def test_the_set_learns_a_text_it_was_unsure_about(bot_server: BotServer) -> None:
-    seed(bot_server, labels={"billing": ["invoice charge"], "shipping": ["parcel delivery"]})
+    # Examples that resemble each other, so the set's own calibration knows what unlike them is.
+    seed(
+        bot_server,
+        labels={
+            "billing": ["invoice charge", "invoice charge refund"],
+            "shipping": ["parcel delivery", "parcel delivery late"],
+        },
+    )
     unsure = classify(bot_server, "sunny weather today")
     shown = texts_of(unsure)
-    assert "*No confident label*: closest label is only" in shown and "Nearest label: *" in shown
+    assert "*No confident label*: it is unlike this set's examples" in shown and "Nearest label: *" in shown
     assert unsure["text"].startswith("No confident label (closest: ")
     actions = block(unsure, "actions")
     nearest = element(actions, "classify_correct")["value"]

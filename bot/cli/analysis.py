@@ -202,6 +202,8 @@ def run_eval(ctx: Context) -> int:
                 "accuracy": round(ev.accuracy, 4),
                 "coverage": round(ev.coverage, 4),
                 "answered_accuracy": None if ev.answered_accuracy is None else round(ev.answered_accuracy, 4),
+                "target_coverage": ev.target_coverage,
+                "ece": round(ev.ece, 4),
                 "labels": {
                     s.label: {
                         "precision": round(s.precision, 4),
@@ -218,6 +220,10 @@ def run_eval(ctx: Context) -> int:
     print(f"set {ctx.set_name!r}: {ev.n} examples, {ev.strategy}, method {ev.method}")
     answered = "none" if ev.answered_accuracy is None else f"{ev.answered_accuracy:.1%}"
     print(f"accuracy {ev.accuracy:.1%}; answers {ev.coverage:.0%} of texts, {answered} right when it does")
+    print(
+        f"calibration error (ECE, 10 bins) {ev.ece:.3f}: stated confidence is off by {ev.ece:.1%} "
+        f"on average; the not-sure threshold aims to answer {ev.target_coverage:.0%}"
+    )
     print(f"\n{'label':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
     for s in ev.per_label:
         print(f"{shorten(s.label, 24):<24} {s.precision:>9.2f} {s.recall:>7.2f} {s.f1:>6.2f} {s.support:>5}")

@@ -10,16 +10,14 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import KFold, LeaveOneOut, StratifiedKFold
 
 from core.classify.centroid import encode_labels
-from core.classify.model import METHOD_NAMES, METHODS, Prediction, choose_method, train
+from core.classify.confidence import expected_calibration_error
+from core.classify.model import DEFAULT_COVERAGE, METHOD_NAMES, METHODS, Prediction, choose_method, train
 from core.errors import InvalidInput, NotEnoughLabels
-from core.settings import Settings
 from core.similarity import as_matrix, cosine_matrix, normalize_rows
 
 #: Up to this many examples every one is left out in turn; above it, 5-fold cross-validation.
 LEAVE_ONE_OUT_LIMIT = 100
 FOLDS = 5
-
-_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True)
@@ -39,9 +37,11 @@ class Evaluation:
 
     `accuracy`, `per_label` (in `labels` order) and `confusion` (rows: true label, columns:
     predicted, both in `labels` order) count every example's most probable label, abstentions
-    ignored. `coverage` is the fraction the model would answer at the given thresholds and
-    `answered_accuracy` the accuracy on those (None when it answers none). `predictions` are the
-    held-out predictions, in input order.
+    ignored. `coverage` is the fraction the model would answer (its threshold calibrated for
+    `target_coverage` on each training part, plus the optional `min_similarity` / `min_margin`)
+    and `answered_accuracy` the accuracy on those (None when it answers none). `ece` is the
+    expected calibration error of the stated confidence (10 equal-width bins): 0 when a stated
+    90% is right 90% of the time. `predictions` are the held-out predictions, in input order.
     """
 
     method: str
@@ -54,8 +54,10 @@ class Evaluation:
     confusion: np.ndarray
     coverage: float
     answered_accuracy: float | None
-    min_similarity: float
-    min_margin: float
+    ece: float
+    target_coverage: float
+    min_similarity: float | None
+    min_margin: float | None
     predictions: list[Prediction]
 
 
@@ -87,8 +89,9 @@ def evaluate(
     *,
     method: str,
     temperature: float | None = None,
-    min_similarity: float = _DEFAULTS.min_similarity,
-    min_margin: float = _DEFAULTS.min_margin,
+    target_coverage: float = DEFAULT_COVERAGE,
+    min_similarity: float | None = None,
+    min_margin: float | None = None,
 ) -> Evaluation:
     """Cross-validate `method` on embeddings `X` and labels `y`.
 
@@ -124,7 +127,13 @@ def evaluate(
     held_out: list[Prediction | None] = [None] * n
     for train_rows, test_rows in splitter.split(points, truth):
         try:
-            model = train(points[train_rows], list(truth[train_rows]), method=method, temperature=temperature)
+            model = train(
+                points[train_rows],
+                list(truth[train_rows]),
+                method=method,
+                temperature=temperature,
+                target_coverage=target_coverage,
+            )
         except NotEnoughLabels:
             answers = _lone_label_predictions(
                 points[test_rows], points[train_rows], truth[train_rows], method
@@ -156,6 +165,8 @@ def evaluate(
         confusion=confusion_matrix(truth, guessed, labels=label_list),
         coverage=float(answered.mean()),
         answered_accuracy=float(correct[answered].mean()) if answered.any() else None,
+        ece=expected_calibration_error(np.array([p.confidence for p in predictions]), correct),
+        target_coverage=target_coverage,
         min_similarity=min_similarity,
         min_margin=min_margin,
         predictions=predictions,

@@ -4,6 +4,12 @@
 returns one `Prediction` per vector. The method is "centroid" (nearest label centroid, softmax at
 a calibrated temperature), "logreg" (logistic regression) or "auto" (whichever cross-validates
 better on the set's own examples, the centroid on a tie or when a label has a single example).
+
+Every method works in the set's own coordinates (vectors centred on the mean of its examples, see
+`core.classify.abstention`), so an embedder whose cosines all sit higher gets the same answers.
+"Not sure" comes from a threshold calibrated on the set's held-out examples (`target_coverage` of
+them would be answered), and confidence is recalibrated on held-out probabilities and shrunk by
+the number of examples behind it (`core.classify.confidence`).
 """
 
 from __future__ import annotations
@@ -13,10 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from core.classify.calibration import DEFAULT_TEMPERATURE
+from core.classify.abstention import (
+    centre,
+    conformal_threshold,
+    held_out_nearest_similarity,
+    nearest_similarity,
+    set_mean,
+)
+from core.classify.calibration import DEFAULT_TEMPERATURE, leave_one_out_cosines, softmax
 from core.classify.centroid import CentroidClassifier, encode_labels
+from core.classify.confidence import ConfidenceCalibration, fit_confidence
 from core.classify.logreg import logistic_regression
 from core.errors import InvalidInput, NotEnoughLabels
 from core.similarity import as_matrix, normalize_rows
@@ -26,14 +40,17 @@ METHOD_NAMES = {"centroid": "centroid", "logreg": "logistic regression"}
 #: At most this many folds when "auto" cross-validates the two methods.
 AUTO_FOLDS = 5
 LARGE_SET = 2000
+#: The share of the set's own kind of text answered when nothing else is said (GEMBOT_TARGET_COVERAGE).
+DEFAULT_COVERAGE = 0.95
 
 
 @dataclass(frozen=True)
 class Prediction:
     """The answer for one text.
 
-    `label` is the predicted label, or None when the model abstains (`reason` says why);
-    `best_label` is the most probable label either way and `confidence` its probability.
+    `label` is the predicted label, or None when the model abstains (`reason` says why, in words
+    a person can read); `best_label` is the most probable label either way and `confidence` its
+    calibrated probability.
     `scores` holds the cosine to every label's centroid whatever the method, best first;
     `probabilities` the method's probability for every label, best first.
     """
@@ -64,7 +81,11 @@ class TrainedModel:
     `labels` are sorted; `method` is the one actually used ("centroid" or "logreg") and
     `method_reason` says why; `temperature` is the centroid softmax temperature (None for logistic
     regression); `cv_scores` holds the cross-validated accuracy of each method when "auto" measured
-    them (empty otherwise); `counts` the number of examples per label.
+    them (empty otherwise); `counts` the number of examples per label. `threshold` is the
+    cosine to the nearest example below which it abstains,
+    calibrated so that `target_coverage` of the set's held-out examples would be answered (None
+    when the set is too small to hold any out); `calibration` recalibrates the method's
+    probabilities into the confidence shown.
     """
 
     def __init__(
@@ -72,10 +93,16 @@ class TrainedModel:
         *,
         method: str,
         method_reason: str,
+        raw_centroid: CentroidClassifier,
         centroid: CentroidClassifier,
         logreg: LogisticRegression | None,
         cv_scores: dict[str, float],
         counts: dict[str, int],
+        mean: np.ndarray,
+        examples: np.ndarray,
+        threshold: float | None,
+        target_coverage: float,
+        calibration: ConfidenceCalibration,
     ) -> None:
         self.method = method
         self.method_reason = method_reason
@@ -84,8 +111,14 @@ class TrainedModel:
         self.cv_scores = cv_scores
         self.counts = counts
         self.dimensions = int(centroid.n_features_in_)
+        self.threshold = threshold
+        self.target_coverage = target_coverage
+        self.calibration = calibration
+        self._raw_centroid = raw_centroid
         self._centroid = centroid
         self._logreg = logreg
+        self._mean = mean
+        self._examples = examples
 
     def __repr__(self) -> str:
         return f"TrainedModel(method={self.method!r}, labels={len(self.labels)}, dim={self.dimensions})"
@@ -102,28 +135,43 @@ class TrainedModel:
         return normalize_rows(points)
 
     def similarities(self, X: np.ndarray) -> np.ndarray:
-        """Cosine of every row of `X` to every label centroid, shape (n, len(labels))."""
-        return self._centroid.decision_function(self._points(X))
+        """Cosine of every row of `X` to every label centroid, shape (n, len(labels)).
+
+        Plain cosines in the embedder's own scale, for people to read; decisions use the set's
+        own coordinates.
+        """
+        return self._raw_centroid.decision_function(self._points(X))
+
+    def _raw_probabilities(self, centred: np.ndarray) -> np.ndarray:
+        if self._logreg is not None:
+            return np.asarray(self._logreg.predict_proba(centred))
+        return self._centroid.predict_proba(centred)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        """The method's probability of every label for every row, shape (n, len(labels))."""
-        points = self._points(X)
-        if self._logreg is not None:
-            return np.asarray(self._logreg.predict_proba(points))
-        return self._centroid.predict_proba(points)
+        """The calibrated probability of every label for every row, shape (n, len(labels))."""
+        return self.calibration.apply(self._raw_probabilities(centre(self._points(X), self._mean)))
 
-    def predict(self, X: np.ndarray, *, min_similarity: float, min_margin: float) -> list[Prediction]:
+    def nearest(self, X: np.ndarray) -> np.ndarray:
+        """Every row's cosine to the set's nearest example (the abstention score)."""
+        return nearest_similarity(self._points(X).astype(self._examples.dtype), self._examples)
+
+    def predict(
+        self, X: np.ndarray, *, min_similarity: float | None = None, min_margin: float | None = None
+    ) -> list[Prediction]:
         """One `Prediction` per row of `X` (a single 1-D vector is also accepted).
 
-        The model abstains (label None) when even the closest centroid has a cosine below
-        `min_similarity` (the text is about none of the labels), or when the two most probable
-        labels are less than `min_margin` apart in probability (it cannot tell them apart).
+        The model abstains (label None) when the text is less like its nearest example than all
+        but the calibrated share of the set's own examples are (`threshold`). The optional
+        overrides add two absolute rules: even the closest centroid has a cosine below
+        `min_similarity`, or the two most probable labels are less than `min_margin` apart.
         """
         points = self._points(X)
         if len(points) == 0:
             return []
-        cosines = self._centroid.decision_function(points)
-        probabilities = self.probabilities(points)
+        cosines = self._raw_centroid.decision_function(points)
+        centred = centre(points, self._mean)
+        probabilities = self.calibration.apply(self._raw_probabilities(centred))
+        nearest = nearest_similarity(points.astype(self._examples.dtype), self._examples)
         rows = np.arange(len(points))
         by_probability = np.argsort(-probabilities, axis=1, kind="stable")
         by_cosine = np.argsort(-cosines, axis=1, kind="stable")
@@ -131,14 +179,20 @@ class TrainedModel:
         confidence = probabilities[rows, first]
         margin = confidence - probabilities[rows, second]
         closest = cosines[rows, by_cosine[:, 0]]
-        too_far = closest < min_similarity
-        too_close = ~too_far & (margin < min_margin)
+        unlike = np.zeros(len(points), dtype=bool) if self.threshold is None else nearest < self.threshold
+        too_far = ~unlike & (closest < min_similarity if min_similarity is not None else False)
+        too_close = ~unlike & ~too_far & (margin < min_margin if min_margin is not None else False)
 
         labels = self.labels
         predictions = []
         for r in range(len(points)):
             reason = None
-            if too_far[r]:
+            if unlike[r]:
+                reason = (
+                    "it is unlike this set's examples: further from the closest one than "
+                    f"{self.target_coverage:.0%} of the set's own examples are from theirs"
+                )
+            elif too_far[r]:
                 reason = f"closest label is only {closest[r]:.2f} similar"
             elif too_close[r]:
                 a, b = first[r], second[r]
@@ -161,17 +215,21 @@ class TrainedModel:
         return predictions
 
 
-def choose_method(
-    X: np.ndarray, y: Sequence[str], *, temperature: float | None = None
-) -> tuple[str, str, dict[str, float]]:
-    """What "auto" picks for these examples: (method, reason, cross-validated accuracy per method).
+def _folds(n: int, smallest: int) -> int:
+    # Large sets estimate accuracy well from fewer folds, and each logreg fit costs seconds there.
+    return min(AUTO_FOLDS if n <= LARGE_SET else 3, smallest)
 
-    Stratified k-fold with k = min(5, the smallest label's count), 3 folds above LARGE_SET
-    examples. When some label has a single example nothing can be cross-validated and the
-    centroid, which works from one example, is used.
-    A tie goes to the centroid: it is cheaper and its confidence is calibrated.
-    """
-    points = _check_training_data(X, y)
+
+def _held_out_probabilities(
+    estimator: CentroidClassifier | LogisticRegression, points: np.ndarray, y: np.ndarray, folds: int
+) -> np.ndarray:
+    """Every example's probabilities from the model of the fold that left it out (columns: sorted labels)."""
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    return np.asarray(cross_val_predict(estimator, points, y, cv=splitter, method="predict_proba"))
+
+
+def _choose(points: np.ndarray, y: Sequence[str]) -> tuple[str, str, dict[str, float], dict[str, np.ndarray]]:
+    """`choose_method` on centred points; also the held-out probabilities of each method measured."""
     labels, index = encode_labels(y)
     counts = np.bincount(index, minlength=len(labels))
     smallest = int(counts.min())
@@ -181,17 +239,18 @@ def choose_method(
             "centroid",
             f"centroid, because {lonely} has only one example: too few to compare methods",
             {},
+            {},
         )
-    # Large sets estimate accuracy well from fewer folds, and each logreg fit costs seconds there.
-    folds = min(AUTO_FOLDS if len(points) <= LARGE_SET else 3, smallest)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    # Accuracy does not depend on the temperature, so skip calibrating it in every fold.
-    centroid = CentroidClassifier(temperature=temperature or DEFAULT_TEMPERATURE)
+    folds = _folds(len(points), smallest)
     labels_array = np.asarray(y)
-    scores = {
-        "centroid": float(np.mean(cross_val_score(centroid, points, labels_array, cv=splitter))),
-        "logreg": float(np.mean(cross_val_score(logistic_regression(), points, labels_array, cv=splitter))),
+    # Accuracy does not depend on the temperature, so skip calibrating it in every fold.
+    held_out = {
+        "centroid": _held_out_probabilities(
+            CentroidClassifier(temperature=DEFAULT_TEMPERATURE), points, labels_array, folds
+        ),
+        "logreg": _held_out_probabilities(logistic_regression(), points, labels_array, folds),
     }
+    scores = {name: float(np.mean(np.argmax(p, axis=1) == index)) for name, p in held_out.items()}
     chosen = "logreg" if scores["logreg"] > scores["centroid"] else "centroid"
     other = "centroid" if chosen == "logreg" else "logreg"
     verdict = "a tie goes to the centroid" if scores["logreg"] == scores["centroid"] else "better"
@@ -199,48 +258,117 @@ def choose_method(
         f"{METHOD_NAMES[chosen]}: {scores[chosen]:.0%} accuracy vs {scores[other]:.0%} for "
         f"{METHOD_NAMES[other]} in {folds}-fold cross-validation ({verdict})"
     )
-    return chosen, reason, scores
+    return chosen, reason, scores, held_out
+
+
+def choose_method(
+    X: np.ndarray, y: Sequence[str], *, temperature: float | None = None
+) -> tuple[str, str, dict[str, float]]:
+    """What "auto" picks for these examples: (method, reason, cross-validated accuracy per method).
+
+    Stratified k-fold with k = min(5, the smallest label's count), 3 folds above LARGE_SET
+    examples, in the set's own coordinates. When some label has a single example nothing can be
+    cross-validated and the centroid, which works from one example, is used.
+    A tie goes to the centroid: it is cheaper and its confidence is calibrated.
+    """
+    points = _check_training_data(X, y)
+    method, reason, scores, _ = _choose(centre(points, set_mean(points)), y)
+    return method, reason, scores
+
+
+def _confidence(
+    method: str,
+    centred: np.ndarray,
+    y: Sequence[str],
+    centroid: CentroidClassifier,
+    held_out: dict[str, np.ndarray],
+    counts: np.ndarray,
+) -> ConfidenceCalibration:
+    """The confidence recalibration, fitted on probabilities of examples each held out of its model."""
+    index = encode_labels(y)[1]
+    if method == "centroid":
+        # Leave-one-out centroids are exact and cheap; a label's only example cannot be left out.
+        cosines, targets = leave_one_out_cosines(centred, y)
+        return fit_confidence(softmax(cosines, centroid.temperature_), targets, counts)
+    smallest = int(counts.min())
+    if "logreg" not in held_out and smallest >= 2:
+        held_out = {
+            "logreg": _held_out_probabilities(
+                logistic_regression(), centred, np.asarray(y), _folds(len(centred), smallest)
+            )
+        }
+    if "logreg" not in held_out:
+        return fit_confidence(np.zeros((0, len(counts))), np.zeros(0, dtype=np.int64), counts)
+    return fit_confidence(held_out["logreg"], index, counts)
 
 
 def train(
-    X: np.ndarray, y: Sequence[str], *, method: str = "auto", temperature: float | None = None
+    X: np.ndarray,
+    y: Sequence[str],
+    *,
+    method: str = "auto",
+    temperature: float | None = None,
+    target_coverage: float = DEFAULT_COVERAGE,
 ) -> TrainedModel:
     """Fit a classifier on embeddings `X` (one row per example) and their labels `y`.
 
     `method` is "centroid", "logreg" or "auto" (see `choose_method`); anything else is
     InvalidInput. `temperature` fixes the centroid softmax temperature; None calibrates it on the
-    examples. Fewer than two distinct labels raises NotEnoughLabels.
+    examples. `target_coverage` (in (0, 1]) is the share of the set's held-out examples the model
+    would answer, which sets its abstention threshold. Fewer than two distinct labels raises
+    NotEnoughLabels.
     """
     if method not in METHODS:
         raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if temperature is not None and temperature <= 0:
         raise InvalidInput("the temperature must be above 0")
+    if not 0 < target_coverage <= 1:
+        raise InvalidInput(f"the target coverage must be in (0, 1], not {target_coverage}")
     points = _check_training_data(X, y)
     labels, index = encode_labels(y)
     if len(labels) < 2:
         have = f"only {labels[0]!s} has any" if len(labels) else "none have any"
         raise NotEnoughLabels(f"classification needs at least two labels with examples; {have}")
-    counts = {str(label): int(c) for label, c in zip(labels, np.bincount(index), strict=True)}
+    count_array = np.bincount(index, minlength=len(labels))
+    counts = {str(label): int(c) for label, c in zip(labels, count_array, strict=True)}
+    mean = set_mean(points)
+    centred = centre(points, mean)
 
     cv_scores: dict[str, float] = {}
+    held_out: dict[str, np.ndarray] = {}
     if method == "auto":
-        method, reason, cv_scores = choose_method(points, y, temperature=temperature)
+        method, reason, cv_scores, held_out = _choose(centred, y)
     else:
         reason = f"{METHOD_NAMES[method]}, as asked"
 
     labels_array = np.asarray(y)
+    # The plain centroids give every prediction its readable cosines, whatever the method.
+    raw_centroid = CentroidClassifier(temperature=DEFAULT_TEMPERATURE).fit(points, labels_array)
     if method == "centroid":
-        centroid = CentroidClassifier(temperature=temperature).fit(points, labels_array)
+        centroid = CentroidClassifier(temperature=temperature).fit(centred, labels_array)
         logreg = None
     else:
-        # The centroids still give every prediction its cosines; their temperature is unused.
-        centroid = CentroidClassifier(temperature=DEFAULT_TEMPERATURE).fit(points, labels_array)
-        logreg = logistic_regression().fit(points, labels_array)
+        centroid = CentroidClassifier(temperature=DEFAULT_TEMPERATURE).fit(centred, labels_array)
+        logreg = logistic_regression().fit(centred, labels_array)
+    calibration = _confidence(method, centred, y, centroid, held_out, count_array)
+    # float32 halves what a cached model holds; the threshold is computed from the same array.
+    examples = points.astype(np.float32)
+    threshold = (
+        conformal_threshold(held_out_nearest_similarity(examples), target_coverage)
+        if len(examples) >= 2
+        else None
+    )
     return TrainedModel(
         method=method,
         method_reason=reason,
+        raw_centroid=raw_centroid,
         centroid=centroid,
         logreg=logreg,
         cv_scores=cv_scores,
         counts=counts,
+        mean=mean,
+        examples=examples,
+        threshold=threshold,
+        target_coverage=target_coverage,
+        calibration=calibration,
     )
