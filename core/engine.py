@@ -150,15 +150,21 @@ class Engine:
         user_id: str | None = None,
         source: str = "cli",
         log: bool = True,
+        escalate: bool = True,
     ) -> list[Prediction]:
-        """Classify `texts` against a label set; every result is written to the classification log."""
+        """Classify `texts` against a label set; every result is written to the classification log.
+
+        With `escalate` (and a Gemini client, and GEMBOT_ESCALATE on), the texts the embeddings are
+        not sure of go to Gemini (`_escalate`).
+        """
         cleaned = check_texts(texts)
         model = self.model_for(team_id, set_name, method=method)
         vectors = self.embeddings.embed(cleaned, task_type=TaskType.CLASSIFICATION)
         predictions = model.predict(
             vectors, min_similarity=self.settings.min_similarity, min_margin=self.settings.min_margin
         )
-        predictions = self._escalate(team_id, set_name, cleaned, predictions)
+        if escalate:
+            predictions = self._escalate(team_id, set_name, cleaned, predictions)
         if log:
             self.store.log_classifications(
                 team_id=team_id,

@@ -239,7 +239,11 @@ class JobRunner:
     ) -> int:
         # The classification log is written with the batch, in its transaction, rather than by
         # the engine: a batch redone after a crash is then logged once.
-        predictions = engine.classify(job.team_id, params.set_name, batch, method=params.method, log=False)
+        # A job's unsure rows stay unsure: a CSV of thousands of rows would otherwise send hundreds
+        # of Gemini calls from a background thread, one at a time, on whoever sent it.
+        predictions = engine.classify(
+            job.team_id, params.set_name, batch, method=params.method, log=False, escalate=False
+        )
         return self.store.jobs.record_batch(
             job.id,
             owner=self.owner,

@@ -171,6 +171,18 @@ def test_escalate_off_or_no_key_means_no_call(store: Store, gemini_standin: Gemi
     assert Settings.from_env({}).escalate is True
 
 
+def test_a_bulk_job_never_asks_gemini(store: Store, gemini_standin: GeminiStandIn) -> None:
+    """A CSV job's rows are classified with `escalate=False` (`core.jobs`): its unsure rows stay
+    unsure rather than each costing a Gemini call on a background thread."""
+    store.add_examples(TEAM, SET, EXAMPLES)
+    engine = engine_for(store, gemini_standin)
+    (row,) = engine.classify(TEAM, SET, [UNSURE], escalate=False)
+    assert row.abstained and sent(gemini_standin) == []
+    gemini_standin.reply(answer("billing"))
+    (asked,) = engine.classify(TEAM, SET, [UNSURE])
+    assert asked.method == "gemini" and len(sent(gemini_standin)) == 1
+
+
 @pytest.mark.parametrize("reply", [answer(NONE_OF_THESE), answer("refunds"), "not JSON at all"])
 def test_none_of_these_and_answers_outside_the_enum_leave_it_unsure(
     store: Store, gemini_standin: GeminiStandIn, reply: str

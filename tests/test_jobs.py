@@ -6,6 +6,7 @@ record, release) and the `JobRunner` that classifies a CSV batch by batch on top
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -16,11 +17,17 @@ import pytest
 
 from core.engine import Engine
 from core.errors import DatabaseUnavailable, NotFound
+from core.gemini.client import GeminiClient
 from core.jobs import KIND_CLASSIFY_CSV, MAX_ATTEMPTS, CsvJob, JobGaveUp, JobInterrupted, JobRunner
 from core.settings import Settings
 from core.store import ClassificationLog, ExampleInput, LeaseLost, Store
 from core.store.db import make_engine
+from tests import gemini_fixtures
 from tests.fakes import BagOfWordsEmbedder
+from tests.gemini_standin import GeminiStandIn
+from tests.gemini_support import gemini_settings
+
+gemini_standin = gemini_fixtures.gemini_standin
 
 TEAM = "T1"
 EXAMPLES = [
@@ -293,3 +300,24 @@ def test_a_job_waits_out_a_lost_database_with_its_progress(
     assert len(runner.classify_csv(job, engine=engine_of).predictions) == 300
     assert calls == [0, 100, 100, 200]
     assert len(store.recent_classifications(TEAM, limit=1000)) == 300
+
+
+def test_a_jobs_unsure_rows_never_go_to_gemini(store: Store, gemini_standin: GeminiStandIn) -> None:
+    """Escalation is for one text a person is waiting on; a job's rows stay "not sure"."""
+    store.add_examples(TEAM, "support", EXAMPLES)
+    settings = dataclasses.replace(gemini_settings(gemini_standin, gemini_retries=0), min_similarity=2.0)
+    engine = Engine(
+        store=store,
+        embedder=BagOfWordsEmbedder(),
+        settings=settings,
+        gemini=GeminiClient.from_settings(settings),
+    )
+    gemini_standin.reply('{"label": "billing"}')
+    runner = JobRunner(store, lease_seconds=60)
+    job_id = csv_job(runner, 6)
+    result = runner.classify_csv(store.jobs.get(job_id), engine=engine)
+    assert len(result.predictions) == 6 and all(p.abstained for p in result.predictions)
+    assert gemini_standin.requests("generate") == []
+    # The same engine does ask for a single text, so the job's silence is the job's choice.
+    (one,) = engine.classify(TEAM, "support", ["refund the charge on my card 1"])
+    assert one.method == "gemini" and len(gemini_standin.requests("generate")) == 1
