@@ -41,7 +41,7 @@ METHOD_NAMES = {"centroid": "centroid", "logreg": "logistic regression"}
 AUTO_FOLDS = 5
 LARGE_SET = 2000
 #: The share of the set's own kind of text answered when nothing else is said (GEMBOT_TARGET_COVERAGE).
-DEFAULT_COVERAGE = 0.95
+DEFAULT_COVERAGE = 0.98
 
 
 @dataclass(frozen=True)
