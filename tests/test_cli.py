@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from tests.cli_support import CLI, Run, on_database
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "core" / "examples" / "intents.csv"
@@ -238,7 +239,7 @@ def test_eval_with_confusion_matrix(seeded: CLI, tmp_path: Path) -> None:
 
 def test_eval_reports_the_calibration_error(seeded: CLI) -> None:
     (ev,) = seeded("eval", "--json").json_lines()
-    assert 0.0 <= ev["ece"] <= 1.0 and ev["target_coverage"] == 0.95
+    assert 0.0 <= ev["ece"] <= 1.0 and ev["target_coverage"] == Settings().target_coverage
     plain = seeded("eval")
     assert f"calibration error (ECE, 10 bins) {ev['ece']:.3f}" in plain.out
 
