@@ -3,9 +3,11 @@
 An `Engine` is cheap to share between threads. It keeps trained models in memory keyed by the
 label set's version number in the database, so a change made by any process (another worker, the
 CLI) is picked up at the next request and nothing is retrained while the set stays the same. A
-model is trained by one thread at a time: requests that need it meanwhile wait for that one
-rather than each embedding the examples and training again (a burst of requests after a start or
-a change would otherwise hold the interpreter for seconds).
+model it fits is also kept in the database (`Store.save_trained_model`), so another worker or the
+next CLI call reads it back instead of fitting it again. A model is trained by one thread at a
+time: requests that need it meanwhile wait for that one rather than each embedding the examples
+and training again (a burst of requests after a start or a change would otherwise hold the
+interpreter for seconds).
 """
 
 from __future__ import annotations
@@ -13,20 +15,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.classify import Evaluation, Prediction, TrainedModel, evaluate, train
+from core.classify.model import MODEL_FORMAT, UnknownModelFormat
 from core.clustering import Clustering, cluster, project_2d
 from core.embeddings.base import Embedder, TaskType
 from core.embeddings.cache import CachedEmbedder, check_texts
 from core.errors import GembotError, NotEnoughLabels
 from core.settings import Settings
 from core.similarity import SimilarPair, cosine_matrix, top_pairs
-from core.store import CacheKey, EscalationKey, Store, text_hash
+from core.store import CacheKey, EscalationKey, Store, TrainedModelKey, text_hash, training_hash
 
 if TYPE_CHECKING:
     from core.gemini.client import GeminiClient
@@ -84,6 +87,7 @@ class Engine:
         settings: Settings,
         models_kept: int = 32,
         gemini: GeminiClient | None = None,
+        trainer: Callable[..., TrainedModel] = train,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -94,11 +98,17 @@ class Engine:
         self._models_kept = models_kept
         self._lock = threading.Lock()
         self._training: dict[_ModelKey, threading.Lock] = {}
+        # `core.classify.train` unless a test counts the fits.
+        self._trainer = trainer
 
     # -- classification -------------------------------------------------------------------
 
     def model_for(self, team_id: str, set_name: str, *, method: str = "auto") -> TrainedModel:
-        """The trained model for a set at its current version, trained only when the set changed."""
+        """The trained model for a set at its current version, trained only when the set changed.
+
+        Looked for in memory, then in the database, and fitted (and kept in both) only when
+        neither has it.
+        """
         version = self.store.get_set(team_id, set_name).version
         key = self._key(team_id, set_name, version, method)
         cached = self._cached(key)
@@ -125,20 +135,51 @@ class Engine:
     def _train(self, team_id: str, set_name: str, method: str) -> TrainedModel:
         data = self.store.training_data(team_id, set_name)
         _require_two_labels(data.labels, set_name)
-        vectors = self.embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)
-        model = train(
-            vectors,
-            data.labels,
+        kept = TrainedModelKey(
+            team_id=team_id,
+            set_name=set_name,
+            set_version=data.version,
+            data_hash=training_hash(data),
             method=method,
+            embedding=self.embeddings.key(TaskType.CLASSIFICATION),
             temperature=self.settings.temperature,
             target_coverage=self.settings.target_coverage,
         )
+        model = self._kept(kept)
+        if model is None:
+            vectors = self.embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)
+            model = self._trainer(
+                vectors,
+                data.labels,
+                method=method,
+                temperature=self.settings.temperature,
+                target_coverage=self.settings.target_coverage,
+            )
+            self._keep(kept, model)
         # Cache under the version the data was read at: a change in between gets its own entry.
         with self._lock:
             self._models[self._key(team_id, set_name, data.version, method)] = model
             while len(self._models) > self._models_kept:
                 self._models.popitem(last=False)
         return model
+
+    def _kept(self, key: TrainedModelKey) -> TrainedModel | None:
+        """The model the database keeps for `key`; None when it has none this code can read."""
+        blob = self.store.trained_model(key, format=MODEL_FORMAT)
+        if blob is None:
+            return None
+        try:
+            return TrainedModel.from_bytes(blob)
+        except UnknownModelFormat as exc:
+            log.warning("the kept model of set %r cannot be read; fitting it again: %s", key.set_name, exc)
+            return None
+
+    def _keep(self, key: TrainedModelKey, model: TrainedModel) -> None:
+        # The classification has its model either way; only the next process pays for a failed save.
+        try:
+            self.store.save_trained_model(key, model.to_bytes(), format=MODEL_FORMAT)
+        except Exception as exc:  # whatever the save raised, the answer stands
+            log.warning("could not keep the fitted model of set %r: %s", key.set_name, exc)
 
     def classify(
         self,

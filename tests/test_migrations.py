@@ -43,6 +43,8 @@ TABLES = {
     "label_changes",
     # Gemini's answers for unsure classifications (migration 0010)
     "escalations",
+    # fitted classifiers kept per set version (migration 0011)
+    "trained_models",
 }
 
 
@@ -366,4 +368,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0010"
+    assert head_revision() == "0011"

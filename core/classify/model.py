@@ -14,8 +14,12 @@ the number of examples behind it (`core.classify.confidence`).
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -122,6 +126,19 @@ class TrainedModel:
 
     def __repr__(self) -> str:
         return f"TrainedModel(method={self.method!r}, labels={len(self.labels)}, dim={self.dimensions})"
+
+    def to_bytes(self) -> bytes:
+        """The fitted model as bytes `from_bytes` reads back into one that predicts the same.
+
+        An `.npz` archive of numpy arrays with the scalars and labels as JSON inside it, written
+        and read without pickle, so the bytes can hold no code; it carries `MODEL_FORMAT`.
+        """
+        return _to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TrainedModel:
+        """The model `to_bytes` wrote; UnknownModelFormat for another format number or damaged bytes."""
+        return _from_bytes(blob)
 
     def _points(self, X: np.ndarray) -> np.ndarray:
         points = np.asarray(X, dtype=np.float64)
@@ -372,3 +389,125 @@ def train(
         target_coverage=target_coverage,
         calibration=calibration,
     )
+
+
+# -- keeping a fitted model: bytes that hold arrays and plain values, never code ------------------
+
+#: The layout `TrainedModel.to_bytes` writes. Bump it whenever that layout or the meaning of a
+#: field changes: a model kept under another number is retrained, never read.
+MODEL_FORMAT = 1
+
+
+class UnknownModelFormat(InvalidInput):
+    """Bytes that are not a model `TrainedModel.from_bytes` can read (another format number, or
+    damaged): the model is to be trained again."""
+
+
+def _to_bytes(model: TrainedModel) -> bytes:
+    """`TrainedModel.to_bytes`: an `.npz` archive of the arrays, with the rest as JSON in it."""
+    arrays: dict[str, np.ndarray] = {
+        "raw_centroids": np.asarray(model._raw_centroid.centroids_),
+        "centroids": np.asarray(model._centroid.centroids_),
+        "mean": np.asarray(model._mean),
+        "examples": np.asarray(model._examples),
+    }
+    logreg: dict[str, object] | None = None
+    if model._logreg is not None:
+        arrays["logreg_coef"] = np.asarray(model._logreg.coef_)
+        arrays["logreg_intercept"] = np.asarray(model._logreg.intercept_)
+        arrays["logreg_n_iter"] = np.asarray(model._logreg.n_iter_)
+        logreg = {"C": float(model._logreg.C), "max_iter": int(model._logreg.max_iter)}
+    meta = {
+        "format": MODEL_FORMAT,
+        "method": model.method,
+        "method_reason": model.method_reason,
+        "labels": model.labels,
+        "cv_scores": model.cv_scores,
+        "counts": model.counts,
+        "dimensions": model.dimensions,
+        "threshold": model.threshold,
+        "target_coverage": model.target_coverage,
+        "calibration": {
+            "temperature": model.calibration.temperature,
+            "counts": list(model.calibration.counts),
+        },
+        "raw_centroid": {
+            "temperature": model._raw_centroid.temperature,
+            "temperature_": model._raw_centroid.temperature_,
+        },
+        "centroid": {
+            "temperature": model._centroid.temperature,
+            "temperature_": model._centroid.temperature_,
+        },
+        "logreg": logreg,
+    }
+    # Python's JSON writes every float in full (repr), so the scalars come back bit for bit.
+    arrays["meta"] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    out = io.BytesIO()
+    np.savez(out, allow_pickle=False, **arrays)
+    return out.getvalue()
+
+
+def _centroid_from(state: dict[str, Any], labels: list[str], centroids: np.ndarray) -> CentroidClassifier:
+    restored = CentroidClassifier(temperature=state["temperature"])
+    restored.classes_ = np.asarray(labels)
+    restored.centroids_ = centroids
+    restored.n_features_in_ = int(centroids.shape[1])
+    restored.temperature_ = float(state["temperature_"])
+    return restored
+
+
+def _from_bytes(blob: bytes) -> TrainedModel:
+    """`TrainedModel.from_bytes`."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        meta = json.loads(arrays.pop("meta").tobytes())
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise UnknownModelFormat(f"not a kept model: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise UnknownModelFormat(f"a kept model in format {found!r}, not {MODEL_FORMAT}")
+    try:
+        labels = [str(label) for label in meta["labels"]]
+        logreg = None
+        if meta["logreg"] is not None:
+            logreg = logistic_regression(C=float(meta["logreg"]["C"]))
+            logreg.max_iter = int(meta["logreg"]["max_iter"])
+            logreg.classes_ = np.asarray(labels)
+            logreg.coef_ = arrays["logreg_coef"]
+            logreg.intercept_ = arrays["logreg_intercept"]
+            logreg.n_iter_ = arrays["logreg_n_iter"]
+            logreg.n_features_in_ = int(logreg.coef_.shape[1])
+        model = TrainedModel(
+            method=str(meta["method"]),
+            method_reason=str(meta["method_reason"]),
+            raw_centroid=_centroid_from(meta["raw_centroid"], labels, arrays["raw_centroids"]),
+            centroid=_centroid_from(meta["centroid"], labels, arrays["centroids"]),
+            logreg=logreg,
+            cv_scores={str(k): float(v) for k, v in meta["cv_scores"].items()},
+            counts={str(k): int(v) for k, v in meta["counts"].items()},
+            mean=arrays["mean"],
+            examples=arrays["examples"],
+            threshold=None if meta["threshold"] is None else float(meta["threshold"]),
+            target_coverage=float(meta["target_coverage"]),
+            calibration=ConfidenceCalibration(
+                float(meta["calibration"]["temperature"]),
+                tuple(int(c) for c in meta["calibration"]["counts"]),
+            ),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise UnknownModelFormat(f"a damaged kept model: {exc!r}") from exc
+    n, d = len(labels), int(meta["dimensions"])
+    shapes = [
+        (arrays["raw_centroids"].shape, (n, d)),
+        (arrays["centroids"].shape, (n, d)),
+        (arrays["mean"].shape, (d,)),
+        (arrays["examples"].shape[1:], (d,)),
+        ((len(model.counts), len(model.calibration.counts)), (n, n)),
+    ]
+    if logreg is not None:
+        shapes.append((logreg.coef_.shape, (1 if n == 2 else n, d)))
+    if list(model.counts) != labels or any(found != expected for found, expected in shapes):
+        raise UnknownModelFormat("a damaged kept model: its labels and arrays do not match")
+    return model

@@ -1,6 +1,6 @@
 """Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log,
-Slack event claims, thread conversations, the evaluation history, bulk jobs and Gemini's answers
-for unsure classifications.
+Slack event claims, thread conversations, the evaluation history, bulk jobs, Gemini's answers
+for unsure classifications and fitted classifiers.
 
 Callers use `Store` and the plain records below; the ORM models and Alembic plumbing stay inside
 this package.
@@ -24,6 +24,7 @@ from core.store.records import (
     text_hash,
 )
 from core.store.repository import Store
+from core.store.trained_models import TrainedModelKey, training_hash
 
 __all__ = [
     "AddResult",
@@ -40,6 +41,7 @@ __all__ = [
     "LeaseLost",
     "SetSummary",
     "Store",
+    "TrainedModelKey",
     "TrainingData",
     "TurnImageRecord",
     "TurnRecord",
@@ -47,5 +49,6 @@ __all__ = [
     "head_revision",
     "make_engine",
     "text_hash",
+    "training_hash",
     "upgrade",
 ]

@@ -440,3 +440,27 @@ class Escalation(Base):
     prompt_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
     label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- fitted classifiers, kept so that no process fits the same one twice ---------------------------
+
+
+class TrainedModelRow(Base):
+    """A classifier fitted on one version of a set (`core.classify.TrainedModel.to_bytes`).
+
+    `fit_key` fingerprints everything else the fit depends on (method, embedding model, softmax
+    temperature, target coverage); `data_hash` the examples it was fitted on, so that a set removed
+    and created again under its old name, at a version it had before, is never served the old
+    model. `format` is the layout of `model`: a row in another one is fitted again, never read.
+    """
+
+    __tablename__ = "trained_models"
+
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH), primary_key=True)
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH), primary_key=True)
+    set_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fit_key: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
+    data_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    format: Mapped[int] = mapped_column(Integer)
+    model: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

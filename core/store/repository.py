@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DatabaseUnavailable, InvalidInput, NotFound
 from core.store import audit, cache, changes, conversations, escalations, evaluations, labels, validation
+from core.store import trained_models as kept_models
 from core.store import usage as usage_counters
 from core.store.audit import LoggedResult
 from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_retried, unavailable, upgrade
@@ -33,6 +34,7 @@ from core.store.records import (
     TrainingData,
     TurnRecord,
 )
+from core.store.trained_models import TrainedModelKey
 from core.usage import Scope, UsageCount
 
 # add_examples retries when a concurrent writer created the same set, label or example between
@@ -441,6 +443,24 @@ class Store:
         answer already there, and forget the set's answers for versions older than `key`'s."""
         with self._session() as s, s.begin():
             escalations.put(s, key, prompt_hash=prompt_hash, label=label)
+
+    # -- fitted classifiers -----------------------------------------------------------------
+
+    @read_retried
+    def trained_model(self, key: TrainedModelKey, *, format: int) -> bytes | None:
+        """The bytes of the model kept for the fit `key` names, or None when there is none in
+        `format` fitted on the examples `key.data_hash` names."""
+        with self._session() as s, s.begin():
+            return kept_models.get(s, key, format=format)
+
+    def save_trained_model(self, key: TrainedModelKey, blob: bytes, *, format: int) -> bool:
+        """Keep a fitted model's bytes (in `format`) under `key`, replacing any already there, and
+        forget the set's models of other versions and those of the workspace's removed sets.
+
+        Returns False, keeping nothing, when the set is no longer at `key.set_version`.
+        """
+        with self._session() as s, s.begin():
+            return kept_models.put(s, key, blob, format=format)
 
     # -- usage limits ----------------------------------------------------------------------
 
