@@ -94,12 +94,12 @@ def test_a_label_set_change_through_one_server_is_used_by_the_other_at_its_next_
     ):
         assert "Added example" in command(hosts, a, "/label", f"add {example}", channel="C0MWA")
     answer = command(hosts, b, "/classify", "charged twice on my invoice", channel="C0MWB")
-    assert answer.startswith("billing ("), answer
+    assert ": billing (" in answer, answer
     # B now holds a model trained on the set's current version; A changes the set.
     for example in ("refund: I want my money back", "refund: give me a refund of my money"):
         assert "Added example" in command(hosts, a, "/label", f"add {example}", channel="C0MWA")
     answer = command(hosts, b, "/classify", "I want my money back now", channel="C0MWB")
-    assert answer.startswith("refund ("), answer
+    assert ": refund (" in answer, answer
     listing = command(hosts, b, "/label", "sets", channel="C0MWB")
     assert listing.startswith("1 label set")
 

@@ -39,7 +39,7 @@ DATABASE_REPLY = f":warning: {DATABASE_TROUBLE}"
 
 def classified(outcome: Outcome) -> bool:
     """Whether its one answer is the label its text should get (`classify.summary`)."""
-    return len(outcome.replies) == 1 and outcome.replies[0].startswith(f"{expected_label(outcome.n)} (")
+    return len(outcome.replies) == 1 and f": {expected_label(outcome.n)} (" in outcome.replies[0]
 
 
 def test_requests_survive_a_postgres_restart(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core.store import ExampleInput
+from handlers.actions.classify_feedback import WHICH_IS_IT
+from handlers.confidence_words import stated
+from handlers.rights import ADMINS_ONLY
 from tests import slack_fixtures
 from tests.label_support import BILLING, block, element, seed, texts_of
 from tests.slack_fixtures import BotServer, MakeBotServer
@@ -13,6 +17,16 @@ slack_standin = slack_fixtures.slack_standin
 gemini_standin = slack_fixtures.gemini_standin
 make_bot_server = slack_fixtures.make_bot_server
 bot_server = slack_fixtures.bot_server
+
+#: `/classify` is never sure (no cosine reaches 2) and asks no one else.
+UNSURE = {"GEMBOT_MIN_SIMILARITY": "2", "GEMBOT_ESCALATE": "off"}
+_ANSWERED = re.compile(r":label: (?:almost certainly|likely|maybe|possibly): \*([^*]+)\* \(\d\d?%\)")
+
+
+def answered_label(message: dict[str, Any]) -> str | None:
+    """The label an answer states with its confidence in words, or None."""
+    found = _ANSWERED.search(texts_of(message))
+    return found.group(1) if found else None
 
 
 def classify(server: BotServer, text: str, **fields: Any) -> dict[str, Any]:
@@ -60,8 +74,11 @@ def test_the_answer_replaces_a_working_message_with_label_scores_and_buttons(bot
     (update,) = bot_server.slack.wait_for("chat.update")
     assert update.params["ts"] == working.response["ts"]
     shown = texts_of(update.params)
-    assert update.params["text"].startswith("billing (")
-    assert ":label: *billing* — " in shown and "% confident" in shown
+    assert bot_server.deps is not None
+    (logged,) = bot_server.deps.store.recent_classifications(bot_server.team)
+    said, percent = stated(logged.confidence)
+    assert update.params["text"] == f"{said}: billing ({percent})"
+    assert f":label: {said}: *billing* ({percent})" in shown
     assert "Closest labels (cosine similarity): *billing* 0." in shown and "*shipping* 0." in shown
 
     actions = block(update.params, "actions")
@@ -71,8 +88,6 @@ def test_the_answer_replaces_a_working_message_with_label_scores_and_buttons(bot
     assert relabel["type"] == "static_select" and relabel["placeholder"]["text"] == "Wrong label…"
     assert [o["value"] for o in relabel["options"]] == ["shipping"]
     # The block carries the classification log id, not the text.
-    assert bot_server.deps is not None
-    (logged,) = bot_server.deps.store.recent_classifications(bot_server.team)
     assert actions["block_id"] == f"classify_feedback:{logged.id}"
     assert logged.text == "I was charged twice on the invoice" and logged.label == "billing"
     assert logged.user_id == "U0HUMAN" and logged.source == "slack"
@@ -112,7 +127,7 @@ def test_wrong_label_stores_the_chosen_label_and_the_next_classify_uses_it(bot_s
     store = bot_server.deps.store
     version = store.get_set(bot_server.team, "default").version
     first = classify(bot_server, "charged twice on my invoice")
-    assert ":label: *billing* — " in texts_of(first)
+    assert answered_label(first) == "billing"
 
     press(bot_server, first, "classify_relabel", choose="shipping")
 
@@ -144,16 +159,165 @@ def test_the_set_learns_a_text_it_was_unsure_about(bot_server: BotServer) -> Non
     assert "*No confident label*: it is unlike this set's examples" in shown and "Nearest label: *" in shown
     assert unsure["text"].startswith("No confident label (closest: ")
     actions = block(unsure, "actions")
-    nearest = element(actions, "classify_correct")["value"]
-    assert element(actions, "classify_correct")["text"]["text"] == f"It's {nearest}"
-    relabel = element(actions, "classify_relabel")
-    assert relabel["placeholder"]["text"] == "Another label…"
+    nearest = element(actions, "classify_pick_1")["value"]
+    assert element(actions, "classify_pick_1")["text"]["text"] == nearest
     other = "shipping" if nearest == "billing" else "billing"
-    assert [o["value"] for o in relabel["options"]] == [other]
+    assert element(actions, "classify_pick_2")["value"] == other
 
-    press(bot_server, unsure, "classify_relabel", choose=other)
+    press(bot_server, unsure, "classify_pick_2")
     again = classify(bot_server, "sunny weather today")
-    assert f":label: *{other}* — " in texts_of(again)
+    assert answered_label(again) == other
+
+
+def nearest_of(message: dict[str, Any]) -> str:
+    """The label a "not sure" answer names as nearest."""
+    found = re.search(r"Nearest label: \*([^*]+)\*\.", texts_of(message))
+    assert found, texts_of(message)
+    return found.group(1)
+
+
+FOUR_LABELS = {
+    "billing": ["I was charged twice on my invoice", "refund the payment taken from my card"],
+    "shipping": ["where is my package delivery", "the courier lost my package"],
+    "account": ["reset the password of my account", "I cannot log in to my account"],
+    "praise": ["great work on the new release", "love the new dashboard"],
+}
+
+
+def test_not_sure_offers_the_nearest_labels_as_buttons(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env=UNSURE)
+    seed(server, labels=FOUR_LABELS)
+    message = classify(server, "the invoice on my card")
+    assert message["text"].startswith("No confident label (closest: ")
+    assert server.deps is not None
+    (logged,) = server.deps.store.recent_classifications(server.team)
+    assert logged.label is None
+
+    ask, actions = [b for b in message["blocks"] if b.get("block_id", "").startswith("classify_")]
+    assert ask == {
+        "type": "context",
+        "block_id": f"classify_ask:{logged.id}",
+        "elements": [{"type": "mrkdwn", "text": WHICH_IS_IT}],
+    }
+    assert actions["block_id"] == f"classify_feedback:{logged.id}"
+    best = nearest_of(message)
+    # The nearest label first, then the others by their cosine, as the log has them.
+    order = [best, *(label for label in logged.scores if label != best)]
+    *buttons, picker = actions["elements"]
+    assert [(b["type"], b["action_id"], b["text"]["text"], b["value"]) for b in buttons] == [
+        ("button", f"classify_pick_{rank}", label, label) for rank, label in enumerate(order[:3], 1)
+    ]
+    assert (picker["type"], picker["action_id"]) == ("static_select", "classify_relabel")
+    assert picker["placeholder"]["text"] == "Another label…"
+    assert [o["value"] for o in picker["options"]] == order[3:]
+    assert not any(e["action_id"] == "classify_correct" for e in actions["elements"])
+
+
+def test_pressing_a_nearest_label_adds_the_example_and_updates_the_answer(
+    make_bot_server: MakeBotServer,
+) -> None:
+    server = make_bot_server(env=UNSURE)
+    seed(server, labels=FOUR_LABELS)
+    assert server.deps is not None
+    store = server.deps.store
+    version = store.get_set(server.team, "default").version
+    message = classify(server, "the invoice on my card")
+    chosen = element(block(message, "actions"), "classify_pick_2")["value"]
+
+    press(server, message, "classify_pick_2")
+
+    (example,) = [
+        e for e in store.list_examples(server.team, "default") if e.text == "the invoice on my card"
+    ]
+    assert example.label == chosen and example.author == "U0OTHER"
+    assert (
+        example.source_url
+        == f"https://standin.slack.com/archives/C0GENERAL/p{message['ts'].replace('.', '')}"
+    )
+    assert store.get_set(server.team, "default").version == version + 1
+    (updated,) = server.slack.messages("C0GENERAL")
+    shown = texts_of(updated)
+    assert f"Added as an example of *{chosen}* by <@U0OTHER>." in shown
+    # The buttons and the question over them are gone; the rest of the answer stays.
+    assert all(b["type"] != "actions" for b in updated["blocks"])
+    assert WHICH_IS_IT not in shown
+    assert "the invoice on my card" in shown and "*No confident label*" in shown
+
+
+def test_with_admins_curation_the_nearest_label_buttons_refuse_non_admins(
+    make_bot_server: MakeBotServer,
+) -> None:
+    server = make_bot_server(env={**UNSURE, "GEMBOT_CURATION": "admins", "GEMBOT_ADMINS": "U0BOSS"})
+    seed(server, labels=FOUR_LABELS)
+    message = classify(server, "the invoice on my card")
+    actions = block(message, "actions")
+    url = server.slack.response_url()
+    server.send_action(
+        "classify_pick_1",
+        value=element(actions, "classify_pick_1")["value"],
+        block_id=actions["block_id"],
+        message=message,
+        user_id="U0OTHER",
+        response_url=url,
+    )
+    (said,) = server.slack.wait_for_response(url)
+    server.settle()
+    assert said["text"] == f":no_entry: {ADMINS_ONLY}" and said["response_type"] == "ephemeral"
+    assert server.deps is not None
+    texts = {e.text for e in server.deps.store.list_examples(server.team, "default")}
+    assert "the invoice on my card" not in texts
+    assert server.slack.messages("C0GENERAL")[-1]["blocks"] == message["blocks"]  # untouched
+
+    # An admin may: the same button stores the text.
+    press(server, message, "classify_pick_1", user_id="U0BOSS")
+    labels = {
+        e.label
+        for e in server.deps.store.list_examples(server.team, "default")
+        if e.text == "the invoice on my card"
+    }
+    assert labels == {element(actions, "classify_pick_1")["value"]}
+
+
+def test_a_nearest_label_too_long_for_a_value_travels_as_a_hash(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env=UNSURE)
+    long_name = "charges on the invoice that the customer does not recognise " * 3
+    assert len(long_name) > 150
+    seed(server, labels={long_name: FOUR_LABELS["billing"], "shipping": FOUR_LABELS["shipping"]})
+    message = classify(server, "the invoice on my card")
+    actions = block(message, "actions")
+    (button,) = [e for e in actions["elements"] if e["text"]["text"].startswith("charges on the invoice")]
+    assert button["value"].startswith("sha:") and len(button["value"]) <= 150
+    assert len(button["text"]["text"]) <= 75
+
+    press(server, message, button["action_id"])
+    assert server.deps is not None
+    (example,) = [
+        e
+        for e in server.deps.store.list_examples(server.team, "default")
+        if e.text == "the invoice on my card"
+    ]
+    assert example.label == long_name.strip()
+
+
+def test_not_sure_label_names_cannot_ping_anyone(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server(env=UNSURE)
+    seed(server, labels={"<!channel>": ["great work today"], "@here": ["an awful day today"]})
+    message = classify(server, "what a day")
+    press(server, message, "classify_pick_1")
+    (updated,) = server.slack.messages("C0GENERAL")
+    mrkdwn = (
+        "\n".join(
+            element["text"]
+            for b in updated["blocks"]
+            for element in ([b["text"]] if b["type"] == "section" else b.get("elements") or [])
+            if isinstance(element, dict) and element.get("type") == "mrkdwn"
+        )
+        .replace("<@U0HUMAN>", "")
+        .replace("<@U0OTHER>", "")
+    )
+    assert "Added as an example of *" in mrkdwn
+    assert "<!" not in mrkdwn and "<@" not in mrkdwn and "@here" not in mrkdwn
+    assert "&lt;!channel&gt;" in mrkdwn
 
 
 def test_set_name_picks_the_set(bot_server: BotServer) -> None:
@@ -161,7 +325,7 @@ def test_set_name_picks_the_set(bot_server: BotServer) -> None:
     seed(bot_server, "mood", labels={"happy": ["great day so happy"], "sad": ["awful day so sad"]})
     message = classify(bot_server, "set:mood what a great happy day")
     shown = texts_of(message)
-    assert "with set *mood*" in shown and ":label: *happy* — " in shown
+    assert "with set *mood*" in shown and answered_label(message) == "happy"
     assert bot_server.deps is not None
     (logged,) = bot_server.deps.store.recent_classifications(bot_server.team)
     assert logged.set_name == "mood" and logged.text == "what a great happy day"

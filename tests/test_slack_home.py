@@ -49,10 +49,60 @@ def test_home_lists_sets_with_counts_and_latest_evaluation(bot_server: BotServer
     assert "*default* — 2 labels, 8 examples\nbilling 4 · shipping 4" in shown
     assert "Latest evaluation: *88%* accuracy on 8 examples · logreg · leave-one-out · <!date^" in shown
     assert "50%" not in shown
+    assert "Coverage: answers *100%* of its held-out examples (not sure of the rest)" in shown
     assert "*mood* — 3 labels, 3 examples\nhappy 1 · meh 1 · sad 1" in shown
     assert "Not evaluated yet: `/label eval set:mood`" in shown
     assert "`/classify TEXT`" in shown and "Add as label example" in shown
     assert "`--team T0STANDIN`" in shown
+
+
+def test_home_shows_how_often_a_set_answers_and_how_often_it_is_right_then(bot_server: BotServer) -> None:
+    seed(bot_server)
+    seed(bot_server, "mood", labels={"happy": ["a great day"], "sad": ["an awful day"]})
+    assert bot_server.deps is not None
+    store = bot_server.deps.store
+    for name, coverage, answered in (("default", 0.95, 0.9), ("mood", 0.0, None)):
+        store.record_evaluation(
+            bot_server.team,
+            name,
+            set_version=store.get_set(bot_server.team, name).version,
+            method="centroid",
+            strategy="leave-one-out",
+            n=8,
+            accuracy=0.855,
+            coverage=coverage,
+            answered_accuracy=answered,
+        )
+    view = open_home(bot_server)
+    default, mood = [
+        b["elements"][0]["text"]
+        for b in view["blocks"]
+        if b["type"] == "context" and "Latest evaluation" in b["elements"][0]["text"]
+    ]
+    assert default.endswith(
+        "\nCoverage: answers *95%* of its held-out examples (not sure of the rest), right on *90%* of those"
+    )
+    assert mood.endswith(
+        "\nCoverage: *0%* — at its thresholds it is not sure of any of its held-out examples"
+    )
+
+
+def test_home_shows_the_coverage_a_label_eval_measured(bot_server: BotServer) -> None:
+    seed(bot_server)
+    reply = bot_server.send_command("/label", "eval")
+    assert reply.status == 200 and reply.body == ""
+    bot_server.slack.wait_for("chat.update")
+    bot_server.slack.wait_for("files.completeUploadExternal")
+    bot_server.settle()
+    assert bot_server.deps is not None
+    recorded = bot_server.deps.store.latest_evaluations(bot_server.team)["default"]
+    assert recorded.coverage > 0 and recorded.answered_accuracy is not None
+    bot_server.slack.clear_calls()
+    shown = texts_of(open_home(bot_server))
+    assert (
+        f"Coverage: answers *{recorded.coverage:.0%}* of its held-out examples (not sure of the rest), "
+        f"right on *{recorded.answered_accuracy:.0%}* of those"
+    ) in shown
 
 
 def test_an_evaluation_of_an_older_version_is_marked(bot_server: BotServer) -> None:

@@ -1,5 +1,7 @@
 """The buttons under a `/classify` answer: **Correct** and **Wrong label…** store the classified text
-as an example of the chosen label, so the label set gets better with use.
+as an example of the chosen label, so the label set gets better with use. Under a "not sure"
+answer the nearest labels are buttons of their own ("Which is it?"), with **Another label…** for
+the rest; pressing one stores the text as an example of that label, as **Wrong label…** does.
 
 The buttons carry no text (a button value holds 2,000 characters, a text may hold more): the
 actions block's `block_id` carries the classification log id, and the text is read back from
@@ -9,6 +11,7 @@ the log. The label travels in the button's or option's value (`label_sets.option
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,46 +32,86 @@ from handlers.text import Block
 
 CORRECT = "classify_correct"
 RELABEL = "classify_relabel"
+#: The nearest-label buttons of a "not sure" answer: `classify_pick_1`, `classify_pick_2`, ...
+#: (Slack wants the action ids of one block distinct).
+PICK = "classify_pick_"
+PICKED = re.compile(rf"^{PICK}\d+$")
 BLOCK_PREFIX = "classify_feedback:"
+#: The "Which is it?" line over the nearest-label buttons; it goes with them once one is pressed.
+ASK_PREFIX = "classify_ask:"
 #: A static_select shows at most 100 options: the labels closest to the text come first.
 MAX_OPTIONS = 100
+#: How many of the nearest labels a "not sure" answer offers as buttons.
+NEAREST_BUTTONS = 3
+#: Slack caps a button's text at 75 characters.
+BUTTON_TEXT_LIMIT = 75
+WHICH_IS_IT = (
+    ":point_down: Which is it? Press the label this text belongs to, and the set learns it as an example."
+)
 
 
-def feedback_block(classification_id: int, prediction: Prediction) -> Block:
-    """The actions block for one classification: confirm the label, or pick another one.
+def feedback_blocks(classification_id: int, prediction: Prediction) -> list[Block]:
+    """The controls under one classification.
 
-    When the model abstained, the button offers its closest label instead ("It's X").
+    An answer gets **Correct** and a **Wrong label…** picker; a "not sure" answer gets a "Which is
+    it?" line and a button for each of its `NEAREST_BUTTONS` nearest labels (the most probable one
+    first, then by cosine), with **Another label…** for the rest. Every control stores the text as
+    an example of its label (`register`); the blocks carry the classification log id, not the text.
     """
-    confirmed = prediction.label if prediction.label is not None else prediction.best_label
-    # Labels by closeness to the text, so the likely alternatives are at the top of the picker.
-    others = [label for label in prediction.scores if label != confirmed][:MAX_OPTIONS]
-    button_text = "Correct" if prediction.label is not None else f"It's {confirmed}"
+    block_id = f"{BLOCK_PREFIX}{classification_id}"
+    if prediction.label is not None:
+        return [_answered_block(block_id, prediction.label, prediction)]
+    nearest = nearest_labels(prediction)
     elements: list[Block] = [
-        {
-            "type": "button",
-            "action_id": CORRECT,
-            "text": {"type": "plain_text", "text": label_sets.shorten(button_text, 75), "emoji": False},
-            "style": "primary",
-            "value": option_value(confirmed),
-        }
+        _button(f"{PICK}{rank}", label, label) for rank, label in enumerate(nearest[:NEAREST_BUTTONS], 1)
     ]
+    if rest := nearest[NEAREST_BUTTONS:][:MAX_OPTIONS]:
+        elements.append(_picker("Another label…", rest))
+    return [
+        {**text.context(WHICH_IS_IT), "block_id": f"{ASK_PREFIX}{classification_id}"},
+        {"type": "actions", "block_id": block_id, "elements": elements},
+    ]
+
+
+def nearest_labels(prediction: Prediction) -> list[str]:
+    """The labels nearest to the text: the most probable one (the answer's "nearest label"), then
+    the others by cosine to their centroid."""
+    return [prediction.best_label, *(label for label in prediction.scores if label != prediction.best_label)]
+
+
+def _answered_block(block_id: str, label: str, prediction: Prediction) -> Block:
+    # Labels by closeness to the text, so the likely alternatives are at the top of the picker.
+    others = [other for other in prediction.scores if other != label][:MAX_OPTIONS]
+    elements: list[Block] = [{**_button(CORRECT, "Correct", label), "style": "primary"}]
     if others:
-        elements.append(
-            {
-                "type": "static_select",
-                "action_id": RELABEL,
-                "placeholder": {
-                    "type": "plain_text",
-                    "text": "Wrong label…" if prediction.label is not None else "Another label…",
-                },
-                "options": [option(label) for label in others],
-            }
-        )
-    return {"type": "actions", "block_id": f"{BLOCK_PREFIX}{classification_id}", "elements": elements}
+        elements.append(_picker("Wrong label…", others))
+    return {"type": "actions", "block_id": block_id, "elements": elements}
+
+
+def _button(action_id: str, shown: str, label: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": {
+            "type": "plain_text",
+            "text": label_sets.shorten(shown, BUTTON_TEXT_LIMIT),
+            "emoji": False,
+        },
+        "value": option_value(label),
+    }
+
+
+def _picker(placeholder: str, labels: list[str]) -> Block:
+    return {
+        "type": "static_select",
+        "action_id": RELABEL,
+        "placeholder": {"type": "plain_text", "text": placeholder},
+        "options": [option(label) for label in labels],
+    }
 
 
 def register(app: App, deps: Deps) -> None:
-    """Both controls are acknowledged at once; the example is stored by a lazy listener."""
+    """Every control is acknowledged at once; the example is stored by a lazy listener."""
 
     def store_example(
         body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
@@ -77,8 +120,11 @@ def register(app: App, deps: Deps) -> None:
         with replier.reporting_errors():
             _store_example(deps, replier, body, workspace_of(context))
 
+    # CORRECT also serves the "It's X" button that "not sure" answers carried before the
+    # nearest-label buttons: messages already in channels keep working.
     app.action(CORRECT)(ack=acknowledge, lazy=[store_example])
     app.action(RELABEL)(ack=acknowledge, lazy=[store_example])
+    app.action(PICKED)(ack=acknowledge, lazy=[store_example])
 
 
 def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: str) -> None:
@@ -123,7 +169,9 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
         note = f":white_check_mark: Added as an example of {bold(label)} by {mention(user)}."
     else:
         note = f":white_check_mark: {bold(label)} already had this text as an example ({mention(user)})."
-    kept = [b for b in message.get("blocks") or [] if b.get("block_id") != block_id]
+    # The controls go, and the "Which is it?" line over them; the rest of the answer stays.
+    gone = {block_id, ASK_PREFIX + number}
+    kept = [b for b in message.get("blocks") or [] if b.get("block_id") not in gone]
     blocks = [*kept, text.context(note)][: text.MAX_BLOCKS]
     _replace(replier, ts, text.fallback(f"{message.get('text') or ''} {note}".strip()), blocks)
 

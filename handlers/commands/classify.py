@@ -1,5 +1,6 @@
-"""`/classify TEXT` or `/classify set:NAME TEXT`: the label, its confidence and the closest labels,
-with buttons to confirm it or pick another (see `handlers.actions.classify_feedback`)."""
+"""`/classify TEXT` or `/classify set:NAME TEXT`: the label, its confidence in words and the closest
+labels, with buttons to confirm it or pick another; a "not sure" answer offers its nearest labels as
+buttons (see `handlers.actions.classify_feedback`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from slack_sdk import WebClient
 
 from core.classify import Prediction
 from core.errors import GembotError
-from handlers import bounds, label_sets, text
-from handlers.actions.classify_feedback import feedback_block
+from handlers import bounds, confidence_words, label_sets, text
+from handlers.actions.classify_feedback import feedback_blocks
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention
 from handlers.replies import Replier, Where
@@ -97,7 +98,7 @@ def register(app: App, deps: Deps) -> None:
                 method=prediction.method,
                 scores=prediction.scores,
             )
-            blocks = [*asked, *result_blocks(prediction), feedback_block(classification_id, prediction)]
+            blocks = [*asked, *result_blocks(prediction), *feedback_blocks(classification_id, prediction)]
             working.update(summary(prediction), blocks=blocks)
 
     app.command("/classify")(ack=acknowledge, lazy=[answer])
@@ -109,12 +110,13 @@ def summary(prediction: Prediction) -> str:
         return f"No confident label (closest: {text.neutralise(prediction.best_label)})"
     if prediction.method == GEMINI:
         return f"{text.neutralise(prediction.label)} (chosen by Gemini)"
-    return f"{text.neutralise(prediction.label)} ({prediction.confidence:.0%} confident)"
+    said, percent = confidence_words.stated(prediction.confidence)
+    return f"{said}: {text.neutralise(prediction.label)} ({percent})"
 
 
 def result_blocks(prediction: Prediction) -> list[Block]:
-    """The label and its confidence (or why there is none; or that Gemini chose it, and why it was
-    asked), then the closest labels' cosines."""
+    """The label and its confidence in words, "likely: *billing* (72%)" (or why there is none; or
+    that Gemini chose it, and why it was asked), then the closest labels' cosines."""
     decided: list[Block] = []
     if prediction.method == GEMINI and prediction.label is not None:
         headline = f":label: {bold(prediction.label)} — chosen by Gemini"
@@ -122,7 +124,8 @@ def result_blocks(prediction: Prediction) -> list[Block]:
         why = text.neutralise(prediction.reason or "the examples alone left Gembot unsure")
         decided = [text.context(f":sparkles: Decided by Gemini: {why}.")]
     elif prediction.label is not None:
-        headline = f":label: {bold(prediction.label)} — {prediction.confidence:.0%} confident"
+        said, percent = confidence_words.stated(prediction.confidence)
+        headline = f":label: {said}: {bold(prediction.label)} ({percent})"
     else:
         reason = text.neutralise(prediction.reason or "the model is unsure")
         headline = (

@@ -1,5 +1,6 @@
-"""App Home: the workspace's label sets, their label and example counts and latest evaluation,
-and how to use the bot; published (`views.publish`) whenever a user opens the Home tab."""
+"""App Home: the workspace's label sets, their label and example counts and latest evaluation
+(accuracy, and coverage: how often the set answers rather than saying "not sure"), and how to use
+the bot; published (`views.publish`) whenever a user opens the Home tab."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ LABELS_SHOWN = 600
 HOW_TO = "\n".join(
     [
         "• `/classify TEXT` — the label of a text (`/classify set:NAME TEXT` for another set); "
-        "*Correct* and *Wrong label…* under the answer teach the set.",
+        "*Correct* and *Wrong label…* under the answer teach the set; when it is not sure, "
+        "press the label the text belongs to.",
         "• `/label add LABEL: TEXT` — add an example; `/label list`, `/label remove ID`, `/label sets`.",
         "• *Add as label example* — the shortcut on any message (⋮ → the message's shortcuts).",
         "• `/label eval` — how well a set classifies its own examples, with a confusion matrix; "
@@ -112,9 +114,21 @@ def _set_blocks(summary: SetSummary, latest: EvaluationRecord | None) -> list[Bl
         stale = "" if latest.set_version == summary.version else " (the set has changed since)"
         evaluated = (
             f"Latest evaluation: *{latest.accuracy:.0%}* accuracy on {latest.n} examples · "
-            f"{latest.method} · {latest.strategy} · {_when(latest.created_at)}{stale}"
+            f"{latest.method} · {latest.strategy} · {_when(latest.created_at)}{stale}\n"
+            f"{coverage_line(latest)}"
         )
     return [text.section(f"{bold(summary.name)} — {size}\n{counts}"), text.context(evaluated)]
+
+
+def coverage_line(latest: EvaluationRecord) -> str:
+    """How often the set answers its own kind of text (its held-out examples) rather than saying
+    "not sure", and how often it is right then; the accuracy above counts "not sure" as a miss."""
+    if latest.coverage <= 0:
+        return "Coverage: *0%* — at its thresholds it is not sure of any of its held-out examples"
+    line = f"Coverage: answers *{latest.coverage:.0%}* of its held-out examples (not sure of the rest)"
+    if latest.answered_accuracy is not None:
+        line += f", right on *{latest.answered_accuracy:.0%}* of those"
+    return line
 
 
 def _when(moment: datetime) -> str:
