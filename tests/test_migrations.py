@@ -368,4 +368,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0011"
+    assert head_revision() == "0012"

@@ -99,9 +99,11 @@ def test_home_shows_the_coverage_a_label_eval_measured(bot_server: BotServer) ->
     assert recorded.coverage > 0 and recorded.answered_accuracy is not None
     bot_server.slack.clear_calls()
     shown = texts_of(open_home(bot_server))
+    assert recorded.ece is not None
     assert (
         f"Coverage: answers *{recorded.coverage:.0%}* of its held-out examples (not sure of the rest), "
-        f"right on *{recorded.answered_accuracy:.0%}* of those"
+        f"right on *{recorded.answered_accuracy:.0%}* of those; its stated confidence is off by "
+        f"*{recorded.ece:.0%}* on average (ECE)"
     ) in shown
 
 

@@ -193,6 +193,7 @@ def test_latest_evaluation_per_set(store: Store) -> None:
         accuracy=0.8,
         coverage=0.95,
         answered_accuracy=0.84,
+        ece=0.031,
     )
     store.record_evaluation(
         T1,
@@ -212,3 +213,4 @@ def test_latest_evaluation_per_set(store: Store) -> None:
     assert latest["support"] == newest
     assert (newest.set_version, newest.method, newest.n, newest.answered_accuracy) == (4, "logreg", 42, 0.84)
     assert latest["intents"].answered_accuracy is None
+    assert (newest.ece, latest["intents"].ece) == (0.031, None)  # kept; None when not measured

@@ -22,6 +22,7 @@ def record(r: EvaluationRun) -> EvaluationRecord:
         coverage=r.coverage,
         answered_accuracy=r.answered_accuracy,
         created_at=r.created_at,
+        ece=r.ece,
     )
 
 

@@ -248,6 +248,8 @@ class EvaluationRun(Base):
     # None when the classifier would answer none of the examples at its thresholds.
     answered_accuracy: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The expected calibration error of the stated confidence (None: recorded before 0012).
+    ece: Mapped[float | None]
 
 
 # -- Slack's OAuth tables ---------------------------------------------------------------------------

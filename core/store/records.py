@@ -138,6 +138,7 @@ class EvaluationRecord:
     coverage: float
     answered_accuracy: float | None
     created_at: datetime
+    ece: float | None = None
 
 
 @dataclass(frozen=True)

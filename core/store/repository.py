@@ -406,6 +406,7 @@ class Store:
         accuracy: float,
         coverage: float,
         answered_accuracy: float | None = None,
+        ece: float | None = None,
     ) -> EvaluationRecord:
         """Keep the headline figures of an evaluation of a set (at `set_version`) and return them."""
         row = _EvaluationRun(
@@ -418,6 +419,7 @@ class Store:
             accuracy=float(accuracy),
             coverage=float(coverage),
             answered_accuracy=None if answered_accuracy is None else float(answered_accuracy),
+            ece=None if ece is None else float(ece),
         )
         with self._session() as s, s.begin():
             s.add(row)

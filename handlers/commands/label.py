@@ -310,6 +310,7 @@ def _eval(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         accuracy=evaluation.accuracy,
         coverage=evaluation.coverage,
         answered_accuracy=evaluation.answered_accuracy,
+        ece=evaluation.ece,
     )
     working.finish(
         evaluation_markdown(request.set, evaluation),
@@ -425,7 +426,8 @@ def evaluation_markdown(set_name: str, evaluation: Evaluation) -> str:
     lines = [
         f"**{evaluation.accuracy:.1%} accuracy** for label set `{_code(set_name)}` over "
         f"{evaluation.n} examples ({evaluation.strategy}, method {evaluation.method}); "
-        f"at the current thresholds {answered}.",
+        f"at the current thresholds {answered}. Its stated confidence is off by "
+        f"{evaluation.ece:.1%} on average (expected calibration error).",
         "",
         "```",
         f"{'label':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}",

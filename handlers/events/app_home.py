@@ -128,6 +128,9 @@ def coverage_line(latest: EvaluationRecord) -> str:
     line = f"Coverage: answers *{latest.coverage:.0%}* of its held-out examples (not sure of the rest)"
     if latest.answered_accuracy is not None:
         line += f", right on *{latest.answered_accuracy:.0%}* of those"
+    if latest.ece is not None:
+        # The gap between what its confidence says and how often it is right, on average.
+        line += f"; its stated confidence is off by *{latest.ece:.0%}* on average (ECE)"
     return line
 
 
