@@ -264,21 +264,19 @@ def carry_on(
     client: WebClient,
     token: str,
     help_text: str = HELP,
-    files_sent: int | None = None,
+    files_note: str | None = None,
 ) -> None:
     """Answer `question` (with the images in `files`) in the thread, with the thread's earlier turns.
 
-    Only the first GEMBOT_MAX_FILES of `files` are read; `files_sent` is how many the message
-    had, when `files` is already cut to those (`Incoming`). The earlier turns are bounded
-    (`bounded`), and the answer says in a line under it what was left out.
+    `files` are the message's first GEMBOT_MAX_FILES (`Incoming` cuts them) and `files_note` the
+    line saying the rest were left out, if any. The earlier turns are bounded (`bounded`), and the
+    answer says in a line under it what was left out.
 
     Run inside `replier.reporting_errors()`: a file that is not an image, too large, or that
     Slack would not hand over ends in a sentence in place of the "working" message, before
     Gemini is called; a question over GEMBOT_MAX_TEXT_CHARS is refused before anything else.
     """
     settings = deps.settings
-    sent = max(len(files), files_sent or 0)
-    files = list(files[: settings.max_files])
     if not question and not files:
         replier.post(help_text)
         return
@@ -331,10 +329,7 @@ def carry_on(
             # The answer is still worth showing; the thread just won't remember it.
             log.warning("could not store a turn of %s: %s", thread, exc)
             footer.append(text.context(NOT_SAVED))
-    notes = [
-        files_left_out(len(files), sent),
-        *replay_notes(replay, max_image_bytes=settings.max_thread_image_bytes),
-    ]
+    notes = [files_note, *replay_notes(replay, max_image_bytes=settings.max_thread_image_bytes)]
     footer[:0] = [text.context(note) for note in notes if note]
     if answer.truncated:
         footer.insert(0, text.context(CUT_OFF))

@@ -52,7 +52,7 @@ def register(app: App, deps: Deps) -> None:
                 files=message.files,
                 client=client,
                 token=message.token,
-                files_sent=message.files_sent,
+                files_note=message.files_note,
             )
 
     app.event("app_mention", matchers=[_answerable])(ack=acknowledge, lazy=[answer])

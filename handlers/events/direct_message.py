@@ -63,7 +63,7 @@ def register(app: App, deps: Deps) -> None:
                 client=client,
                 token=incoming.token,
                 help_text=conversation.HELP_DM,
-                files_sent=incoming.files_sent,
+                files_note=incoming.files_note,
             )
 
     app.event("message", matchers=[matchers.from_a_person, matchers.in_a_dm])(ack=acknowledge, lazy=[answer])
