@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import ColumnElement, and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import DatabaseUnavailable, InvalidInput
+from core.errors import InvalidInput
+from core.store import upserts
 from core.store.models import HASH_LENGTH, Embedding
 from core.store.records import CacheKey
 
@@ -83,14 +83,8 @@ def put_vectors(session: Session, key: CacheKey, vectors: Mapping[str, np.ndarra
                 "vector": encode(array),
             }
         )
-    dialect = session.get_bind().dialect.name
     # Two workers embedding the same new text both try to store it; the second insert must be a
     # no-op rather than an error, and ON CONFLICT DO NOTHING says so without a race window.
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(Embedding).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(Embedding).on_conflict_do_nothing()
-    else:
-        raise DatabaseUnavailable(f"the embedding cache needs SQLite or PostgreSQL, not {dialect}")
+    statement = upserts.insert(session, Embedding, needs="the embedding cache needs").on_conflict_do_nothing()
     for chunk in chunks(rows):
         session.execute(statement, list(chunk))

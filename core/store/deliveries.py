@@ -22,11 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, and_, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import DatabaseUnavailable, InvalidInput
-from core.store import validation
+from core.errors import InvalidInput
+from core.store import upserts, validation
 from core.store.models import EVENT_ID_LENGTH, TEAM_ID_LENGTH, SlackEvent, utcnow
 
 Sessions = Callable[[], AbstractContextManager[Session]]
@@ -68,7 +67,7 @@ class DeliveryStore:
         body = None if payload is None else json.dumps(payload, separators=(",", ":"))
         with self._session() as s, s.begin():
             inserted = s.scalar(
-                _insert(s)
+                upserts.insert(s, SlackEvent, needs="request tracking needs")
                 .values(event_id=key, team_id=team, received_at=now, lease_until=now + lease, payload=body)
                 .on_conflict_do_nothing(index_elements=["event_id"])
                 .returning(SlackEvent.id)
@@ -162,14 +161,3 @@ def _lapsed(now: datetime) -> Any:
     return and_(
         SlackEvent.finished_at.is_(None), SlackEvent.lease_until.is_not(None), SlackEvent.lease_until < now
     )
-
-
-def _insert(s: Session) -> Any:
-    # ON CONFLICT DO NOTHING rather than catching IntegrityError: a failed INSERT would abort a
-    # PostgreSQL transaction, and this way a racing second claim simply inserts no row.
-    dialect = s.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(SlackEvent)
-    if dialect == "sqlite":
-        return sqlite.insert(SlackEvent)
-    raise DatabaseUnavailable(f"request tracking needs SQLite or PostgreSQL, not {dialect}")

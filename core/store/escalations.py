@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import DatabaseUnavailable, InvalidInput
+from core.errors import InvalidInput
+from core.store import upserts
 from core.store.models import HASH_LENGTH, MODEL_NAME_LENGTH, Escalation, utcnow
 from core.store.validation import clean, label_name, set_name, team_id
 
@@ -78,13 +78,7 @@ def put(session: Session, key: EscalationKey, *, prompt_hash: str, label: str | 
         "label": None if label is None else label_name(label),
         "created_at": utcnow(),
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        insert: Any = postgresql.insert(Escalation)
-    elif dialect == "sqlite":
-        insert = sqlite.insert(Escalation)
-    else:
-        raise DatabaseUnavailable(f"the escalation cache needs SQLite or PostgreSQL, not {dialect}")
+    insert = upserts.insert(session, Escalation, needs="the escalation cache needs")
     session.execute(
         insert.values(**values, **answer).on_conflict_do_update(index_elements=list(_KEY), set_=answer)
     )

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import DatabaseUnavailable
+from core.store import upserts
 from core.store.models import LabelSet, TrainedModelRow, utcnow
 from core.store.records import CacheKey, TrainingData
 from core.store.validation import clean, set_name, team_id
@@ -104,13 +103,7 @@ def put(session: Session, key: TrainedModelKey, blob: bytes, *, format: int) -> 
     if current != values["set_version"]:
         return False
     stored = {"data_hash": key.data_hash, "format": int(format), "model": blob, "created_at": utcnow()}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        insert: Any = postgresql.insert(TrainedModelRow)
-    elif dialect == "sqlite":
-        insert = sqlite.insert(TrainedModelRow)
-    else:
-        raise DatabaseUnavailable(f"kept models need SQLite or PostgreSQL, not {dialect}")
+    insert = upserts.insert(session, TrainedModelRow, needs="kept models need")
     session.execute(
         insert.values(**values, **stored).on_conflict_do_update(index_elements=list(values), set_=stored)
     )

@@ -15,10 +15,9 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import DatabaseUnavailable
+from core.store import upserts
 from core.store.models import UsageCounter
 from core.usage import Scope, UsageCount
 
@@ -95,13 +94,6 @@ def prune(s: Session, before: date) -> int:
 
 
 def _ensure_row(s: Session, team_id: str, user_id: str, day: date) -> None:
-    dialect = s.get_bind().dialect.name
-    # ON CONFLICT DO NOTHING rather than catching IntegrityError: a failed INSERT would abort
-    # a PostgreSQL transaction, and a racing second insert simply adds nothing.
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(UsageCounter).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(UsageCounter).on_conflict_do_nothing()
-    else:
-        raise DatabaseUnavailable(f"usage limits need SQLite or PostgreSQL, not {dialect}")
+    # A racing second insert simply adds nothing (`core.store.upserts`).
+    statement = upserts.insert(s, UsageCounter, needs="usage limits need").on_conflict_do_nothing()
     s.execute(statement.values(team_id=team_id, user_id=user_id, day=day, used=0))
