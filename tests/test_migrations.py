@@ -45,6 +45,9 @@ TABLES = {
     "escalations",
     # fitted classifiers kept per set version (migration 0011)
     "trained_models",
+    # tuned encoders and their re-tune jobs (migration 0013)
+    "tuned_encoders",
+    "tune_jobs",
 }
 
 
@@ -368,4 +371,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0012"
+    assert head_revision() == "0013"

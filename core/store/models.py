@@ -466,3 +466,58 @@ class TrainedModelRow(Base):
     format: Mapped[int] = mapped_column(Integer)
     model: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- tuned encoders and the requests to tune a set again -------------------------------------------
+
+TUNED_BASE_LENGTH = 200
+TUNED_KIND_LENGTH = 32
+TUNE_ERROR_LENGTH = 500
+
+
+class TunedEncoderRow(Base):
+    """A set's fine-tuned embedding model, as the tuner wrote it (opaque bytes in `format`).
+
+    One row per set: the newest tune replaces the last. `base` names the embedder it was tuned
+    from, `kind` whether `blob` is a whole encoder or an adapter over the base's vectors, and
+    `digest` is the sha256 of `blob`, computed by the store. `blob` is deferred: the row's other
+    columns are read on every classification, the bytes only when a process loads the model.
+    """
+
+    __tablename__ = "tuned_encoders"
+
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH), primary_key=True)
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH), primary_key=True)
+    set_version: Mapped[int] = mapped_column(Integer)
+    base: Mapped[str] = mapped_column(String(TUNED_BASE_LENGTH))
+    kind: Mapped[str] = mapped_column(String(TUNED_KIND_LENGTH))
+    digest: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    format: Mapped[int] = mapped_column(Integer)
+    blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    examples: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TuneJobRow(Base):
+    """A request to tune a set again, kept until a process has done it (`core.store.tuned`).
+
+    `requested_at` is the last time it was asked for (each edit of a tuned set moves it), so a job
+    is due once the set's edits have settled. A process holds it as `owner` until `lease_until`;
+    `attempts` counts how many took it on since it was last asked for, `not_before` holds a failed
+    job back until then.
+    """
+
+    __tablename__ = "tune_jobs"
+
+    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH), primary_key=True)
+    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH), primary_key=True)
+    requested_at: Mapped[datetime]
+    # The Slack user (or `cli`) who asked explicitly; None when edits asked for it.
+    requested_by: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
+    owner: Mapped[str | None] = mapped_column(String(JOB_OWNER_LENGTH))
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(TUNE_ERROR_LENGTH))
+    not_before: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
