@@ -1,6 +1,6 @@
 """Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log,
 Slack event claims, thread conversations, the evaluation history, bulk jobs, Gemini's answers
-for unsure classifications and fitted classifiers.
+for unsure classifications, fitted classifiers, and tuned encoders with their re-tune jobs.
 
 Callers use `Store` and the plain records below; the ORM models and Alembic plumbing stay inside
 this package.
@@ -19,6 +19,9 @@ from core.store.records import (
     LabelChangeRecord,
     SetSummary,
     TrainingData,
+    TunedEncoderInfo,
+    TunedEncoderInput,
+    TuneJob,
     TurnImageRecord,
     TurnRecord,
     text_hash,
@@ -43,6 +46,9 @@ __all__ = [
     "Store",
     "TrainedModelKey",
     "TrainingData",
+    "TuneJob",
+    "TunedEncoderInfo",
+    "TunedEncoderInput",
     "TurnImageRecord",
     "TurnRecord",
     "current_revision",

@@ -6,6 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
+from core.store import tuned
 from core.store.models import Example, Label, LabelSet, utcnow
 from core.store.records import AddResult, ExampleRecord, SetSummary, TrainingData
 from core.store.validation import CleanExample
@@ -86,14 +87,21 @@ def find_label(s: Session, label_set: LabelSet, label: str) -> int:
 
 
 def bump(s: Session, set_id: int) -> None:
+    """Count an edit of the set: its version goes up and, when it has a tuned encoder or a tune
+    job, a tune is asked for again (`tuned.edited`). Every edit path calls this in its own
+    transaction, so none can change a tuned set without its re-tune being requested."""
     # Computed by the database, not read-modify-written here, so two concurrent edits of one
-    # set both count: the classifier's model cache is keyed on this number.
-    s.execute(
+    # set both count: the classifier's model cache is keyed on this number. The UPDATE also
+    # holds the set's row (PostgreSQL) until the commit, so edits of one set ask in turn.
+    bumped = s.execute(
         update(LabelSet)
         .where(LabelSet.id == set_id)
         .values(version=LabelSet.version + 1, updated_at=utcnow())
+        .returning(LabelSet.team_id, LabelSet.name)
         .execution_options(synchronize_session=False)
-    )
+    ).one_or_none()
+    if bumped is not None:
+        tuned.edited(s, bumped.team_id, bumped.name)
 
 
 def examples(

@@ -156,3 +156,56 @@ class LabelChangeRecord:
     text: str | None
     count: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class TunedEncoderInput:
+    """A tuned encoder to keep for a set (`Store.save_tuned_encoder`): which version of the set it
+    was tuned on, from which embedder (`base`, e.g. "local/all-MiniLM-L6-v2/384"), what `kind` of
+    model its bytes are ("encoder" or "adapter") in which `format`, and on how many `examples` in
+    how many `seconds`. No digest: the store computes it from the bytes."""
+
+    team_id: str
+    set_name: str
+    set_version: int
+    base: str
+    kind: str
+    format: int
+    examples: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TunedEncoderInfo:
+    """What is known of a set's tuned encoder without reading its bytes; `digest` (sha256 hex of
+    the bytes) is what `Store.tuned_encoder_blob` asks for them by."""
+
+    team_id: str
+    set_name: str
+    set_version: int
+    base: str
+    kind: str
+    digest: str
+    format: int
+    examples: int
+    seconds: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TuneJob:
+    """A request to tune a set again. `requested_at` is when it was last asked for (an edit of the
+    set, or `/label tune`); `attempts` how many processes took it on since; `requested_by` who
+    asked explicitly (None: edits did). A claimed job is handed back to `renew_tune`,
+    `finish_tune` or `fail_tune` as it is. For display: who holds it until when, the last failure,
+    and the moment before which a failed job is not tried again."""
+
+    team_id: str
+    set_name: str
+    requested_at: datetime
+    attempts: int
+    requested_by: str | None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    not_before: datetime | None = None

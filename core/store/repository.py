@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, select, text
@@ -12,7 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import DatabaseUnavailable, InvalidInput, NotFound
-from core.store import audit, cache, changes, conversations, escalations, evaluations, labels, validation
+from core.store import (
+    audit,
+    cache,
+    changes,
+    conversations,
+    escalations,
+    evaluations,
+    labels,
+    tuned,
+    validation,
+)
 from core.store import trained_models as kept_models
 from core.store import usage as usage_counters
 from core.store.audit import LoggedResult
@@ -20,7 +30,7 @@ from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_re
 from core.store.deliveries import DeliveryStore
 from core.store.escalations import EscalationKey, EscalationRecord
 from core.store.jobs import JobStore
-from core.store.models import ACTOR_LENGTH, Example, Label, LabelSet
+from core.store.models import ACTOR_LENGTH, JOB_OWNER_LENGTH, Example, Label, LabelSet, utcnow
 from core.store.models import EvaluationRun as _EvaluationRun
 from core.store.records import (
     AddResult,
@@ -32,6 +42,9 @@ from core.store.records import (
     LabelChangeRecord,
     SetSummary,
     TrainingData,
+    TunedEncoderInfo,
+    TunedEncoderInput,
+    TuneJob,
     TurnRecord,
 )
 from core.store.trained_models import TrainedModelKey
@@ -40,6 +53,9 @@ from core.usage import Scope, UsageCount
 # add_examples retries when a concurrent writer created the same set, label or example between
 # its reads and its writes; the unique constraints catch that, and the next attempt sees it.
 _ADD_ATTEMPTS = 3
+# claim_tune tries this many due jobs, longest waiting first, before it gives up for this round:
+# the others are being taken by racing processes.
+_TUNE_CANDIDATES = 8
 
 
 class Store:
@@ -214,8 +230,9 @@ class Store:
             return count or 0
 
     def remove_set(self, team_id: str, set_name: str, *, actor: str | None = None) -> None:
-        """Delete a set with its labels and examples. Its classification log rows stay, and so
-        does its change log, which gets a `remove_set` entry by `actor`."""
+        """Delete a set with its labels and examples, its tuned encoder and its tune job. Its
+        classification log rows stay, and so does its change log, which gets a `remove_set`
+        entry by `actor`."""
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
             count = s.scalar(
@@ -225,6 +242,7 @@ class Store:
                 .where(Label.set_id == label_set.id)
             )
             s.execute(delete(LabelSet).where(LabelSet.id == label_set.id))
+            tuned.forget(s, label_set.team_id, label_set.name)
             changes.record(
                 s, label_set.team_id, label_set.name, actor=actor, action="remove_set", count=count or 0
             )
@@ -463,6 +481,113 @@ class Store:
         """
         with self._session() as s, s.begin():
             return kept_models.put(s, key, blob, format=format)
+
+    # -- tuned encoders and re-tune requests -------------------------------------------------
+
+    def save_tuned_encoder(self, encoder: TunedEncoderInput, blob: bytes) -> bool:
+        """Keep `blob` as the set's tuned encoder, replacing the one kept before; its digest is
+        the sha256 of `blob`, computed here.
+
+        Returns False, keeping nothing, when the set no longer exists (or was removed and
+        created again since the version tuned), or when a tune of a later version than
+        `encoder.set_version` is already kept. Saving does not finish a tune job: `finish_tune`.
+        """
+        with self._session() as s, s.begin():
+            return tuned.save(s, encoder, blob)
+
+    @read_retried
+    def tuned_encoder(self, team_id: str, set_name: str) -> TunedEncoderInfo | None:
+        """The set's tuned encoder, without its bytes (one small SELECT), or None when it has none."""
+        with self._session() as s, s.begin():
+            return tuned.info(s, team_id, set_name)
+
+    @read_retried
+    def tuned_encoder_blob(self, team_id: str, set_name: str, digest: str) -> bytes | None:
+        """The bytes of the set's tuned encoder whose sha256 is `digest`; None when the set has
+        none, or another one replaced it since `digest` was read."""
+        with self._session() as s, s.begin():
+            return tuned.blob(s, team_id, set_name, digest)
+
+    def request_tune(self, team_id: str, set_name: str, *, requested_by: str | None) -> None:
+        """Ask for the set to be tuned once it has settled (`/label tune`), whether or not it was
+        tuned before; asking again moves the request to now. NotFound when there is no such set.
+
+        Edits of a tuned set ask for it on their own (`labels.bump`).
+        """
+        with self._session() as s, s.begin():
+            tuned.request(s, team_id, set_name, requested_by=requested_by)
+
+    def claim_tune(self, *, owner: str, settle_seconds: float, lease_seconds: float) -> TuneJob | None:
+        """Take one tune job for `owner` until `lease_seconds` from now, or None when none is due.
+
+        Due: last asked for at least `settle_seconds` ago, not held back after a failure, and not
+        held by a live lease. The longest waiting goes first; each is taken by a conditional
+        UPDATE, so when processes race for a job one gets it. The job's `attempts` counts this
+        taking: a job whose earlier holders died (it was never failed) comes back with more
+        attempts than `fail_tune` allows, and the caller should give it up there at once.
+        """
+        owner = validation.clean(owner, what="tune job owner", limit=JOB_OWNER_LENGTH)
+        settle = validation.duration(settle_seconds, what="settle time")
+        lease = validation.duration(lease_seconds, what="lease")
+        now = utcnow()
+        settled = now - timedelta(seconds=settle)
+        with self._session() as s, s.begin():
+            candidates = tuned.due(s, now=now, settled=settled, limit=_TUNE_CANDIDATES)
+        for team, name in candidates:
+            with self._session() as s, s.begin():
+                job = tuned.take(
+                    s,
+                    team,
+                    name,
+                    owner=owner,
+                    now=now,
+                    settled=settled,
+                    until=now + timedelta(seconds=lease),
+                )
+            if job is not None:
+                return job
+        return None
+
+    def renew_tune(self, job: TuneJob, *, owner: str, lease_seconds: float) -> bool:
+        """Hold a claimed job `lease_seconds` longer (a heartbeat while the tune runs); False when
+        `owner` no longer holds it: another process took it, or the set was removed."""
+        lease = validation.duration(lease_seconds, what="lease")
+        with self._session() as s, s.begin():
+            return tuned.renew(s, job, owner=owner, until=utcnow() + timedelta(seconds=lease))
+
+    def finish_tune(self, job: TuneJob, *, owner: str) -> bool:
+        """The tune of a claimed job is done (and saved): delete the job, True. When the set was
+        edited or a tune asked for since the claim, the job stays, given back to be tuned again
+        once settled, False; False too when `owner` no longer holds it (nothing is changed)."""
+        with self._session() as s, s.begin():
+            return tuned.finish(s, job, owner=owner)
+
+    def fail_tune(
+        self, job: TuneJob, *, owner: str, error: str, retry_after: float, max_attempts: int
+    ) -> bool:
+        """The tune of a claimed job failed with `error` (kept cut to 500 characters): give the
+        job back, not to be taken for `retry_after` seconds, True. Once it has been taken
+        `max_attempts` times since it was last asked for, delete it instead, False (given up;
+        the error goes with it, so log it). When `owner` no longer holds it, nothing changes
+        (True: the job is still there, someone else's).
+        """
+        wait = validation.duration(retry_after, what="retry delay")
+        limit = validation.whole(max_attempts, what="maximum attempts", minimum=1)
+        with self._session() as s, s.begin():
+            return tuned.fail(
+                s,
+                job,
+                owner=owner,
+                error=error,
+                not_before=utcnow() + timedelta(seconds=wait),
+                max_attempts=limit,
+            )
+
+    @read_retried
+    def tune_jobs(self, team_id: str) -> list[TuneJob]:
+        """The workspace's pending and running tune jobs, by set name (for display)."""
+        with self._session() as s, s.begin():
+            return tuned.jobs(s, team_id)
 
     # -- usage limits ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,3 +75,19 @@ def examples(items: Sequence[ExampleInput]) -> list[CleanExample]:
         except InvalidInput as exc:
             raise InvalidInput(f"row {row}: {exc}") from None
     return cleaned
+
+
+def whole(value: int, *, what: str, minimum: int = 0) -> int:
+    """`value` as an int; InvalidInput when it is below `minimum` (or not a whole number)."""
+    number = int(value)
+    if number != value or number < minimum:
+        raise InvalidInput(f"the {what} must be a whole number of at least {minimum}, not {value!r}")
+    return number
+
+
+def duration(value: float, *, what: str) -> float:
+    """`value` as a float number of seconds; InvalidInput when it is negative, infinite or NaN."""
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidInput(f"the {what} must be a finite, non-negative number of seconds, not {value!r}")
+    return seconds
