@@ -46,6 +46,8 @@ AUTO_FOLDS = 5
 LARGE_SET = 2000
 #: The share of the set's own kind of text answered when nothing else is said (GEMBOT_TARGET_COVERAGE).
 DEFAULT_COVERAGE = 0.98
+#: The fewest examples an embedder did not train on that can calibrate a model on their own.
+MIN_UNSEEN = 10
 
 
 @dataclass(frozen=True)
@@ -300,13 +302,16 @@ def _confidence(
     centroid: CentroidClassifier,
     held_out: dict[str, np.ndarray],
     counts: np.ndarray,
+    judged: np.ndarray,
 ) -> ConfidenceCalibration:
-    """The confidence recalibration, fitted on probabilities of examples each held out of its model."""
+    """The confidence recalibration, fitted on probabilities of examples each held out of its
+    model; only the rows in `judged` (a boolean mask) count."""
     index = encode_labels(y)[1]
     if method == "centroid":
         # Leave-one-out centroids are exact and cheap; a label's only example cannot be left out.
         cosines, targets = leave_one_out_cosines(centred, y)
-        return fit_confidence(softmax(cosines, centroid.temperature_), targets, counts)
+        usable = judged[counts[index] >= 2]
+        return fit_confidence(softmax(cosines[usable], centroid.temperature_), targets[usable], counts)
     smallest = int(counts.min())
     if "logreg" not in held_out and smallest >= 2:
         held_out = {
@@ -316,7 +321,7 @@ def _confidence(
         }
     if "logreg" not in held_out:
         return fit_confidence(np.zeros((0, len(counts))), np.zeros(0, dtype=np.int64), counts)
-    return fit_confidence(held_out["logreg"], index, counts)
+    return fit_confidence(held_out["logreg"][judged], index[judged], counts)
 
 
 def train(
@@ -326,6 +331,7 @@ def train(
     method: str = "auto",
     temperature: float | None = None,
     target_coverage: float = DEFAULT_COVERAGE,
+    seen: np.ndarray | None = None,
 ) -> TrainedModel:
     """Fit a classifier on embeddings `X` (one row per example) and their labels `y`.
 
@@ -334,6 +340,10 @@ def train(
     examples. `target_coverage` (in (0, 1]) is the share of the set's held-out examples the model
     would answer, which sets its abstention threshold. Fewer than two distinct labels raises
     NotEnoughLabels.
+
+    `seen` marks the examples the embedder itself was trained on (a tuned encoder): they sit
+    closer to each other than any new text will, so the threshold and the confidence are
+    calibrated on the other examples only, when there are at least `MIN_UNSEEN` of them.
     """
     if method not in METHODS:
         raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -367,11 +377,18 @@ def train(
     else:
         centroid = CentroidClassifier(temperature=DEFAULT_TEMPERATURE).fit(centred, labels_array)
         logreg = logistic_regression().fit(centred, labels_array)
-    calibration = _confidence(method, centred, y, centroid, held_out, count_array)
+    judged = np.ones(len(points), dtype=bool)
+    if seen is not None:
+        unseen = ~np.asarray(seen, dtype=bool).reshape(-1)
+        if len(unseen) != len(points):
+            raise InvalidInput(f"got {len(unseen)} seen marks for {len(points)} examples")
+        if unseen.sum() >= MIN_UNSEEN:
+            judged = unseen
+    calibration = _confidence(method, centred, y, centroid, held_out, count_array, judged)
     # float32 halves what a cached model holds; the threshold is computed from the same array.
     examples = points.astype(np.float32)
     threshold = (
-        conformal_threshold(held_out_nearest_similarity(examples), target_coverage)
+        conformal_threshold(held_out_nearest_similarity(examples)[judged], target_coverage)
         if len(examples) >= 2
         else None
     )
