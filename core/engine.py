@@ -8,6 +8,13 @@ next CLI call reads it back instead of fitting it again. A model is trained by o
 time: requests that need it meanwhile wait for that one rather than each embedding the examples
 and training again (a burst of requests after a start or a change would otherwise hold the
 interpreter for seconds).
+
+A set that was tuned (`tune`, `gembot tune`) is classified through its own embedder: the local
+model fine-tuned on it, or an adapter over the frozen vectors (`core.embeddings.tuned`). Its
+weights are kept in the database, loaded once per process, and used for as long as they were
+tuned from the embedder configured now; the head is fitted on the tuned vectors and kept by set
+version like any other. After an edit the last tuned weights keep serving, with a head refitted
+on the edited examples, until the re-tune lands.
 """
 
 from __future__ import annotations
@@ -26,10 +33,31 @@ from core.classify.model import MODEL_FORMAT, UnknownModelFormat
 from core.clustering import Clustering, cluster, project_2d
 from core.embeddings.base import Embedder, TaskType
 from core.embeddings.cache import CachedEmbedder, check_texts
-from core.errors import GembotError, NotEnoughLabels
+from core.embeddings.tuned import (
+    KIND_ENCODER,
+    TUNED_FORMAT,
+    AdaptedEmbeddings,
+    TunedLocalEmbedder,
+    TunedWeights,
+    UnknownTunedFormat,
+    base_id,
+    digest,
+    seen_mask,
+)
+from core.errors import GembotError, InvalidInput, NotEnoughLabels
 from core.settings import Settings
 from core.similarity import SimilarPair, cosine_matrix, top_pairs
-from core.store import CacheKey, EscalationKey, Store, TrainedModelKey, text_hash, training_hash
+from core.store import (
+    CacheKey,
+    EscalationKey,
+    Store,
+    TrainedModelKey,
+    TunedEncoderInput,
+    text_hash,
+    training_hash,
+)
+from core.tuning import KINDS, default_kind
+from core.tuning.holdout import Verdict, compare, split
 
 if TYPE_CHECKING:
     from core.gemini.client import GeminiClient
@@ -58,6 +86,28 @@ class ClusterView:
 
 
 @dataclass(frozen=True)
+class TuneOutcome:
+    """What `Engine.tune` did: the set's version it tuned, the kind of tuning, on how many
+    examples (those not held out), in how many seconds (`details`: the method's own figures), how
+    tuned and plain compared on the held-out examples (`verdict`), and whether the tuned weights
+    are kept and used: False when the plain model did as well, or when the set changed or went
+    away meanwhile (a newer tune will come)."""
+
+    set_name: str
+    set_version: int
+    kind: str
+    examples: int
+    seconds: float
+    details: dict[str, object]
+    kept: bool
+    verdict: Verdict
+
+
+#: Whatever embeds a set's texts: the cached base embedder, a tuned one, or an adapter over it.
+SetEmbeddings = CachedEmbedder | AdaptedEmbeddings
+
+
+@dataclass(frozen=True)
 class _ModelKey:
     team_id: str
     set_name: str
@@ -76,6 +126,13 @@ def _require_two_labels(labels: Sequence[str], set_name: str) -> None:
         )
 
 
+def _seen(embeddings: SetEmbeddings, texts: Sequence[str]) -> np.ndarray | None:
+    """Which texts a tuned embedder trained on (None for the plain one): see `train(seen=)`."""
+    tuned = embeddings if isinstance(embeddings, AdaptedEmbeddings) else embeddings.embedder
+    weights = getattr(tuned, "weights", None)
+    return None if weights is None else seen_mask(weights, texts)
+
+
 class Engine:
     """Classification, evaluation, similarity and clustering over a store and an embedder."""
 
@@ -88,6 +145,7 @@ class Engine:
         models_kept: int = 32,
         gemini: GeminiClient | None = None,
         trainer: Callable[..., TrainedModel] = train,
+        tuned_kept: int = 4,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -100,6 +158,10 @@ class Engine:
         self._training: dict[_ModelKey, threading.Lock] = {}
         # `core.classify.train` unless a test counts the fits.
         self._trainer = trainer
+        # Tuned embedders by the sha256 of their weights: a tuned MiniLM is a 90 MB copy.
+        self._tuned: OrderedDict[str, SetEmbeddings] = OrderedDict()
+        self._tuned_kept = tuned_kept
+        self._tuned_lock = threading.Lock()
 
     # -- classification -------------------------------------------------------------------
 
@@ -110,7 +172,8 @@ class Engine:
         neither has it.
         """
         version = self.store.get_set(team_id, set_name).version
-        key = self._key(team_id, set_name, version, method)
+        embeddings = self.embeddings_for(team_id, set_name)
+        key = self._key(team_id, set_name, version, method, embeddings)
         cached = self._cached(key)
         if cached is not None:
             return cached
@@ -120,7 +183,7 @@ class Engine:
             with training:
                 # Trained by another thread while this one waited?
                 cached = self._cached(key)
-                return cached if cached is not None else self._train(team_id, set_name, method)
+                return cached if cached is not None else self._train(team_id, set_name, method, embeddings)
         finally:
             with self._lock:
                 self._training.pop(key, None)
@@ -132,7 +195,7 @@ class Engine:
                 self._models.move_to_end(key)
             return cached
 
-    def _train(self, team_id: str, set_name: str, method: str) -> TrainedModel:
+    def _train(self, team_id: str, set_name: str, method: str, embeddings: SetEmbeddings) -> TrainedModel:
         data = self.store.training_data(team_id, set_name)
         _require_two_labels(data.labels, set_name)
         kept = TrainedModelKey(
@@ -141,24 +204,25 @@ class Engine:
             set_version=data.version,
             data_hash=training_hash(data),
             method=method,
-            embedding=self.embeddings.key(TaskType.CLASSIFICATION),
+            embedding=embeddings.key(TaskType.CLASSIFICATION),
             temperature=self.settings.temperature,
             target_coverage=self.settings.target_coverage,
         )
         model = self._kept(kept)
         if model is None:
-            vectors = self.embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)
+            vectors = embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)
             model = self._trainer(
                 vectors,
                 data.labels,
                 method=method,
                 temperature=self.settings.temperature,
                 target_coverage=self.settings.target_coverage,
+                seen=_seen(embeddings, data.texts),
             )
             self._keep(kept, model)
         # Cache under the version the data was read at: a change in between gets its own entry.
         with self._lock:
-            self._models[self._key(team_id, set_name, data.version, method)] = model
+            self._models[self._key(team_id, set_name, data.version, method, embeddings)] = model
             while len(self._models) > self._models_kept:
                 self._models.popitem(last=False)
         return model
@@ -200,7 +264,7 @@ class Engine:
         """
         cleaned = check_texts(texts)
         model = self.model_for(team_id, set_name, method=method)
-        vectors = self.embeddings.embed(cleaned, task_type=TaskType.CLASSIFICATION)
+        vectors = self.embeddings_for(team_id, set_name).embed(cleaned, task_type=TaskType.CLASSIFICATION)
         predictions = model.predict(
             vectors, min_similarity=self.settings.min_similarity, min_margin=self.settings.min_margin
         )
@@ -286,7 +350,9 @@ class Engine:
         """Cross-validated quality of a label set on its own examples."""
         data = self.store.training_data(team_id, set_name)
         _require_two_labels(data.labels, set_name)
-        vectors = self.embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)
+        # The set's own embedder, tuned or not: what its classifications use. (A tuned encoder has
+        # seen these examples, so its figures lean optimistic; `gembot eval` says so.)
+        vectors = self.embeddings_for(team_id, set_name).embed(data.texts, task_type=TaskType.CLASSIFICATION)
         return evaluate(
             vectors,
             data.labels,
@@ -297,14 +363,143 @@ class Engine:
             min_margin=self.settings.min_margin,
         )
 
-    def _key(self, team_id: str, set_name: str, version: int, method: str) -> _ModelKey:
+    def _key(
+        self, team_id: str, set_name: str, version: int, method: str, embeddings: SetEmbeddings
+    ) -> _ModelKey:
         return _ModelKey(
             team_id,
             set_name,
             version,
             method,
-            self.embeddings.key(TaskType.CLASSIFICATION),
+            embeddings.key(TaskType.CLASSIFICATION),
             self.settings.temperature,
+        )
+
+    # -- tuning -------------------------------------------------------------------------------
+
+    def embeddings_for(self, team_id: str, set_name: str) -> SetEmbeddings:
+        """What embeds a set's texts: its tuned embedder when it has one that fits the configured
+        embedder, the plain (cached) one otherwise. Weights that cannot be read are skipped, with
+        a line in the log: the set is classified as if untuned until it is tuned again."""
+        info = self.store.tuned_encoder(team_id, set_name)
+        if info is None or info.format != TUNED_FORMAT or info.base != base_id(self.embeddings.embedder):
+            return self.embeddings
+        with self._tuned_lock:
+            loaded = self._tuned.get(info.digest)
+            if loaded is not None:
+                self._tuned.move_to_end(info.digest)
+                return loaded
+            # Under the lock: two requests must not each build a 90 MB copy of the model.
+            blob = self.store.tuned_encoder_blob(team_id, set_name, info.digest)
+            if blob is None:
+                return self.embeddings
+            try:
+                weights = TunedWeights.from_bytes(blob)
+                if weights.base != info.base:
+                    raise UnknownTunedFormat("tuned for another embedder than its row says")
+                loaded = self._load_tuned(weights, info.digest)
+            except UnknownTunedFormat as exc:
+                log.warning(
+                    "the tuned weights of set %r cannot be used; classifying untuned: %s", set_name, exc
+                )
+                return self.embeddings
+            self._tuned[info.digest] = loaded
+            while len(self._tuned) > self._tuned_kept:
+                self._tuned.popitem(last=False)
+            return loaded
+
+    def _load_tuned(self, weights: TunedWeights, digest: str) -> SetEmbeddings:
+        if weights.kind == KIND_ENCODER:
+            return CachedEmbedder(TunedLocalEmbedder(self.embeddings.embedder, weights, digest), self.store)
+        return AdaptedEmbeddings(self.embeddings, weights, digest)
+
+    def tune(
+        self,
+        team_id: str,
+        set_name: str,
+        *,
+        kind: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        seed: int = 0,
+    ) -> TuneOutcome:
+        """Learn the set's own embedder from its examples, keep it, and fit the head on it.
+
+        `kind` is "encoder" (fine-tune the local model; the default with it) or "adapter" (over
+        frozen vectors; the default with any other embedder). `progress(step, steps)` follows the
+        training. The weights are kept for the version the examples were read at; classifications
+        use them from then on (`embeddings_for`).
+        """
+        embedder = self.embeddings.embedder
+        kind = kind or default_kind(embedder.name)
+        if kind not in KINDS:
+            raise InvalidInput(f"the kind of tuning must be one of {', '.join(KINDS)}, not {kind!r}")
+        if kind == KIND_ENCODER and embedder.name != "local":
+            raise InvalidInput(
+                f"only the local model can be fine-tuned, not {embedder.name}'s; tune an adapter instead"
+            )
+        data = self.store.training_data(team_id, set_name)
+        _require_two_labels(data.labels, set_name)
+        training, held = split(data.labels, seed=seed)
+        texts = [data.texts[i] for i in training]
+        labels = [data.labels[i] for i in training]
+        plain = self.embeddings.embed(data.texts, task_type=TaskType.CLASSIFICATION)
+        if kind == KIND_ENCODER:
+            from core.tuning.encoder import EncoderPlan, tune_encoder  # torch loads only to tune
+
+            weights = tune_encoder(
+                embedder,
+                texts,
+                labels,
+                plan=EncoderPlan(budget_seconds=self.settings.tune_budget_seconds),
+                seed=seed,
+                progress=progress,
+            )
+        else:
+            from core.tuning.adapter import tune_adapter
+
+            weights = tune_adapter(plain[training], labels, base=base_id(embedder), texts=texts)
+            if progress is not None:
+                progress(1, 1)
+        blob = weights.to_bytes()
+        candidate = self._load_tuned(weights, digest(blob))
+        # Embedded directly, not through the cache: weights that lose are never used again.
+        if isinstance(candidate, CachedEmbedder):
+            tuned = candidate.embedder.embed_batch(data.texts, task_type=TaskType.CLASSIFICATION)
+        else:
+            tuned = candidate.transform(plain)
+        verdict = compare(
+            plain, tuned, data.labels, training, held, target_coverage=self.settings.target_coverage
+        )
+        seconds = float(weights.details.get("seconds", 0.0))
+        kept = False
+        if verdict.better:
+            kept = self.store.save_tuned_encoder(
+                TunedEncoderInput(
+                    team_id=team_id,
+                    set_name=set_name,
+                    set_version=data.version,
+                    base=weights.base,
+                    kind=kind,
+                    format=TUNED_FORMAT,
+                    examples=len(texts),
+                    seconds=seconds,
+                ),
+                blob,
+            )
+        else:
+            # The plain model did as well: classify with it, and drop weights an older tune left.
+            self.store.forget_tuned_encoder(team_id, set_name)
+        # Fitted (and kept) now, so the first classification after a tune does not wait for it.
+        self.model_for(team_id, set_name)
+        return TuneOutcome(
+            set_name=set_name,
+            set_version=data.version,
+            kind=kind,
+            examples=len(texts),
+            seconds=seconds,
+            details=dict(weights.details),
+            kept=kept,
+            verdict=verdict,
         )
 
     # -- similarity and clustering ----------------------------------------------------------

@@ -295,6 +295,11 @@ class Settings:
     conversation_retention_days: float = 30.0
     # The most pixels an image may have to be converted (read from its header, before decoding).
     max_image_pixels: int = 50_000_000
+    # Tuning (`gembot tune`, and the background re-tune of a tuned set once its edits have settled
+    # for `retune_settle_seconds`): the most seconds the encoder's training steps may take.
+    tune_budget_seconds: float = 900.0
+    retune_settle_seconds: float = 600.0
+    retune: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -398,6 +403,9 @@ class Settings:
                 merged, "GEMBOT_CONVERSATION_RETENTION_DAYS", 30.0, minimum=0.01
             ),
             max_image_pixels=_int(merged, "GEMBOT_MAX_IMAGE_PIXELS", 50_000_000, minimum=1_000_000),
+            tune_budget_seconds=_float(merged, "GEMBOT_TUNE_BUDGET", 900.0, minimum=1.0),
+            retune_settle_seconds=_float(merged, "GEMBOT_RETUNE_SETTLE", 600.0, minimum=0.0),
+            retune=_switch(merged, "GEMBOT_RETUNE", default=True),
             # Not the token key: `extra` holds plain strings.
             extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_") and k != "GEMBOT_TOKEN_KEY"},
         )

@@ -508,6 +508,12 @@ class Store:
         with self._session() as s, s.begin():
             return tuned.blob(s, team_id, set_name, digest)
 
+    def forget_tuned_encoder(self, team_id: str, set_name: str) -> bool:
+        """Stop classifying the set through a tuned encoder (its latest tune was no better than
+        the plain model); True when it had one."""
+        with self._session() as s, s.begin():
+            return tuned.forget_encoder(s, team_id, set_name)
+
     def request_tune(self, team_id: str, set_name: str, *, requested_by: str | None) -> None:
         """Ask for the set to be tuned once it has settled (`/label tune`), whether or not it was
         tuned before; asking again moves the request to now. NotFound when there is no such set.

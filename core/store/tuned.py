@@ -138,6 +138,12 @@ def forget(s: Session, team_id: str, set_name: str) -> None:
     s.execute(delete(TuneJobRow).where(*_key(TuneJobRow, team_id, set_name)))
 
 
+def forget_encoder(s: Session, team_id: str, set_name: str) -> bool:
+    """Delete the set's tuned encoder only (a tune found the plain model better); True if one was kept."""
+    result = s.execute(delete(TunedEncoderRow).where(*_key(TunedEncoderRow, team_id, set_name)))
+    return int(getattr(result, "rowcount", 0) or 0) > 0
+
+
 # -- tune jobs ------------------------------------------------------------------------------------
 
 
