@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import analysis, db, gemini, labels, serve
+from bot.cli import analysis, db, gemini, labels, serve, tune
 from bot.cli.context import Context
 from core.errors import GembotError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     labels.register(commands, scoped)
     analysis.register(commands, scoped, common)
+    tune.register(commands, scoped)
     db.register(commands, common)
     gemini.register(commands, common)
     serve.register(commands, common)

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,3 +73,40 @@ class Progress:
 def shorten(text: str, width: int = 60) -> str:
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+class ProgressBar:
+    """A bar on stderr for work counted in steps whose total may be revised: `[####----] 12/40`."""
+
+    WIDTH = 30
+
+    def __init__(self, *, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self._started = time.monotonic()
+        self._shown = -1.0
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        finished = done >= total
+        # At most a few redraws a second: a tune takes thousands of steps.
+        if not finished and now - self._shown < 0.25:
+            return
+        self._shown = now
+        filled = self.WIDTH * done // max(total, 1)
+        elapsed = now - self._started
+        left = elapsed / done * (total - done) if done else 0.0
+        print(
+            f"\r{self.label} [{'#' * filled}{'-' * (self.WIDTH - filled)}] {done:,}/{total:,}"
+            f" {_clock(elapsed)} elapsed, {_clock(left)} left ",
+            end="\n" if finished else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
