@@ -13,7 +13,9 @@ batch (their progress is in the database; the next process carries on), and wait
 and answer. The HTTP server (`bot.wsgi`, through gunicorn's `worker_exit`) and Socket Mode
 (`gembot serve --socket`) both call it.
 
-`start` also starts the process's pruning round (`bot.housekeeping`), which `shutdown` stops.
+`start` also starts the process's pruning round (`bot.housekeeping`) and its re-tuner
+(`bot.retune`), which `shutdown` stops; a tune in progress is abandoned, not waited for (another
+process redoes it once its lease lapses).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from slack_sdk import WebClient
 
 from bot.deliveries import DeliveryTracker, RequestResumer
 from bot.housekeeping import Housekeeping, Retention
+from bot.retune import Retuner, WorkspaceClientFor
 from bot.sweeps import Sweeper, every_third_of
 from core.jobs import KIND_CLASSIFY_CSV
 from core.settings import Settings
@@ -101,6 +104,24 @@ def slack_clients(settings: Settings, store: Store) -> ClientFor:
     return installed
 
 
+def workspace_clients(settings: Settings, store: Store) -> WorkspaceClientFor:
+    """How background work for a workspace key (`TEAM` or `ENTERPRISE:TEAM`, `handlers.scope`)
+    reaches Slack: the bot token (one workspace) or the workspace's installation (OAuth)."""
+    from bot import oauth
+    from bot.app import slack_client, web_client
+
+    if not oauth.oauth_enabled(settings):
+        return lambda key: slack_client(settings)
+    installations = oauth.installation_store(settings, store.engine)
+
+    def installed(key: str) -> WebClient | None:
+        enterprise, _, team = key.rpartition(":")
+        found = installations.find_bot(enterprise_id=enterprise or None, team_id=team)
+        return web_client(settings, token=found.bot_token) if found and found.bot_token else None
+
+    return installed
+
+
 class JobResumer(Sweeper):
     """Every `interval` seconds: renew the leases of this process's jobs, and take over jobs nobody
     holds (queued, or a lapsed lease) when a thread is free for them. Old finished jobs are pruned
@@ -143,8 +164,8 @@ class JobResumer(Sweeper):
 
 
 class Lifecycle:
-    """The listener executor, the job and request resumers and the pruning round of one process,
-    started and stopped together."""
+    """The listener executor, the job and request resumers, the pruning round and the re-tuner of
+    one process, started and stopped together (`retuner`: tests pass one with a fake engine)."""
 
     def __init__(
         self,
@@ -152,6 +173,7 @@ class Lifecycle:
         *,
         executor: ListenerExecutor | None = None,
         client_for: ClientFor | None = None,
+        retuner: Retuner | None = None,
     ) -> None:
         self.deps = deps
         self.executor = executor or ListenerExecutor(deps.settings.slack_threads)
@@ -160,14 +182,16 @@ class Lifecycle:
         self.deliveries = DeliveryTracker(deps.store, lease=lease)
         self.requests: RequestResumer | None = None
         self.housekeeping = Housekeeping(deps.store, retention=Retention.of(deps.settings))
+        self.retuner = retuner or Retuner(deps, client_for=workspace_clients(deps.settings, deps.store))
         self._stopped = False
 
     def start(self, app: App | None = None) -> None:
         """Start looking for jobs to resume and, given the `app` built with `self.deliveries`, for
         requests to run again (at once, then every third of a lease); and start pruning old rows
-        (at once, then hourly)."""
+        (at once, then hourly); and start looking for label sets to tune again (`bot.retune`)."""
         self.resumer.start()
         self.housekeeping.start()
+        self.retuner.start()
         if app is not None:
             self.requests = RequestResumer(app, self.deliveries)
             self.requests.start()
@@ -182,6 +206,8 @@ class Lifecycle:
         started = self.executor.pending + self.resumer.executor.pending
         log.info("stopping: %d listener(s) and job(s) in flight get up to %.0f s to finish", started, timeout)
         self.resumer.stop()
+        # A tune in progress is abandoned: the round returns at once, and the lease lapses.
+        self.retuner.stop(timeout=min(5.0, deadline - time.monotonic()))
         if self.requests is not None:
             # Requests still running when time is up keep their claims: once their leases lapse,
             # another process runs them again.

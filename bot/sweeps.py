@@ -1,9 +1,9 @@
 """The shape every background round of a serving process shares: a daemon thread that sweeps at
 once and then every `interval` seconds until stopped, and never dies of a failed round.
 
-`bot.lifecycle.JobResumer` (bulk jobs), `bot.deliveries.RequestResumer` (requests in flight) and
-`bot.housekeeping.Housekeeping` (old rows, all pruning included) are the three; each says what one
-round does in `round()`.
+`bot.lifecycle.JobResumer` (bulk jobs), `bot.deliveries.RequestResumer` (requests in flight),
+`bot.housekeeping.Housekeeping` (old rows, all pruning included) and `bot.retune.Retuner` (label
+sets to tune again) are the four; each says what one round does in `round()`.
 """
 
 from __future__ import annotations

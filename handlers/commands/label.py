@@ -2,7 +2,7 @@
 
     /label add LABEL: TEXT      /label list [LABEL]     /label remove ID
     /label sets                 /label eval [METHOD]    /label export [csv|json]
-    /label history [N]
+    /label history [N]          /label tune [NAME]
 
 Every subcommand takes `set:NAME` (before or after the subcommand; default: the "default" set;
 `history` without it shows the changes to every set). Who may add and remove is
@@ -12,6 +12,8 @@ work runs after the ack. Answers are private too, except what the channel can us
 evaluation (with the confusion matrix as an image). A file with a set's examples (an export, a
 listing too long for a message) goes to the requester alone, in their DM with the bot; where
 they asked elsewhere, a private line there says so. Its cells are safe to open in a spreadsheet.
+`tune` (the set as `NAME` or `set:NAME`; the same right as adding to it) asks for the set's own
+embedder to be tuned in the background (`bot.retune`), and the requester hears how it did by DM.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from core.csv_cells import csv_text
 from core.labels_io import LabelRow, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord, SetSummary
 from core.store import validation as checks
-from handlers import bounds, label_sets, text
+from handlers import bounds, label_sets, text, tuning
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention, plural
 from handlers.replies import Replier, Where
@@ -46,10 +48,12 @@ USAGE = "\n".join(
         "• `/label eval [auto|centroid|logreg]` — how well the set classifies its own examples",
         "• `/label export [csv|json]` — the set as a file, sent to you in a DM",
         "• `/label history [N]` — the latest N changes to the label sets: who, what, when",
+        "• `/label tune [NAME]` — tune the set's own model in the background; you get a DM when it is done",
     ]
 )
 ADD_USAGE = "Usage: `/label add LABEL: TEXT`, for example `/label add billing: I was charged twice`."
 REMOVE_USAGE = "Usage: `/label remove ID`, with the id `/label list` shows, for example `/label remove 12`."
+TUNE_USAGE = "Usage: `/label tune NAME` (or `/label tune set:NAME`), for example `/label tune billing`."
 HISTORY_USAGE = "Usage: `/label history [N]`, with N from 1 to 100 (default 20)."
 METHODS = ("auto", "centroid", "logreg")
 HISTORY_DEFAULT = 20
@@ -127,6 +131,15 @@ def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
             shown = text.escape(rest.strip()[:40])
             return f"Usage: `/label eval [{'|'.join(METHODS)}]` — `{shown}` is not one."
         return Request("eval", set_name, option=method)
+    if action == "tune":
+        named = text.plain(rest).strip().strip('"').strip()
+        # One set only: a name after `set:NAME`, or a `set:` after the name, must be the same one.
+        if "set:" in named.lower() or (named and set_name is not None and named != set_name):
+            return TUNE_USAGE
+        chosen = named or set_name
+        if named and (problem := label_sets.refusal(checks.set_name, named)):
+            return problem
+        return Request("tune", chosen)
     if action == "export":
         fmt = rest.strip().lower() or "csv"
         if fmt not in FORMATS:
@@ -160,6 +173,7 @@ def register(app: App, deps: Deps) -> None:
                 "eval": _eval,
                 "export": _export,
                 "history": _history,
+                "tune": _tune,
             }[request.action](deps, replier, team, request)
 
     app.command("/label")(ack=acknowledge, lazy=[run])
@@ -354,6 +368,28 @@ def _export(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         replier.ephemeral(
             f"I sent you `{filename}`, the export of set {bold(request.set)}, in your DM with me."
         )
+
+
+def _tune(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+    problem = label_sets.set_problem(
+        deps.store, team, request.set_name, command="/label tune", purpose="to be tuned"
+    )
+    if problem:
+        replier.ephemeral(problem)
+        return
+    user = replier.where.user
+    refusal = deps.rights.curation_refusal(replier.client, team, user)
+    if refusal:
+        replier.ephemeral(f":no_entry: {refusal}")
+        return
+    if not deps.settings.retune:
+        replier.ephemeral(
+            "Tuning in the background is off here (GEMBOT_RETUNE=0): whoever runs Gembot can tune "
+            f"set {bold(request.set)} with `gembot tune --set NAME`."
+        )
+        return
+    deps.store.request_tune(team, request.set, requested_by=user)
+    replier.ephemeral(tuning.requested(request.set, settle_seconds=deps.settings.retune_settle_seconds))
 
 
 def _history(deps: Deps, replier: Replier, team: str, request: Request) -> None:

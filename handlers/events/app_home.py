@@ -1,6 +1,7 @@
 """App Home: the workspace's label sets, their label and example counts and latest evaluation
-(accuracy, and coverage: how often the set answers rather than saying "not sure"), and how to use
-the bot; published (`views.publish`) whenever a user opens the Home tab."""
+(accuracy, and coverage: how often the set answers rather than saying "not sure"), whether each is
+tuned and has a re-tune pending, and how to use the bot; published (`views.publish`) whenever a
+user opens the Home tab."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from core.store import EvaluationRecord, SetSummary
-from handlers import label_sets, text
+from core.store import EvaluationRecord, SetSummary, TunedEncoderInfo, TuneJob
+from handlers import label_sets, text, tuning
 from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.label_sets import bold, plural
@@ -32,7 +33,7 @@ HOW_TO = "\n".join(
         "• `/label add LABEL: TEXT` — add an example; `/label list`, `/label remove ID`, `/label sets`.",
         "• *Add as label example* — the shortcut on any message (⋮ → the message's shortcuts).",
         "• `/label eval` — how well a set classifies its own examples, with a confusion matrix; "
-        "`/label export` — the set as a CSV file.",
+        "`/label export` — the set as a CSV file; `/label tune NAME` — tune the set's own model.",
         "• `/similar` and `/cluster` — compare or group texts, one per line; `/ask` — ask Gemini.",
     ]
 )
@@ -47,8 +48,13 @@ def register(app: App, deps: Deps) -> None:
         if event.get("tab", "home") != "home" or not event.get("user"):
             return  # the Messages tab: nothing to publish
         team = workspace_of(context)
+        store = deps.store
         try:
-            view = home_view(team, deps.store.list_sets(team), deps.store.latest_evaluations(team))
+            sets = store.list_sets(team)
+            # One small read per set shown (no bulk read of tuned encoders yet).
+            tuned = {s.name: found for s in sets[:MAX_SETS] if (found := store.tuned_encoder(team, s.name))}
+            jobs = {job.set_name: job for job in store.tune_jobs(team)}
+            view = home_view(team, sets, store.latest_evaluations(team), tuned=tuned, tune_jobs=jobs)
         except Exception:
             logger.exception("could not read the label sets for App Home")
             view = home_view(team, [], {}, problem=True)
@@ -65,9 +71,12 @@ def home_view(
     sets: list[SetSummary],
     evaluations: dict[str, EvaluationRecord],
     *,
+    tuned: dict[str, TunedEncoderInfo] | None = None,
+    tune_jobs: dict[str, TuneJob] | None = None,
     problem: bool = False,
 ) -> dict[str, Any]:
-    """The Home tab for a workspace with `sets` and their latest `evaluations`."""
+    """The Home tab for a workspace with `sets`, their latest `evaluations`, their `tuned`
+    encoders and pending `tune_jobs` (each by set name)."""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Gembot"}},
         text.section("Sort texts into your team's own labels, find related messages, and ask Gemini."),
@@ -85,7 +94,8 @@ def home_view(
             )
         )
     for summary in sets[:MAX_SETS]:
-        blocks.extend(_set_blocks(summary, evaluations.get(summary.name)))
+        tuned_line = tuning.home_line((tuned or {}).get(summary.name), (tune_jobs or {}).get(summary.name))
+        blocks.extend(_set_blocks(summary, evaluations.get(summary.name), tuned_line))
     if len(sets) > MAX_SETS:
         blocks.append(text.context(f"…and {len(sets) - MAX_SETS} more: `/label sets` lists them all."))
     blocks += [
@@ -100,7 +110,7 @@ def home_view(
     return {"type": "home", "blocks": blocks}
 
 
-def _set_blocks(summary: SetSummary, latest: EvaluationRecord | None) -> list[Block]:
+def _set_blocks(summary: SetSummary, latest: EvaluationRecord | None, tuned_line: str = "") -> list[Block]:
     labels = label_sets.labelled(summary)
     counts = " · ".join(
         f"{text.neutralise(label_sets.shorten(label, 40))} {n}" for label, n in summary.label_counts.items()
@@ -117,6 +127,8 @@ def _set_blocks(summary: SetSummary, latest: EvaluationRecord | None) -> list[Bl
             f"{latest.method} · {latest.strategy} · {_when(latest.created_at)}{stale}\n"
             f"{coverage_line(latest)}"
         )
+    if tuned_line:
+        evaluated += "\n" + tuned_line
     return [text.section(f"{bold(summary.name)} — {size}\n{counts}"), text.context(evaluated)]
 
 
