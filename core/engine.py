@@ -422,12 +422,15 @@ class Engine:
         progress: Callable[[int, int], None] | None = None,
         seed: int = 0,
     ) -> TuneOutcome:
-        """Learn the set's own embedder from its examples, keep it, and fit the head on it.
+        """Learn the set's own embedder from its examples; keep it only if it beats the plain one.
 
         `kind` is "encoder" (fine-tune the local model; the default with it) or "adapter" (over
-        frozen vectors; the default with any other embedder). `progress(step, steps)` follows the
-        training. The weights are kept for the version the examples were read at; classifications
-        use them from then on (`embeddings_for`).
+        frozen vectors; the default with any other embedder). The tune trains on a share of each
+        label's examples and is judged, against the plain embedder, on the rest (`core.tuning.
+        holdout`). If it did strictly better its weights are kept for the version the examples were
+        read at and classifications use them from then on (`embeddings_for`); if not, the set is
+        classified plainly, and weights an older tune left are dropped. Either way the head is
+        fitted (and kept) before this returns. `progress(step, steps)` follows the training.
         """
         embedder = self.embeddings.embedder
         kind = kind or default_kind(embedder.name)
