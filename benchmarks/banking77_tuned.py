@@ -39,7 +39,9 @@ from core.classify.confidence import expected_calibration_error
 
 
 def gembot(env: dict[str, str], *args: str) -> str:
-    command = shutil.which("gembot") or "gembot"
+    # The `gembot` installed beside this Python, as a user's shell would run it.
+    beside = Path(sys.executable).with_name("gembot")
+    command = str(beside) if beside.exists() else shutil.which("gembot") or "gembot"
     done = subprocess.run([command, *args], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"gembot {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
