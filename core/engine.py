@@ -300,7 +300,8 @@ class Engine:
             return predictions
         from core.gemini import escalation  # google-genai loads only for the commands that need it
 
-        data = self.store.training_data(team_id, set_name)
+        # Only what a prompt shows of each label, not the whole set: this runs on every unsure text.
+        data = self.store.first_examples(team_id, set_name, per_label=escalation.EXAMPLES_PER_LABEL)
         examples: dict[str, list[str]] = {}
         for label, example in zip(data.labels, data.texts, strict=True):
             examples.setdefault(label, []).append(example)

@@ -337,6 +337,22 @@ def test_training_data_is_ordered_like_list_examples(store: Store) -> None:
     assert data.version == version(store) == 3
 
 
+def test_first_examples_reads_only_the_first_of_each_label(store: Store) -> None:
+    store.add_examples(T1, "support", [ExampleInput("bug", f"bug {i}") for i in range(6)])
+    store.add_examples(
+        T1, "support", [ExampleInput("feature", "one feature"), ExampleInput("idea", "an idea")]
+    )
+    store.remove_example(T1, "support", store.list_examples(T1, "support", label="idea")[0].id)
+    store.add_examples(T2, "support", [ExampleInput("bug", "another workspace's bug")])
+    first = store.first_examples(T1, "support", per_label=3)
+    assert first.labels == ["bug", "bug", "bug", "feature"]
+    assert first.texts == ["bug 0", "bug 1", "bug 2", "one feature"]
+    assert first.version == store.training_data(T1, "support").version
+    assert store.first_examples(T1, "support", per_label=0).texts == []
+    with pytest.raises(NotFound):
+        store.first_examples(T1, "nowhere", per_label=3)
+
+
 def test_training_data_of_a_set_whose_labels_are_all_empty(store: Store) -> None:
     store.add_examples(T1, "support", [ExampleInput("bug", "only one")])
     store.remove_example(T1, "support", store.list_examples(T1, "support")[0].id)

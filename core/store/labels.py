@@ -165,6 +165,35 @@ def summaries(s: Session, team_id: str, set_name: str | None = None) -> list[Set
     ]
 
 
+def first_examples(s: Session, team_id: str, set_name: str, *, per_label: int) -> TrainingData:
+    """The first `per_label` examples of every label (by id), in `training_data`'s order: what a
+    prompt shows of a set, read without reading all of it. One SELECT, as `training_data`."""
+    name = set_name.strip()
+    rank = func.row_number().over(partition_by=Example.label_id, order_by=Example.id).label("rank")
+    ranked = (
+        select(Example.label_id, Example.id, Example.text, rank)
+        .join(Label, Example.label_id == Label.id)
+        .join(LabelSet, Label.set_id == LabelSet.id)
+        .where(LabelSet.team_id == team_id.strip(), LabelSet.name == name)
+        .subquery()
+    )
+    rows = s.execute(
+        select(LabelSet.version, Label.name, ranked.c.id, ranked.c.text)
+        .select_from(LabelSet)
+        .outerjoin(Label, Label.set_id == LabelSet.id)
+        .outerjoin(ranked, (ranked.c.label_id == Label.id) & (ranked.c.rank <= max(0, int(per_label))))
+        .where(LabelSet.team_id == team_id.strip(), LabelSet.name == name)
+    ).all()
+    if not rows:
+        raise NotFound(f"no label set '{name}' in this workspace")
+    examples = sorted((label, id_, text) for _, label, id_, text in rows if id_ is not None)
+    return TrainingData(
+        version=rows[0].version,
+        labels=[label for label, _, _ in examples],
+        texts=[text for _, _, text in examples],
+    )
+
+
 def training_data(s: Session, team_id: str, set_name: str) -> TrainingData:
     # A single SELECT, so the version and the examples cannot come from two different moments
     # even under PostgreSQL's READ COMMITTED, where each statement sees its own snapshot.

@@ -276,6 +276,12 @@ class Store:
         with self._session() as s, s.begin():
             return labels.training_data(s, team_id, set_name)
 
+    @read_retried
+    def first_examples(self, team_id: str, set_name: str, *, per_label: int) -> TrainingData:
+        """The first `per_label` examples of each label and the set's version, as one snapshot."""
+        with self._session() as s, s.begin():
+            return labels.first_examples(s, team_id, set_name, per_label=per_label)
+
     # -- embedding cache -------------------------------------------------------------------
 
     @read_retried
