@@ -356,3 +356,21 @@ def test_concurrent_saves_of_the_same_model(store: Store, database_url: str) -> 
     for opened in stores:
         opened.close()
     assert errors == [] and [name for _, name, _ in kept_rows(store)] == ["sales", "support"]
+
+
+def test_removing_a_set_removes_its_kept_models_and_gemini_answers(store: Store) -> None:
+    from core.store import EscalationKey, text_hash
+    from core.store.models import Escalation
+
+    store.add_examples("T1", "support", TWO)
+    store.add_examples("T1", "other", TWO)
+    for name in ("support", "other"):
+        assert store.save_trained_model(key_for(store, name=name), b"model", format=1)
+        version = store.get_set("T1", name).version
+        question = EscalationKey("T1", name, version, "gemini-2.5-flash", text_hash("where is my card"))
+        store.save_escalation(question, prompt_hash=text_hash("prompt"), label="a")
+    store.remove_set("T1", "support")
+    with store.engine.connect() as conn:
+        answers = conn.execute(select(Escalation.set_name)).scalars().all()
+    assert answers == ["other"]
+    assert [name for _, name, _ in kept_rows(store)] == ["other"]

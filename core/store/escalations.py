@@ -89,3 +89,10 @@ def put(session: Session, key: EscalationKey, *, prompt_hash: str, label: str | 
             Escalation.set_version < values["set_version"],
         )
     )
+
+
+def forget(session: Session, team: str, name: str) -> None:
+    """Delete every cached answer about a set (it is being removed: no version of it is asked again)."""
+    session.execute(
+        delete(Escalation).where(Escalation.team_id == team_id(team), Escalation.set_name == set_name(name))
+    )

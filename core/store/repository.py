@@ -230,7 +230,8 @@ class Store:
             return count or 0
 
     def remove_set(self, team_id: str, set_name: str, *, actor: str | None = None) -> None:
-        """Delete a set with its labels and examples, its tuned encoder and its tune job. Its
+        """Delete a set with its labels and examples, its tuned encoder and its tune job, its kept
+        models and Gemini's cached answers about it. Its
         classification log rows stay, and so does its change log, which gets a `remove_set`
         entry by `actor`."""
         with self._session() as s, s.begin():
@@ -243,6 +244,9 @@ class Store:
             )
             s.execute(delete(LabelSet).where(LabelSet.id == label_set.id))
             tuned.forget(s, label_set.team_id, label_set.name)
+            # What was kept for the set goes with it, so nothing about it outlives it.
+            escalations.forget(s, label_set.team_id, label_set.name)
+            kept_models.forget(s, label_set.team_id, label_set.name)
             changes.record(
                 s, label_set.team_id, label_set.name, actor=actor, action="remove_set", count=count or 0
             )

@@ -108,3 +108,12 @@ def put(session: Session, key: TrainedModelKey, blob: bytes, *, format: int) -> 
         insert.values(**values, **stored).on_conflict_do_update(index_elements=list(values), set_=stored)
     )
     return True
+
+
+def forget(session: Session, team: str, name: str) -> None:
+    """Delete every kept model of a set (it is being removed)."""
+    session.execute(
+        delete(TrainedModelRow).where(
+            TrainedModelRow.team_id == team_id(team), TrainedModelRow.set_name == set_name(name)
+        )
+    )
