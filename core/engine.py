@@ -24,6 +24,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,6 +112,8 @@ SetEmbeddings = CachedEmbedder | AdaptedEmbeddings
 class _ModelKey:
     team_id: str
     set_name: str
+    # A set removed and made again counts its versions from the start: its creation tells them apart.
+    set_created: datetime | None
     version: int
     method: str
     embedding: CacheKey
@@ -171,9 +174,9 @@ class Engine:
         Looked for in memory, then in the database, and fitted (and kept in both) only when
         neither has it.
         """
-        version = self.store.get_set(team_id, set_name).version
+        found = self.store.get_set(team_id, set_name)
         embeddings = self.embeddings_for(team_id, set_name)
-        key = self._key(team_id, set_name, version, method, embeddings)
+        key = self._key(team_id, set_name, found.created_at, found.version, method, embeddings)
         cached = self._cached(key)
         if cached is not None:
             return cached
@@ -222,7 +225,9 @@ class Engine:
             self._keep(kept, model)
         # Cache under the version the data was read at: a change in between gets its own entry.
         with self._lock:
-            self._models[self._key(team_id, set_name, data.version, method, embeddings)] = model
+            self._models[self._key(team_id, set_name, data.created_at, data.version, method, embeddings)] = (
+                model
+            )
             while len(self._models) > self._models_kept:
                 self._models.popitem(last=False)
         return model
@@ -365,11 +370,18 @@ class Engine:
         )
 
     def _key(
-        self, team_id: str, set_name: str, version: int, method: str, embeddings: SetEmbeddings
+        self,
+        team_id: str,
+        set_name: str,
+        set_created: datetime | None,
+        version: int,
+        method: str,
+        embeddings: SetEmbeddings,
     ) -> _ModelKey:
         return _ModelKey(
             team_id,
             set_name,
+            set_created,
             version,
             method,
             embeddings.key(TaskType.CLASSIFICATION),

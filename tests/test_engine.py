@@ -149,3 +149,20 @@ def test_target_coverage_setting_reaches_the_model_and_the_evaluation(store: Sto
     assert strict.model_for("T1", "default").target_coverage == 0.5
     assert strict.evaluate("T1", "default").target_coverage == 0.5
     assert engine_for(store).model_for("T1", "default").target_coverage == Settings().target_coverage
+
+
+def test_a_set_removed_and_made_again_at_the_same_version_gets_a_new_model(store: Store) -> None:
+    store.add_examples("T1", "default", EXAMPLES)
+    engine = engine_for(store)
+    before = engine.model_for("T1", "default")
+    store.remove_set("T1", "default")
+    store.add_examples(
+        "T1",
+        "default",
+        [ExampleInput("fruit", "ripe apples and pears"), ExampleInput("tools", "a hammer and nails")],
+    )
+    assert store.get_set("T1", "default").version == 2
+    # Same name, same version number; the model this process kept in memory must not answer.
+    assert engine.model_for("T1", "default").labels == ["fruit", "tools"] != before.labels
+    (p,) = engine.classify("T1", "default", ["apples"], log=False)
+    assert p.best_label == "fruit"

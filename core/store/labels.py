@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -143,7 +145,7 @@ def added_by(s: Session, team_id: str, example_id: int) -> str | None:
 
 def summaries(s: Session, team_id: str, set_name: str | None = None) -> list[SetSummary]:
     query = (
-        select(LabelSet.name, LabelSet.version, Label.name, func.count(Example.id))
+        select(LabelSet.name, LabelSet.version, Label.name, func.count(Example.id), LabelSet.created_at)
         .select_from(LabelSet)
         .outerjoin(Label, Label.set_id == LabelSet.id)
         .outerjoin(Example, Example.label_id == Label.id)
@@ -153,14 +155,21 @@ def summaries(s: Session, team_id: str, set_name: str | None = None) -> list[Set
     if set_name is not None:
         query = query.where(LabelSet.name == set_name.strip())
     versions: dict[str, int] = {}
+    created: dict[str, datetime] = {}
     counts: dict[str, dict[str, int]] = {}
-    for name, version, label, count in s.execute(query).all():
+    for name, version, label, count, created_at in s.execute(query).all():
         versions[name] = version
+        created[name] = created_at
         labels = counts.setdefault(name, {})
         if label is not None:
             labels[label] = count
     return [
-        SetSummary(name=name, version=versions[name], label_counts=dict(sorted(counts[name].items())))
+        SetSummary(
+            name=name,
+            version=versions[name],
+            label_counts=dict(sorted(counts[name].items())),
+            created_at=created[name],
+        )
         for name in sorted(versions)
     ]
 
@@ -178,7 +187,7 @@ def first_examples(s: Session, team_id: str, set_name: str, *, per_label: int) -
         .subquery()
     )
     rows = s.execute(
-        select(LabelSet.version, Label.name, ranked.c.id, ranked.c.text)
+        select(LabelSet.version, Label.name, ranked.c.id, ranked.c.text, LabelSet.created_at)
         .select_from(LabelSet)
         .outerjoin(Label, Label.set_id == LabelSet.id)
         .outerjoin(ranked, (ranked.c.label_id == Label.id) & (ranked.c.rank <= max(0, int(per_label))))
@@ -186,11 +195,12 @@ def first_examples(s: Session, team_id: str, set_name: str, *, per_label: int) -
     ).all()
     if not rows:
         raise NotFound(f"no label set '{name}' in this workspace")
-    examples = sorted((label, id_, text) for _, label, id_, text in rows if id_ is not None)
+    examples = sorted((label, id_, text) for _, label, id_, text, _ in rows if id_ is not None)
     return TrainingData(
         version=rows[0].version,
         labels=[label for label, _, _ in examples],
         texts=[text for _, _, text in examples],
+        created_at=rows[0].created_at,
     )
 
 
@@ -199,7 +209,7 @@ def training_data(s: Session, team_id: str, set_name: str) -> TrainingData:
     # even under PostgreSQL's READ COMMITTED, where each statement sees its own snapshot.
     name = set_name.strip()
     rows = s.execute(
-        select(LabelSet.version, Label.name, Example.id, Example.text)
+        select(LabelSet.version, Label.name, Example.id, Example.text, LabelSet.created_at)
         .select_from(LabelSet)
         .outerjoin(Label, Label.set_id == LabelSet.id)
         .outerjoin(Example, Example.label_id == Label.id)
@@ -207,9 +217,10 @@ def training_data(s: Session, team_id: str, set_name: str) -> TrainingData:
     ).all()
     if not rows:
         raise NotFound(f"no label set '{name}' in this workspace")
-    examples = sorted((label, id_, text) for _, label, id_, text in rows if id_ is not None)
+    examples = sorted((label, id_, text) for _, label, id_, text, _ in rows if id_ is not None)
     return TrainingData(
         version=rows[0].version,
         labels=[label for label, _, _ in examples],
         texts=[text for _, _, text in examples],
+        created_at=rows[0].created_at,
     )

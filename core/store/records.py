@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -45,11 +45,16 @@ class ExampleRecord:
 
 @dataclass(frozen=True)
 class SetSummary:
-    """A label set's name, version and how many examples each label has (labels in name order)."""
+    """A label set's name, version and how many examples each label has (labels in name order).
+
+    `created_at` tells apart a set removed and made again under the same name, whose version
+    count starts again (and whose row id SQLite may reuse): with `version` it names one state of
+    a set for good."""
 
     name: str
     version: int
     label_counts: dict[str, int]
+    created_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class TrainingData:
     version: int
     labels: list[str]
     texts: list[str]
+    created_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
