@@ -502,6 +502,10 @@ class Engine:
                 ),
                 blob,
             )
+            if kept and isinstance(candidate, CachedEmbedder):
+                # The examples' tuned vectors are at hand: the head below need not embed them again.
+                key = candidate.key(TaskType.CLASSIFICATION)
+                self.store.put_vectors(key, {text_hash(t): v for t, v in zip(data.texts, tuned, strict=True)})
         else:
             # The plain model did as well: classify with it, and drop weights an older tune left.
             self.store.forget_tuned_encoder(team_id, set_name)
