@@ -29,6 +29,7 @@ from core.tuning.adapter import tune_adapter
 from core.tuning.holdout import split
 from tests.cli_support import CLI, on_database
 from tests.fakes import BagOfWordsEmbedder
+from tests.test_engine import EXAMPLES
 
 INTENTS = Path(__file__).resolve().parents[1] / "core" / "examples" / "intents.csv"
 
@@ -45,14 +46,7 @@ def hard_set(seed: int = 0) -> list[ExampleInput]:
     ]
 
 
-EASY = [
-    ExampleInput("weather", "sunny skies and warm weather today"),
-    ExampleInput("weather", "heavy rain and cold wind tonight"),
-    ExampleInput("weather", "snow and cold weather tomorrow"),
-    ExampleInput("sports", "the team won the football match"),
-    ExampleInput("sports", "a great goal in the final match"),
-    ExampleInput("sports", "the tennis player won the final"),
-]
+EASY = EXAMPLES
 
 
 def engine_for(store: Store, dimensions: int = 256) -> Engine:

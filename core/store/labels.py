@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
@@ -174,6 +175,20 @@ def summaries(s: Session, team_id: str, set_name: str | None = None) -> list[Set
     ]
 
 
+def _snapshot(rows: Sequence[Row[int, str, int, str, datetime]], name: str) -> TrainingData:
+    # Rows of (version, label, example id, text, created_at), one per example (or one with no
+    # example for an empty label), all read by one SELECT.
+    if not rows:
+        raise NotFound(f"no label set '{name}' in this workspace")
+    examples = sorted((label, id_, text) for _, label, id_, text, _ in rows if id_ is not None)
+    return TrainingData(
+        version=rows[0].version,
+        labels=[label for label, _, _ in examples],
+        texts=[text for _, _, text in examples],
+        created_at=rows[0].created_at,
+    )
+
+
 def first_examples(s: Session, team_id: str, set_name: str, *, per_label: int) -> TrainingData:
     """The first `per_label` examples of every label (by id), in `training_data`'s order: what a
     prompt shows of a set, read without reading all of it. One SELECT, as `training_data`."""
@@ -193,15 +208,7 @@ def first_examples(s: Session, team_id: str, set_name: str, *, per_label: int) -
         .outerjoin(ranked, (ranked.c.label_id == Label.id) & (ranked.c.rank <= max(0, int(per_label))))
         .where(LabelSet.team_id == team_id.strip(), LabelSet.name == name)
     ).all()
-    if not rows:
-        raise NotFound(f"no label set '{name}' in this workspace")
-    examples = sorted((label, id_, text) for _, label, id_, text, _ in rows if id_ is not None)
-    return TrainingData(
-        version=rows[0].version,
-        labels=[label for label, _, _ in examples],
-        texts=[text for _, _, text in examples],
-        created_at=rows[0].created_at,
-    )
+    return _snapshot(rows, name)
 
 
 def training_data(s: Session, team_id: str, set_name: str) -> TrainingData:
@@ -215,12 +222,4 @@ def training_data(s: Session, team_id: str, set_name: str) -> TrainingData:
         .outerjoin(Example, Example.label_id == Label.id)
         .where(LabelSet.team_id == team_id.strip(), LabelSet.name == name)
     ).all()
-    if not rows:
-        raise NotFound(f"no label set '{name}' in this workspace")
-    examples = sorted((label, id_, text) for _, label, id_, text, _ in rows if id_ is not None)
-    return TrainingData(
-        version=rows[0].version,
-        labels=[label for label, _, _ in examples],
-        texts=[text for _, _, text in examples],
-        created_at=rows[0].created_at,
-    )
+    return _snapshot(rows, name)
