@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from banking77 import DEFAULT_DATA, REPORTED_SEEDS, draw, load, pm, spread
+from banking77 import DEFAULT_DATA, IN_SCOPE_SHARE, REPORTED_SEEDS, draw, load, pm, spread
 
 from core.classify.confidence import expected_calibration_error
 
@@ -56,7 +56,13 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 
 
 def run_draw(
-    texts: list[str], labels: np.ndarray, picked: np.ndarray, test_texts: list[str], test_labels: np.ndarray
+    texts: list[str],
+    labels: np.ndarray,
+    picked: np.ndarray,
+    test_texts: list[str],
+    test_labels: np.ndarray,
+    *,
+    keep_rows: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gembot-b77-") as folder:
         work = Path(folder)
@@ -87,7 +93,9 @@ def run_draw(
     confidence = np.array([float(row["confidence"]) for row in rows])
     answered = label != ""
     correct = best == test_labels
+    rows = {"answered": answered, "correct": correct} if keep_rows else {}
     return {
+        **rows,
         "accuracy": float((correct & answered).mean()),
         "coverage": float(answered.mean()),
         "argmax_accuracy": float(correct.mean()),
@@ -100,12 +108,45 @@ def run_draw(
     }
 
 
+def held_out_intents(
+    texts: list[str],
+    labels: np.ndarray,
+    test_texts: list[str],
+    test_labels: np.ndarray,
+    seeds: list[int],
+    log: Any,
+) -> int:
+    """The draws of benchmarks/banking77.py's held-out intents, tuned: in-scope accuracy
+    (abstention = miss) and the share of out-of-scope queries abstained on."""
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        intents = np.unique(labels)
+        rng.shuffle(intents)
+        keep = set(intents[: round(IN_SCOPE_SHARE * len(intents))])
+        picked = np.flatnonzero([label in keep for label in labels])
+        in_scope = np.array([label in keep for label in test_labels])
+        figures = run_draw(texts, labels, picked, test_texts, test_labels, keep_rows=True)
+        abstained = ~figures["answered"]
+        correct = figures["correct"]
+        log(
+            f"  held-out intents seed {seed}: in-scope {100 * (correct & ~abstained)[in_scope].mean():.1f}%, "
+            f"out of scope abstained {100 * abstained[~in_scope].mean():.1f}%, tune "
+            f"{figures['tune_seconds']:.0f} s, {'used' if figures['used'] else 'not used'}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--shots", default="3,10,full", help="comma-separated: numbers, or 'full'")
     parser.add_argument("--seeds", default=",".join(map(str, REPORTED_SEEDS)))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--held-out-intents",
+        action="store_true",
+        help="instead: train on 3/4 of the intents (all their examples); the rest are out of scope",
+    )
     args = parser.parse_args(argv)
     log = (
         (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -115,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     texts, labels = load(args.data / "train.csv")
     test_texts, test_labels = load(args.data / "test.csv")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.held_out_intents:
+        return held_out_intents(texts, labels, test_texts, test_labels, seeds, log)
     results: dict[str, Any] = {}
     for size in args.shots.split(","):
         shots = None if size == "full" else int(size)
