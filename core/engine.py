@@ -53,6 +53,7 @@ from core.store import (
     EscalationKey,
     Store,
     TrainedModelKey,
+    TunedEncoderInfo,
     TunedEncoderInput,
     text_hash,
     training_hash,
@@ -390,12 +391,17 @@ class Engine:
 
     # -- tuning -------------------------------------------------------------------------------
 
+    def serves(self, info: TunedEncoderInfo) -> bool:
+        """Whether kept tuned weights are what this engine classifies with: tuned from the
+        configured embedder, in a format this code reads."""
+        return info.format == TUNED_FORMAT and info.base == base_id(self.embeddings.embedder)
+
     def embeddings_for(self, team_id: str, set_name: str) -> SetEmbeddings:
         """What embeds a set's texts: its tuned embedder when it has one that fits the configured
         embedder, the plain (cached) one otherwise. Weights that cannot be read are skipped, with
         a line in the log: the set is classified as if untuned until it is tuned again."""
         info = self.store.tuned_encoder(team_id, set_name)
-        if info is None or info.format != TUNED_FORMAT or info.base != base_id(self.embeddings.embedder):
+        if info is None or not self.serves(info):
             return self.embeddings
         with self._tuned_lock:
             loaded = self._tuned.get(info.digest)

@@ -4,9 +4,11 @@ to whoever asked, and App Home's line on a set's tuning."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
+from core.embeddings.tuned import base_id
 from core.store import TunedEncoderInput
 from tests import slack_fixtures
 from tests.label_support import seed, texts_of
@@ -147,7 +149,12 @@ def test_home_shows_how_a_set_is_tuned_and_a_pending_re_tune(bot_server: BotServ
         examples=6,
         seconds=1.0,
     )
+    # Weights tuned from another embedder than the bot's are not what it classifies with.
     assert store.save_tuned_encoder(encoder, b"weights")
+    assert "Tuned on" not in texts_of(open_home(bot_server))
+    bot_server.slack.clear_calls()
+    served = dataclasses.replace(encoder, base=base_id(bot_server.deps.engine.embeddings.embedder))
+    assert store.save_tuned_encoder(served, b"weights")
     store.request_tune(bot_server.team, "shipping", requested_by="U0HUMAN")
     shown = texts_of(open_home(bot_server))
     assert re.search(r"Tuned on 6 examples, <!date\^\d+\^\{date_short_pretty\}\|\d{4}-\d\d-\d\d UTC>", shown)

@@ -176,7 +176,10 @@ def test_weights_for_another_embedder_or_damaged_ones_leave_the_set_untuned(
     store.add_examples("T1", "hard", hard_set())
     assert engine_for(store).tune("T1", "hard", kind="adapter").kept
     # The configured embedder changed (other dimensions): the weights do not fit it.
-    assert isinstance(engine_for(store, dimensions=128).embeddings_for("T1", "hard"), CachedEmbedder)
+    narrower = engine_for(store, dimensions=128)
+    assert isinstance(narrower.embeddings_for("T1", "hard"), CachedEmbedder)
+    info = store.tuned_encoder("T1", "hard")
+    assert info is not None and engine_for(store).serves(info) and not narrower.serves(info)
     version = store.get_set("T1", "hard").version
     damaged = TunedEncoderInput(
         "T1", "hard", version, "fake/bag-of-words/256", "adapter", TUNED_FORMAT, 1, 0.0

@@ -52,7 +52,12 @@ def register(app: App, deps: Deps) -> None:
         try:
             sets = store.list_sets(team)
             # One small read per set shown (no bulk read of tuned encoders yet).
-            tuned = {s.name: found for s in sets[:MAX_SETS] if (found := store.tuned_encoder(team, s.name))}
+            # Only weights the engine classifies with: a tune for another embedder is ignored.
+            tuned = {
+                s.name: found
+                for s in sets[:MAX_SETS]
+                if (found := store.tuned_encoder(team, s.name)) and deps.engine.serves(found)
+            }
             jobs = {job.set_name: job for job in store.tune_jobs(team)}
             view = home_view(team, sets, store.latest_evaluations(team), tuned=tuned, tune_jobs=jobs)
         except Exception:
