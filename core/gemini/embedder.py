@@ -29,6 +29,10 @@ FULL_SIZE = 3072
 MAX_TOKENS = 2048
 
 
+class EmbeddingStopped(Exception):
+    """A batch not sent because an earlier one of the same call failed; never leaves this module."""
+
+
 class GeminiEmbedder(Embedder):
     """Embeddings from the Gemini API, tuned to the task type, `dimensions` wide, unit length."""
 
@@ -97,15 +101,31 @@ class GeminiEmbedder(Embedder):
         # Each batch runs in a copy of the caller's context, so that it is charged to the same
         # user (`core.usage`); a Context cannot be entered by two threads, hence one copy each.
         pool = self._executor()
+        # Set by the first batch that fails, in its own thread, so that no batch the pool starts
+        # after it sends a request: cancelling from here would come only once this generator's
+        # thread is scheduled again, and under load the pool would send several more meanwhile.
+        failed = threading.Event()
+
+        def one(batch: list[str]) -> np.ndarray:
+            if failed.is_set():
+                raise EmbeddingStopped("an earlier request of this job failed")
+            try:
+                return self._embed_one(batch, task_type)
+            except BaseException:
+                failed.set()
+                raise
+
         futures = {
-            pool.submit(
-                contextvars.copy_context().run, self._embed_one, list(texts[i : i + MAX_BATCH]), task_type
-            ): i
+            pool.submit(contextvars.copy_context().run, one, list(texts[i : i + MAX_BATCH])): i
             for i in offsets
         }
         try:
             for future in as_completed(futures):
-                yield futures[future], future.result()
+                try:
+                    vectors = future.result()
+                except EmbeddingStopped:
+                    continue  # the batch that failed raises its own error when its turn comes
+                yield futures[future], vectors
         finally:
             # On a failed request, or a caller that stopped reading: stop what has not started;
             # what is in flight finishes and is thrown away.
