@@ -175,19 +175,27 @@ class Engine:
         Looked for in memory, then in the database, and fitted (and kept in both) only when
         neither has it.
         """
+        return self._model_and_embeddings(team_id, set_name, method)[0]
+
+    def _model_and_embeddings(
+        self, team_id: str, set_name: str, method: str
+    ) -> tuple[TrainedModel, SetEmbeddings]:
+        """`model_for`, with the embeddings it was fitted through: a classification needs both,
+        and looking the set's tuned weights up once is enough."""
         found = self.store.get_set(team_id, set_name)
         embeddings = self.embeddings_for(team_id, set_name)
         key = self._key(team_id, set_name, found.created_at, found.version, method, embeddings)
         cached = self._cached(key)
         if cached is not None:
-            return cached
+            return cached, embeddings
         with self._lock:
             training = self._training.setdefault(key, threading.Lock())
         try:
             with training:
                 # Trained by another thread while this one waited?
                 cached = self._cached(key)
-                return cached if cached is not None else self._train(team_id, set_name, method, embeddings)
+                model = cached if cached is not None else self._train(team_id, set_name, method, embeddings)
+                return model, embeddings
         finally:
             with self._lock:
                 self._training.pop(key, None)
@@ -269,8 +277,8 @@ class Engine:
         not sure of go to Gemini (`_escalate`).
         """
         cleaned = check_texts(texts)
-        model = self.model_for(team_id, set_name, method=method)
-        vectors = self.embeddings_for(team_id, set_name).embed(cleaned, task_type=TaskType.CLASSIFICATION)
+        model, embeddings = self._model_and_embeddings(team_id, set_name, method)
+        vectors = embeddings.embed(cleaned, task_type=TaskType.CLASSIFICATION)
         predictions = model.predict(
             vectors, min_similarity=self.settings.min_similarity, min_margin=self.settings.min_margin
         )
@@ -422,10 +430,15 @@ class Engine:
                     "the tuned weights of set %r cannot be used; classifying untuned: %s", set_name, exc
                 )
                 return self.embeddings
-            self._tuned[info.digest] = loaded
-            while len(self._tuned) > self._tuned_kept:
-                self._tuned.popitem(last=False)
+            self._remember_tuned(info.digest, loaded)
             return loaded
+
+    def _remember_tuned(self, weights_digest: str, loaded: SetEmbeddings) -> None:
+        # Callers hold `_tuned_lock`.
+        self._tuned[weights_digest] = loaded
+        self._tuned.move_to_end(weights_digest)
+        while len(self._tuned) > self._tuned_kept:
+            self._tuned.popitem(last=False)
 
     def _load_tuned(self, weights: TunedWeights, digest: str) -> SetEmbeddings:
         if weights.kind == KIND_ENCODER:
@@ -483,7 +496,8 @@ class Engine:
             if progress is not None:
                 progress(1, 1)
         blob = weights.to_bytes()
-        candidate = self._load_tuned(weights, digest(blob))
+        weights_digest = digest(blob)
+        candidate = self._load_tuned(weights, weights_digest)
         # Embedded directly, not through the cache: weights that lose are never used again.
         if isinstance(candidate, CachedEmbedder):
             tuned = candidate.embedder.embed_batch(data.texts, task_type=TaskType.CLASSIFICATION)
@@ -508,6 +522,10 @@ class Engine:
                 ),
                 blob,
             )
+            if kept:
+                # Already built (a tuned MiniLM is a 90 MB copy): served as it is, not read back.
+                with self._tuned_lock:
+                    self._remember_tuned(weights_digest, candidate)
             if kept and isinstance(candidate, CachedEmbedder):
                 # The examples' tuned vectors are at hand: the head below need not embed them again.
                 key = candidate.key(TaskType.CLASSIFICATION)
