@@ -34,9 +34,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 import migrations
@@ -63,6 +64,13 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def execute_dml(s: Session, statement: Any) -> CursorResult[Any]:
+    """Run an UPDATE or DELETE and return its cursor, typed so that `rowcount` (who won a
+    conditional update) can be read: `Session.execute` is typed for SELECTs."""
+    result: CursorResult[Any] = s.execute(statement)  # type: ignore[assignment]
+    return result
 
 
 def make_engine(url: str) -> Engine:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, NotFound
 from core.store import audit, validation
 from core.store.audit import LoggedResult
-from core.store.db import read_retried
+from core.store.db import execute_dml, read_retried
 from core.store.models import JOB_KIND_LENGTH, JOB_OWNER_LENGTH, Job, JobRow, utcnow
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -161,7 +161,7 @@ class JobStore:
             if len(taken) >= limit:
                 break
             with self._session() as s, s.begin():
-                result = _execute(
+                result = execute_dml(
                     s,
                     update(Job)
                     .where(Job.id == job_id, waiting)
@@ -186,7 +186,7 @@ class JobStore:
             return 0
         now = utcnow()
         with self._session() as s, s.begin():
-            result = _execute(
+            result = execute_dml(
                 s,
                 update(Job)
                 .where(Job.id.in_(ids), Job.owner == owner, Job.state == RUNNING)
@@ -224,7 +224,7 @@ class JobStore:
         now = utcnow()
         end = start + len(outputs)
         with self._session() as s, s.begin():
-            result = _execute(
+            result = execute_dml(
                 s,
                 update(Job)
                 .where(
@@ -277,7 +277,7 @@ class JobStore:
         if older_than.tzinfo is None:
             raise InvalidInput("prune needs a timezone-aware datetime")
         with self._session() as s, s.begin():
-            result = _execute(s, delete(Job).where(Job.state.in_(FINISHED), Job.updated_at < older_than))
+            result = execute_dml(s, delete(Job).where(Job.state.in_(FINISHED), Job.updated_at < older_than))
             return int(result.rowcount or 0)
 
     def _change(
@@ -292,16 +292,11 @@ class JobStore:
         if error is not None:
             values["error"] = error
         with self._session() as s, s.begin():
-            return _execute(s, update(Job).where(*condition).values(**values)).rowcount == 1
+            return execute_dml(s, update(Job).where(*condition).values(**values)).rowcount == 1
 
 
 def _owner(owner: str) -> str:
     return validation.clean(owner, what="job owner", limit=JOB_OWNER_LENGTH)
-
-
-def _execute(s: Session, statement: Any) -> CursorResult[Any]:
-    result: CursorResult[Any] = s.execute(statement)  # type: ignore[assignment]
-    return result
 
 
 def _record(row: Job) -> JobRecord:

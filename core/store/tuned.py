@@ -24,11 +24,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, NotFound
 from core.store import upserts, validation
+from core.store.db import execute_dml
 from core.store.models import (
     ACTOR_LENGTH,
     JOB_OWNER_LENGTH,
@@ -140,8 +141,8 @@ def forget(s: Session, team_id: str, set_name: str) -> None:
 
 def forget_encoder(s: Session, team_id: str, set_name: str) -> bool:
     """Delete the set's tuned encoder only (a tune found the plain model better); True if one was kept."""
-    result = s.execute(delete(TunedEncoderRow).where(*_key(TunedEncoderRow, team_id, set_name)))
-    return int(getattr(result, "rowcount", 0) or 0) > 0
+    gone = execute_dml(s, delete(TunedEncoderRow).where(*_key(TunedEncoderRow, team_id, set_name)))
+    return gone.rowcount > 0
 
 
 # -- tune jobs ------------------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def edited(s: Session, team_id: str, set_name: str) -> None:
     """
     now = utcnow()
     again = {"requested_at": now, "attempts": 0, "last_error": None, "not_before": None, "updated_at": now}
-    moved = _execute(s, update(TuneJobRow).where(*_key(TuneJobRow, team_id, set_name)).values(**again))
+    moved = execute_dml(s, update(TuneJobRow).where(*_key(TuneJobRow, team_id, set_name)).values(**again))
     if moved.rowcount:
         return
     tuned = s.scalar(select(TunedEncoderRow.set_version).where(*_key(TunedEncoderRow, team_id, set_name)))
@@ -211,7 +212,7 @@ def take(
 ) -> TuneJob | None:
     """Take the job for `owner` until `until` if it is still free and due; None when another
     process took it first, or an edit has made it wait again."""
-    won = _execute(
+    won = execute_dml(
         s,
         update(TuneJobRow)
         .where(*_key(TuneJobRow, team_id, set_name), _takeable(now, settled))
@@ -226,7 +227,7 @@ def take(
 
 def renew(s: Session, job: TuneJob, *, owner: str, until: datetime) -> bool:
     """Hold the job until `until`; False when `owner` no longer holds it."""
-    held = _execute(
+    held = execute_dml(
         s,
         update(TuneJobRow).where(*_held(job, owner)).values(lease_until=until, updated_at=utcnow()),
     )
@@ -236,12 +237,12 @@ def renew(s: Session, job: TuneJob, *, owner: str, until: datetime) -> bool:
 def finish(s: Session, job: TuneJob, *, owner: str) -> bool:
     """Done with the job: delete it if nothing asked for a tune since `job` was claimed (True);
     otherwise give it back, its attempts at 0, to be tuned again once settled (False)."""
-    done = _execute(
+    done = execute_dml(
         s, delete(TuneJobRow).where(*_held(job, owner), TuneJobRow.requested_at == job.requested_at)
     )
     if done.rowcount == 1:
         return True
-    _execute(
+    execute_dml(
         s,
         update(TuneJobRow)
         .where(*_held(job, owner))
@@ -255,14 +256,14 @@ def fail(
 ) -> bool:
     """The tune failed: give the job back, not to be taken before `not_before`, with `error`
     (True); or, once it has been taken `max_attempts` times, delete it (False: given up)."""
-    gave_up = _execute(
+    gave_up = execute_dml(
         s, delete(TuneJobRow).where(*_held(job, owner), TuneJobRow.attempts >= int(max_attempts))
     )
     if gave_up.rowcount == 1:
         return False
     # PostgreSQL's text refuses NUL, and an exception's message may hold anything.
     said = error.replace("\x00", "\ufffd").strip()[:TUNE_ERROR_LENGTH] or None
-    _execute(
+    execute_dml(
         s,
         update(TuneJobRow)
         .where(*_held(job, owner))
@@ -309,11 +310,6 @@ def _upsert(s: Session, team_id: str, set_name: str, values: dict[str, Any]) -> 
 
 def _owner(owner: str) -> str:
     return validation.clean(owner, what="tune job owner", limit=JOB_OWNER_LENGTH)
-
-
-def _execute(s: Session, statement: Any) -> CursorResult[Any]:
-    result: CursorResult[Any] = s.execute(statement)  # type: ignore[assignment]
-    return result
 
 
 def _record(row: TuneJobRow) -> TuneJob:
