@@ -81,7 +81,11 @@ class LocalEmbedder(Embedder):
         return [i for i, ids in zip(candidates, encoded["input_ids"], strict=True) if len(ids) > limit]
 
     def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
-        vectors = self._model().encode(
+        return self.encode_with(self._model(), texts)
+
+    def encode_with(self, model: Any, texts: Sequence[str]) -> np.ndarray:
+        """`texts` through `model` (this one, or a tuned copy of it) as unit-length float32 rows."""
+        vectors = model.encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,

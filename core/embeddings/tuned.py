@@ -26,6 +26,7 @@ import numpy as np
 from core.embeddings.base import Embedder, TaskType
 from core.embeddings.cache import CachedEmbedder
 from core.errors import InvalidInput
+from core.similarity import normalize_rows
 from core.store import CacheKey, text_hash
 
 #: The layout of the bytes `TunedWeights.to_bytes` writes. Bump it when that layout or the meaning
@@ -146,8 +147,7 @@ class AdaptedEmbeddings:
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         """The adapter applied to base vectors already at hand."""
         out = (np.asarray(vectors, dtype=np.float32) - self._shift) @ self._matrix
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.where(norms == 0, 1, norms)).astype(np.float32)
+        return normalize_rows(out).astype(np.float32)
 
     def embed(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
         return self.transform(self.base.embed(texts, task_type=task_type))
@@ -196,11 +196,4 @@ class TunedLocalEmbedder(Embedder):
         return self._base.max_input
 
     def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
-        vectors = self._st.encode(
-            list(texts),
-            batch_size=64,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimensions)
+        return np.asarray(self._base.encode_with(self._st, texts))
