@@ -86,6 +86,14 @@ def draw(labels: np.ndarray, shots: int | None, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def in_scope_intents(labels: np.ndarray, seed: int) -> set[str]:
+    """The random IN_SCOPE_SHARE of the intents a held-out-intents draw trains on."""
+    rng = np.random.default_rng(seed)
+    intents = np.unique(labels)
+    rng.shuffle(intents)
+    return {str(intent) for intent in intents[: round(IN_SCOPE_SHARE * len(intents))]}
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
@@ -148,10 +156,7 @@ def held_out_intents(
 ) -> dict[str, Any]:
     runs: dict[str, list[float]] = {}
     for seed in seeds:
-        rng = np.random.default_rng(seed)
-        intents = np.unique(train_labels)
-        rng.shuffle(intents)
-        keep = set(intents[: round(IN_SCOPE_SHARE * len(intents))])
+        keep = in_scope_intents(train_labels, seed)
         rows = np.array([label in keep for label in train_labels])
         in_scope = np.array([label in keep for label in test_labels])
         started = time.perf_counter()

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from banking77 import DEFAULT_DATA, IN_SCOPE_SHARE, REPORTED_SEEDS, draw, load, pm, spread
+from banking77 import DEFAULT_DATA, REPORTED_SEEDS, draw, in_scope_intents, load, pm, spread
 
 from core.classify.confidence import expected_calibration_error
 
@@ -119,10 +119,7 @@ def held_out_intents(
     """The draws of benchmarks/banking77.py's held-out intents, tuned: in-scope accuracy
     (abstention = miss) and the share of out-of-scope queries abstained on."""
     for seed in seeds:
-        rng = np.random.default_rng(seed)
-        intents = np.unique(labels)
-        rng.shuffle(intents)
-        keep = set(intents[: round(IN_SCOPE_SHARE * len(intents))])
+        keep = in_scope_intents(labels, seed)
         picked = np.flatnonzero([label in keep for label in labels])
         in_scope = np.array([label in keep for label in test_labels])
         figures = run_draw(texts, labels, picked, test_texts, test_labels, keep_rows=True)
