@@ -25,8 +25,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot import oauth
-from bot.deliveries import Deliveries, DeliveryTracker, TrackedExecutor, TrackingApp
 from bot.limits import ChannelGate, ChargeToRequester, ContextExecutor
+from bot.slack_retries import Deliveries, DeliveryTracker, TrackedExecutor, TrackingApp
 from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace, RefusingSafely, register_removal_notices
 from core.errors import GembotError
 from core.settings import Settings
@@ -131,7 +131,7 @@ def build_app(
     its workspace. With OAuth it calls nothing; the installations live in `deps.store`'s database.
     `verify_requests=False` is for Socket Mode, where requests arrive over the app's own WebSocket
     and carry no signature. `executor` runs the lazy listeners (default: GEMBOT_SLACK_THREADS
-    threads); `deliveries` tracks the requests in flight (`bot.deliveries`; a serving process
+    threads); `deliveries` tracks the requests in flight (`bot.slack_retries`; a serving process
     passes its `Lifecycle`'s, whose resumer renews their leases).
     """
     settings = deps.settings
@@ -151,7 +151,7 @@ def build_app(
         "raise_error_for_unhandled_request": False,
         # Listeners run in the context of the request that started them: the user their Gemini
         # calls are charged to travels in it (`bot.limits`).
-        # Each listener holds the request that started it until it ends (`bot.deliveries`).
+        # Each listener holds the request that started it until it ends (`bot.slack_retries`).
         "listener_executor": TrackedExecutor(
             ContextExecutor(
                 executor

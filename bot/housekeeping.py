@@ -7,11 +7,11 @@
   when an install uses it, but one issued for an install nobody finished stays after it expires
   (`bot.oauth.STATE_EXPIRATION`, 10 minutes). Expired states are deleted here. The table is
   slack_sdk's, written on the store's engine and never by `Store`, so it is pruned beside it, by
-  the table's declaration in `core.store.models` (tests keep it equal to slack_sdk's own).
+  the table's declaration in `core.store.schema` (tests keep it equal to slack_sdk's own).
 - Conversation turns in threads, and the images they brought, older than
   GEMBOT_CONVERSATION_RETENTION_DAYS (`Store.prune_conversations`).
 - Finished bulk jobs, their input and rows, JOB_RETENTION after they ended (`JobStore.prune`).
-- Request claims (`bot.deliveries`), GEMBOT_EVENT_RETENTION_HOURS after they were taken: by then
+- Request claims (`bot.slack_retries`), GEMBOT_EVENT_RETENTION_HOURS after they were taken: by then
   Slack resends nothing (`DeliveryStore.prune`).
 
 `Housekeeping` is the one place all of it happens: a `bot.sweeps.Sweeper` that `bot.lifecycle`
@@ -37,7 +37,7 @@ from core.errors import GembotError
 from core.settings import Settings
 from core.store import Store
 from core.store.db import unavailable
-from core.store.models import slack_oauth_states
+from core.store.schema import slack_oauth_states
 
 log = logging.getLogger(__name__)
 

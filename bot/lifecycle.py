@@ -31,11 +31,11 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.deliveries import DeliveryTracker, RequestResumer
 from bot.housekeeping import Housekeeping, Retention
 from bot.retune import Retuner, WorkspaceClientFor
+from bot.slack_retries import DeliveryTracker, RequestResumer
 from bot.sweeps import Sweeper, every_third_of
-from core.jobs import KIND_CLASSIFY_CSV
+from core.bulk_runner import KIND_CLASSIFY_CSV
 from core.settings import Settings
 from core.store import JobRecord, Store
 from handlers import bulk

@@ -14,7 +14,7 @@ Two global middlewares, run for every request after its workspace is authorized:
   modal's submission, whose shortcut was already checked) pass.
 
 * `ChargeToRequester` makes the request's user (in its workspace) the one every Gemini call of
-  the request is charged to (`core.usage`). Bolt runs its global middlewares one after the
+  the request is charged to (`core.daily_limits`). Bolt runs its global middlewares one after the
   other, not around the listeners, so there is no "after" to undo it in: the actor is set for
   the rest of the request's thread, and every request that reaches this middleware sets it
   afresh (to no one when there are no limits), so none inherits an earlier one's. The listeners
@@ -38,8 +38,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from core import usage
-from core.usage import Actor, Meter
+from core import daily_limits
+from core.daily_limits import Actor, Meter
 from handlers.scope import workspace_of
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class ChargeToRequester(Middleware):
     ) -> BoltResponse | None:
         team = workspace_of(req.context)
         actor = Actor(team, req.context.user_id) if self.meter.limits.active and team else None
-        usage.act_for(self.meter, actor)
+        daily_limits.act_for(self.meter, actor)
         return next()
 
 

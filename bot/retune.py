@@ -1,7 +1,7 @@
 """Re-tuning label sets in the background of a serving process: `Retuner`.
 
 A tuned set is tuned again once its edits have settled, and any set once `/label tune` asks for it
-(the store's tune jobs: `core.store.tuned`). Each round, when GEMBOT_RETUNE is on, the retuner
+(the store's tune jobs: `core.store.tuned_encoders`). Each round, when GEMBOT_RETUNE is on, the retuner
 claims one due job and runs `Engine.tune` on a thread of its own while the round's thread renews
 the job's lease; then it finishes the job, or gives it back to be tried again after
 GEMBOT_RETUNE_SETTLE seconds, and after MAX_ATTEMPTS failures gives it up. A set gone meanwhile,
@@ -15,7 +15,7 @@ or one that cannot be tuned as it is (fewer than two labels), is dropped: its ne
 - A lease lost while tuning (the heartbeat could not renew it in time, and another process took
   the job) leaves the job to its new holder: this tune ends without finishing it or telling anyone.
 - Whoever asked with `/label tune` (`job.requested_by`) gets a DM with the verdict
-  (`handlers.tuning`); re-tunes that edits asked for tell nobody.
+  (`handlers.tune_notices`); re-tunes that edits asked for tell nobody.
 - The last tuned weights keep serving while a tune runs; the engine switches when it keeps new ones.
 """
 
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Protocol
 from slack_sdk import WebClient
 
 from bot.sweeps import Sweeper
-from core import usage
+from core import daily_limits
 from core.errors import GembotError, InvalidInput, NotEnoughLabels, NotFound
 from core.store import TuneJob
-from handlers import tuning
+from handlers import tune_notices
 from handlers.deps import Deps
 
 if TYPE_CHECKING:
@@ -186,13 +186,13 @@ class Retuner(Sweeper):
         # A set tuned before is tuned the same way again (an adapter stays an adapter).
         before = store.tuned_encoder(job.team_id, job.set_name)
         kind = before.kind if before is not None else None
-        actor = usage.Actor(job.team_id, job.requested_by)
+        actor = daily_limits.Actor(job.team_id, job.requested_by)
 
         def work(progress: Progress) -> TuneOutcome:
             # Built here, so that an engine that cannot be built fails the job like a failed tune.
             tuner = self.tuner
             # Gemini embeddings the tune needs count against the workspace (and the requester).
-            with usage.acting_for(self.deps.meter, actor):
+            with daily_limits.acting_for(self.deps.meter, actor):
                 try:
                     return tuner.tune(job.team_id, job.set_name, kind=kind, progress=progress)
                 except InvalidInput:
@@ -262,13 +262,13 @@ class Retuner(Sweeper):
         )
         # Asked again meanwhile (an edit): the requester hears when that tune is done.
         if done:
-            self._tell(job, tuning.outcome_line(job.set_name, outcome))
+            self._tell(job, tune_notices.outcome_line(job.set_name, outcome))
 
     def _drop(self, job: TuneJob, exc: BaseException) -> None:
         done = self.deps.store.finish_tune(job, owner=self.owner)
         log.info("dropped the tune of label set %r of %s: %s", job.set_name, job.team_id, exc)
         if done and not isinstance(exc, NotFound):
-            self._tell(job, tuning.cannot_line(job.set_name, exc))
+            self._tell(job, tune_notices.cannot_line(job.set_name, exc))
 
     def _fail(self, job: TuneJob, exc: BaseException) -> None:
         if isinstance(exc, GembotError):
@@ -304,7 +304,7 @@ class Retuner(Sweeper):
             attempts,
             exc if exc is not None else job.last_error or "none: its tunes stopped before they ended",
         )
-        self._tell(job, tuning.gave_up_line(job.set_name, attempts=attempts, exc=exc))
+        self._tell(job, tune_notices.gave_up_line(job.set_name, attempts=attempts, exc=exc))
 
     def _tell(self, job: TuneJob, message: str) -> None:
         """DM whoever asked with `/label tune`; a re-tune that edits asked for tells nobody."""
@@ -318,4 +318,4 @@ class Retuner(Sweeper):
         if client is None:
             log.warning("cannot tell %s about a tune: not installed in %s", job.requested_by, job.team_id)
             return
-        tuning.notify(client, job.requested_by, message)
+        tune_notices.notify(client, job.requested_by, message)

@@ -1,7 +1,7 @@
 """The shape every background round of a serving process shares: a daemon thread that sweeps at
 once and then every `interval` seconds until stopped, and never dies of a failed round.
 
-`bot.lifecycle.JobResumer` (bulk jobs), `bot.deliveries.RequestResumer` (requests in flight),
+`bot.lifecycle.JobResumer` (bulk jobs), `bot.slack_retries.RequestResumer` (requests in flight),
 `bot.housekeeping.Housekeeping` (old rows, all pruning included) and `bot.retune.Retuner` (label
 sets to tune again) are the four; each says what one round does in `round()`.
 """

@@ -19,7 +19,7 @@ def register_all(app: App, deps: Deps) -> None:
     from handlers.actions import classify_feedback
     from handlers.commands import ask, classify, cluster, label, similar
     from handlers.events import app_home, app_mention, direct_message
-    from handlers.shortcuts import add_example as add_example_shortcut
+    from handlers.shortcuts import add_from_message as add_example_shortcut
     from handlers.views import add_example as add_example_modal
 
     for surface in (

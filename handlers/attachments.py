@@ -2,12 +2,12 @@
 
 Events carry the files of a message in `files`. In some workspaces (Slack Connect, some
 Enterprise Grid setups) an entry is only a stub, `{"id": ..., "file_access": "check_file_info"}`,
-and `files.info` gives the rest; `complete` does that. Fetching goes through `handlers.files`
+and `files.info` gives the rest; `complete` does that. Fetching goes through `handlers.downloads`
 (the bot token, the size cap, Slack's sign-in page recognised), then the bytes are checked to be
 what they should be: an image Gemini can read, or text.
 
 The token goes only to Slack's file host, which is derived from the client's own API URL
-(`files.files_origin`), so a bot pointed at a gateway by SLACK_API_URL fetches from the gateway,
+(`downloads.files_origin`), so a bot pointed at a gateway by SLACK_API_URL fetches from the gateway,
 and nothing a file object says can send the token anywhere else. Whether a file is external is
 checked on the completed object, since a stub does not say.
 """
@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 
 from core.errors import InvalidInput
 from core.gemini.images import MAX_PIXELS, ImageInput, prepare_image
-from handlers import files
+from handlers import downloads
 
 CSV_TYPES = frozenset(
     {"text/csv", "application/csv", "text/comma-separated-values", "application/vnd.ms-excel"}
@@ -42,7 +42,7 @@ def files_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def is_csv(file: Mapping[str, Any]) -> bool:
     """Whether Slack (or the file's name) says it is a CSV file; the content is checked when read."""
-    name = files.file_name(file).lower()
+    name = downloads.file_name(file).lower()
     return (
         str(file.get("filetype") or "").lower() == "csv"
         or str(file.get("mimetype") or "").split(";")[0].strip().lower() in CSV_TYPES
@@ -62,7 +62,7 @@ def complete(client: WebClient, file: Mapping[str, Any]) -> dict[str, Any]:
 
 def files_origin(client: WebClient) -> str:
     """The origin `client`'s workspace serves files from (`https://files.slack.com` for Slack's API)."""
-    return files.files_origin(str(client.base_url))
+    return downloads.files_origin(str(client.base_url))
 
 
 def fetch_image(
@@ -75,8 +75,8 @@ def fetch_image(
     ImageTooLarge for one of more than `max_pixels` pixels (read from its header).
     """
     full = complete(client, file)
-    data = files.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
-    return prepare_image(data, filename=files.file_name(full), max_pixels=max_pixels)
+    data = downloads.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
+    return prepare_image(data, filename=downloads.file_name(full), max_pixels=max_pixels)
 
 
 def fetch_text(
@@ -88,8 +88,8 @@ def fetch_text(
     be fetched, or is not text.
     """
     full = complete(client, file)
-    name = files.file_name(full)
-    data = files.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
+    name = downloads.file_name(full)
+    data = downloads.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
     if b"\x00" in data[:8192]:
         raise InvalidInput(f"{name} is not a text file (is it a spreadsheet? save it as CSV)")
     try:

@@ -11,7 +11,7 @@ and one `score:<label>` column per label (every cell safe to open in a spreadshe
 text longer than GEMBOT_MAX_TEXT_CHARS is refused whole, naming the rows, before anything is
 stored or classified.
 
-A classification is a stored job (`core.jobs`): each batch is recorded as it finishes, so when
+A classification is a stored job (`core.bulk_runner`): each batch is recorded as it finishes, so when
 the process stops or dies half-way, the next one (`resume`) carries on from the last batch, in
 the same thread and the same progress message, and the result is still delivered once.
 """
@@ -29,13 +29,13 @@ from typing import Any, Literal
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from core import usage
+from core import daily_limits
+from core.bulk_runner import KIND_CLASSIFY_CSV, CsvJob, CsvResult, JobInterrupted
+from core.csv_tables import annotate_table, parse_text_table
 from core.errors import InvalidInput, NotEnoughLabels, NotFound, TextsTooLong
-from core.jobs import KIND_CLASSIFY_CSV, CsvJob, CsvResult, JobInterrupted
 from core.labels_io import parse_labels
 from core.store import ExampleInput, JobRecord, LeaseLost
-from core.tables import annotate_table, parse_text_table
-from handlers import attachments, bounds, files, text
+from handlers import attachments, bounds, downloads, text
 from handlers.deps import Deps
 from handlers.replies import Placeholder, Replier, Where
 
@@ -101,7 +101,7 @@ def handle(
 ) -> None:
     """Do what `message` asks of the CSV `file`; run inside `replier.reporting_errors()`."""
     request = parse_request(message)
-    name = files.file_name(file)
+    name = downloads.file_name(file)
     if request.ambiguous:
         replier.post(
             f"Should I `import` or `classify` {text.escape(name)}? Send it again with one of the two."
@@ -161,7 +161,7 @@ def import_examples(
     author from a file, so `handlers.rights` lets the importer (and admins) remove it, never a
     claimed author; a text already in its label is skipped and keeps its own provenance.
     """
-    name = files.file_name(file)
+    name = downloads.file_name(file)
     set_shown = f"*{text.escape(set_name)}*"
     working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
@@ -205,7 +205,7 @@ def classify_table(
     enterprise: str | None = None,
 ) -> None:
     """Check the file and the set, store the classification as a job, and run it (see `run_job`)."""
-    name = files.file_name(file)
+    name = downloads.file_name(file)
     shown, set_shown = text.escape(name), f"*{text.escape(set_name)}*"
     working = replier.working(f"Classifying {shown} against set {set_shown}…")
     content = attachments.fetch_text(client, file, token=token)
@@ -267,8 +267,8 @@ def resume(deps: Deps, job: JobRecord, *, client: WebClient, logger: logging.Log
     )
     replier = Replier(client, where, logger=logger)
     # No Slack request is behind a resumed job: its Gemini calls are charged to whoever asked.
-    actor = usage.Actor(job.team_id, params.get("user"))
-    with replier.reporting_errors(), usage.acting_for(deps.meter, actor):
+    actor = daily_limits.Actor(job.team_id, params.get("user"))
+    with replier.reporting_errors(), daily_limits.acting_for(deps.meter, actor):
         ts = params.get("message_ts")
         working = Placeholder(replier, ts=str(ts), channel=where.channel) if ts else replier.working()
         replier.placeholder = working

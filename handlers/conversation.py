@@ -25,7 +25,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from core import usage
+from core import daily_limits
 from core.errors import GembotError
 from core.gemini.generation import Role, Turn, generate
 from core.gemini.images import ImageInput
@@ -287,8 +287,8 @@ def carry_on(
     if refusal:
         replier.post(refusal)
         return
-    # Over a daily limit, said privately before anything is posted or downloaded (`core.usage`).
-    usage.check()
+    # Over a daily limit, said privately before anything is posted or downloaded (`core.daily_limits`).
+    daily_limits.check()
     what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
     working = replier.working(f"Looking at {what}…" if what else "Thinking…")
     images = [

@@ -10,12 +10,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from core.bulk_runner import JobRunner
+from core.daily_limits import Meter, UsageLimits
 from core.gemini.client import GeminiClient
-from core.gemini.errors import GeminiNotConfigured
-from core.jobs import JobRunner
+from core.gemini.failures import GeminiNotConfigured
 from core.settings import Settings
 from core.store import Store
-from core.usage import Meter, UsageLimits
 from handlers.rights import Rights
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Deps:
         self._lock = threading.Lock()
         # This process's bulk jobs (a CSV to classify): stored with their progress, resumable.
         self.jobs = JobRunner(store, lease_seconds=settings.job_lease_seconds)
-        # The daily Gemini limits, counted in the database (`core.usage`; `bot.limits` charges
+        # The daily Gemini limits, counted in the database (`core.daily_limits`; `bot.limits` charges
         # each request's calls to its user), and who may curate label sets (`handlers.rights`).
         limits = UsageLimits(user_daily=settings.user_daily_limit, team_daily=settings.team_daily_limit)
         self.meter = Meter(store, limits)

@@ -43,7 +43,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from core.errors import DatabaseUnavailable, GembotError
-from core.gemini.errors import GeminiNotConfigured
+from core.gemini.failures import GeminiNotConfigured
 from handlers import text
 from handlers.deps import NOT_CONFIGURED
 from handlers.text import Block

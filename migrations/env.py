@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from core.settings import Settings
 from core.store.db import make_engine, migration_connection
-from core.store.models import Base
+from core.store.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.store import Store
 from core.store.db import make_engine, unavailable, upgrade
-from core.store.models import Base
+from core.store.schema import Base
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GEMBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

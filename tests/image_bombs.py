@@ -86,7 +86,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Runs in a fresh interpreter, so that its peak RSS is the bomb's alone, not the caller's.
 _MEASURE = """
 import json, resource, sys, time
-from core.gemini.errors import ImageTooLarge
+from core.gemini.failures import ImageTooLarge
 from core.gemini.images import prepare_image
 from tests.image_bombs import gif_bomb
 

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Table, select
 
 from bot.token_crypto import PREFIX, derive_key
-from core.store.models import slack_bots, slack_installations, slack_oauth_states
+from core.store.schema import slack_bots, slack_installations, slack_oauth_states
 from tests.slack_fixtures import BotServer
 from tests.slack_standin import SlackStandIn
 

@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 
 from core.store import Store, TurnImageRecord, TurnRecord
 from core.store.conversations import newest_within
-from core.store.models import TurnImage
+from core.store.schema import TurnImage
 from handlers import conversation
 
 T1 = "T0001"

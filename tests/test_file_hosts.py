@@ -6,7 +6,7 @@ Slack stand-in: a remote file (`files.remote.add`) whose `url_private` is on the
 same file sent as a stub that `files.info` completes, a crafted file object whose
 `url_private_download` names the outside host, and a file on Slack's host that answers a redirect
 to the outside host. The outside host must receive nothing, and the person is told why. The rule
-itself (`handlers.files`) is tested directly too: which URLs match which origin, redirects within
+itself (`handlers.downloads`) is tested directly too: which URLs match which origin, redirects within
 the origin followed and bounded, Slack's sign-in page still recognised (on Slack's host, through
 the app, and directly).
 """
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from core.errors import InvalidInput
-from handlers import files
+from handlers import downloads
 from tests import slack_fixtures
 from tests.gemini_support import image_bytes
 from tests.loopback import Loopback
@@ -296,20 +296,20 @@ def test_a_file_on_another_slacks_host_is_refused_unfetched(bot_server: BotServe
 
 
 def test_slacks_api_serves_files_from_files_slack_com_only() -> None:
-    assert files.files_origin("https://slack.com/api/") == "https://files.slack.com"
-    assert files.files_origin("https://slack.com/api") == "https://files.slack.com"
-    assert files.files_origin("https://SLACK.com:443/api/") == "https://files.slack.com"
-    assert files.files_origin("https://gateway.example.com/slack/api/") == "https://gateway.example.com"
-    assert files.files_origin("http://127.0.0.1:8123/api/") == "http://127.0.0.1:8123"
-    assert files.files_origin("https://user@slack.com/api/") == ""  # matches nothing
-    slack = files.origin_of(files.SLACK_FILES_ORIGIN)
+    assert downloads.files_origin("https://slack.com/api/") == "https://files.slack.com"
+    assert downloads.files_origin("https://slack.com/api") == "https://files.slack.com"
+    assert downloads.files_origin("https://SLACK.com:443/api/") == "https://files.slack.com"
+    assert downloads.files_origin("https://gateway.example.com/slack/api/") == "https://gateway.example.com"
+    assert downloads.files_origin("http://127.0.0.1:8123/api/") == "http://127.0.0.1:8123"
+    assert downloads.files_origin("https://user@slack.com/api/") == ""  # matches nothing
+    slack = downloads.origin_of(downloads.SLACK_FILES_ORIGIN)
     for url in [
         "https://files.slack.com/files-pri/T1-F1/download/a.png",
         "https://FILES.Slack.com/files-pri/T1-F1/a.png",
         "https://files.slack.com:443/files-pri/T1-F1/a.png?t=1",
         "https://files.slack.com",
     ]:
-        assert files.origin_of(url) == slack, url
+        assert downloads.origin_of(url) == slack, url
 
 
 @pytest.mark.parametrize(
@@ -340,14 +340,15 @@ def test_any_other_url_is_refused_before_a_request(url: str) -> None:
     file = {"id": "F1", "name": "a.png", "mimetype": "image/png", "url_private_download": url}
     # A request would end in "I couldn't fetch" (nothing resolves here); the refusal comes first.
     with pytest.raises(InvalidInput, match=f"^{REFUSED}; a.png is not on Slack's file host"):
-        files.download(file, token="xoxb-secret", max_bytes=1000)
+        downloads.download(file, token="xoxb-secret", max_bytes=1000)
 
 
 def test_a_gateways_origin_is_that_origin_only(slack_standin: SlackStandIn, outside: OutsideWorld) -> None:
-    allowed = files.files_origin(slack_standin.api_url)
+    allowed = downloads.files_origin(slack_standin.api_url)
     hosted = slack_standin.add_file(PNG, "a.png", "image/png")
     assert (
-        files.download(hosted, token=slack_standin.bot_token, max_bytes=10_000, allowed_origin=allowed) == PNG
+        downloads.download(hosted, token=slack_standin.bot_token, max_bytes=10_000, allowed_origin=allowed)
+        == PNG
     )
     path = hosted["url_private_download"].split(str(slack_standin.port), 1)[1]
     for url in [
@@ -358,7 +359,7 @@ def test_a_gateways_origin_is_that_origin_only(slack_standin: SlackStandIn, outs
         f"https://files.slack.com{path}",
     ]:
         with pytest.raises(InvalidInput, match=f"^{REFUSED}"):
-            files.download(
+            downloads.download(
                 {**hosted, "url_private_download": url},
                 token=slack_standin.bot_token,
                 max_bytes=10_000,
@@ -376,7 +377,7 @@ def test_an_external_file_is_never_fetched_even_from_slacks_host(
 ) -> None:
     hosted = slack_standin.add_file(PNG, "linked.png", "image/png")
     with pytest.raises(InvalidInput, match=f"^{REFUSED}; linked.png is stored outside Slack"):
-        files.download(
+        downloads.download(
             {**hosted, **marks},
             token=slack_standin.bot_token,
             max_bytes=10_000,
@@ -388,18 +389,18 @@ def test_an_external_file_is_never_fetched_even_from_slacks_host(
 def test_redirects_are_followed_within_the_origin_and_bounded(slack_standin: SlackStandIn) -> None:
     token, origin = slack_standin.bot_token, slack_standin.base_url
     chain = [slack_standin.add_file(PNG, "end.png", "image/png")]
-    for n in range(files.MAX_REDIRECTS):
+    for n in range(downloads.MAX_REDIRECTS):
         chain.append(slack_standin.add_file(b"", f"hop{n}.png", "image/png"))
         slack_standin.redirect_file(chain[-1]["id"], chain[-2]["url_private_download"])
-    assert files.download(chain[-1], token=token, max_bytes=10_000, allowed_origin=origin) == PNG
-    assert [c.token for c in slack_standin.calls("download")] == [token] * (files.MAX_REDIRECTS + 1)
+    assert downloads.download(chain[-1], token=token, max_bytes=10_000, allowed_origin=origin) == PNG
+    assert [c.token for c in slack_standin.calls("download")] == [token] * (downloads.MAX_REDIRECTS + 1)
 
     slack_standin.clear_calls()
     loop = slack_standin.add_file(b"", "loop.png", "image/png")
     slack_standin.redirect_file(loop["id"], loop["url_private"])
     with pytest.raises(InvalidInput, match=r"^I couldn't fetch loop.png from Slack \(too many redirects\)"):
-        files.download(loop, token=token, max_bytes=10_000, allowed_origin=origin)
-    assert len(slack_standin.calls("download")) == files.MAX_REDIRECTS + 1
+        downloads.download(loop, token=token, max_bytes=10_000, allowed_origin=origin)
+    assert len(slack_standin.calls("download")) == downloads.MAX_REDIRECTS + 1
 
 
 def test_a_redirect_to_another_origin_sends_it_nothing(
@@ -409,7 +410,7 @@ def test_a_redirect_to_another_origin_sends_it_nothing(
     for location in [outside.url("/a.png"), f"https://127.0.0.1:{slack_standin.port}/a.png"]:
         slack_standin.redirect_file(hosted["id"], location)
         with pytest.raises(InvalidInput, match=f"^{REFUSED}; a.png was sent on to another host"):
-            files.download(
+            downloads.download(
                 hosted, token=slack_standin.bot_token, max_bytes=10_000, allowed_origin=slack_standin.base_url
             )
     outside.assert_untouched(slack_standin.bot_token)
@@ -417,13 +418,13 @@ def test_a_redirect_to_another_origin_sends_it_nothing(
 
 def test_a_redirect_to_a_workspace_page_is_slacks_sign_in() -> None:
     # What files.slack.com answers a token that may not read the file: a 302 to the workspace.
-    slack = files.origin_of(files.SLACK_FILES_ORIGIN)
+    slack = downloads.origin_of(downloads.SLACK_FILES_ORIGIN)
     assert slack is not None
-    assert files._is_slack_page("https://acme.slack.com/?redir=%2Ffiles-pri%2FT1-F1%2Fa.png", slack)
-    assert not files._is_slack_page("https://acme.slack.com.evil.com/?redir=x", slack)
-    assert not files._is_slack_page("http://acme.slack.com/", slack)
-    standin = files.origin_of("http://127.0.0.1:8123")
-    assert standin is not None and not files._is_slack_page("https://acme.slack.com/", standin)
+    assert downloads._is_slack_page("https://acme.slack.com/?redir=%2Ffiles-pri%2FT1-F1%2Fa.png", slack)
+    assert not downloads._is_slack_page("https://acme.slack.com.evil.com/?redir=x", slack)
+    assert not downloads._is_slack_page("http://acme.slack.com/", slack)
+    standin = downloads.origin_of("http://127.0.0.1:8123")
+    assert standin is not None and not downloads._is_slack_page("https://acme.slack.com/", standin)
 
 
 def test_slacks_sign_in_page_is_still_recognised(slack_standin: SlackStandIn) -> None:
@@ -431,7 +432,7 @@ def test_slacks_sign_in_page_is_still_recognised(slack_standin: SlackStandIn) ->
     with SlackStandIn(bot_token="xoxb-someone-else") as elsewhere:
         file = elsewhere.add_file(PNG, "secret.png", "image/png")
         with pytest.raises(InvalidInput, match=r"^Slack sent a sign-in page instead of secret\.png"):
-            files.download(
+            downloads.download(
                 file, token=slack_standin.bot_token, max_bytes=10_000, allowed_origin=elsewhere.base_url
             )
         (download,) = elsewhere.calls("download")
@@ -446,9 +447,9 @@ def test_the_size_cap_still_holds(slack_standin: SlackStandIn) -> None:
     hosted = slack_standin.add_file(data, "big.csv", "text/csv")
     kwargs: dict[str, Any] = {"token": slack_standin.bot_token, "allowed_origin": slack_standin.base_url}
     with pytest.raises(InvalidInput, match=r"^big\.csv is 0\.0 MB; the limit is 0\.0 MB"):
-        files.download(hosted, max_bytes=100, **kwargs)
+        downloads.download(hosted, max_bytes=100, **kwargs)
     assert slack_standin.calls("download") == []
     unsized = {k: v for k, v in hosted.items() if k != "size"}
     with pytest.raises(InvalidInput, match=r"^big\.csv is larger than the limit"):
-        files.download(unsized, max_bytes=100, **kwargs)
-    assert files.download(unsized, max_bytes=len(data), **kwargs) == data
+        downloads.download(unsized, max_bytes=100, **kwargs)
+    assert downloads.download(unsized, max_bytes=len(data), **kwargs) == data

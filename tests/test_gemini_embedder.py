@@ -14,7 +14,7 @@ from core.embeddings.cache import WRITE_EVERY, CachedEmbedder
 from core.embeddings.factory import make_embedder
 from core.errors import DatabaseUnavailable, InvalidInput
 from core.gemini.embedder import GeminiEmbedder
-from core.gemini.errors import GeminiNotConfigured, GeminiRejected, QuotaExhausted
+from core.gemini.failures import GeminiNotConfigured, GeminiRejected, QuotaExhausted
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import CacheKey, Store

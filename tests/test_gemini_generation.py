@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import InvalidInput
 from core.gemini.client import GeminiClient
-from core.gemini.errors import (
+from core.gemini.failures import (
     AnswerStopped,
     BadResponse,
     EmptyAnswer,

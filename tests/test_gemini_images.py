@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from core.gemini.errors import ImageTooLarge, NotAnImage, UploadFailed
+from core.gemini.failures import ImageTooLarge, NotAnImage, UploadFailed
 from core.gemini.generation import Turn, generate
 from core.gemini.images import MAX_PIXELS, prepare_image
 from core.settings import Settings

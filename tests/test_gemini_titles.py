@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.gemini.errors import BadResponse
+from core.gemini.failures import BadResponse
 from core.gemini.titles import MAX_TITLE_CHARS, parse_titles, title_groups, title_prompt
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn

@@ -31,6 +31,7 @@ from bot.housekeeping import (
     prune_oauth_states,
 )
 from bot.lifecycle import Lifecycle
+from core.daily_limits import UsageCount
 from core.errors import DatabaseUnavailable, InvalidInput
 from core.settings import Settings
 from core.store import ExampleInput, Store
@@ -40,8 +41,7 @@ from core.store import db as store_db
 from core.store import labels as store_labels
 from core.store import usage as store_usage
 from core.store.db import make_engine
-from core.store.models import ConversationTurn, TurnImage, UsageCounter, slack_oauth_states
-from core.usage import UsageCount
+from core.store.schema import ConversationTurn, TurnImage, UsageCounter, slack_oauth_states
 from handlers.deps import Deps
 from tests import slack_fixtures
 from tests.slack_fixtures import MakeBotServer

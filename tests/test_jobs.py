@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from core.bulk_runner import KIND_CLASSIFY_CSV, MAX_ATTEMPTS, CsvJob, JobGaveUp, JobInterrupted, JobRunner
 from core.engine import Engine
 from core.errors import DatabaseUnavailable, NotFound
 from core.gemini.client import GeminiClient
-from core.jobs import KIND_CLASSIFY_CSV, MAX_ATTEMPTS, CsvJob, JobGaveUp, JobInterrupted, JobRunner
 from core.settings import Settings
 from core.store import ClassificationLog, ExampleInput, LeaseLost, Store
 from core.store.db import make_engine

@@ -18,7 +18,7 @@ from core.errors import DatabaseUnavailable
 from core.store import ExampleInput, Store
 from core.store import db as store_db
 from core.store.db import MIGRATIONS_DIR, current_revision, downgrade, head_revision, make_engine, upgrade
-from core.store.models import Base
+from core.store.schema import Base
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {

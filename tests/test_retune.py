@@ -24,7 +24,7 @@ from core.engine import TuneOutcome
 from core.errors import GembotError, NotEnoughLabels, NotFound
 from core.settings import Settings
 from core.store import ExampleInput, Store, TunedEncoderInput
-from core.store.models import TuneJobRow
+from core.store.schema import TuneJobRow
 from core.tuning.holdout import Verdict
 from handlers.deps import Deps
 from tests.slack_standin import SlackStandIn

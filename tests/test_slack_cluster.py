@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from handlers.channel_history import written_by_a_person
 from handlers.commands.cluster import parse
-from handlers.history import written_by_a_person
 from handlers.text import plain
 from tests import slack_fixtures
 from tests.fakes import BagOfWordsEmbedder

@@ -1,4 +1,4 @@
-"""Requests in flight (`bot.deliveries`): claimed before any listener runs, finished when the last
+"""Requests in flight (`bot.slack_retries`): claimed before any listener runs, finished when the last
 listener ends, kept alive by their process's lease while the work runs, and run again by another
 process when theirs stops renewing it. Through the running HTTP app, with the stand-ins behind it.
 """
@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import text
 
-from bot.deliveries import DeliveryTracker
+from bot.slack_retries import DeliveryTracker
 from core.errors import DatabaseUnavailable
 from core.store import Store
 from core.store.deliveries import Claim, DeliveryStore

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.limits import NOT_ENABLED
-from core.usage import UsageCount
+from core.daily_limits import UsageCount
 from tests import slack_fixtures
 from tests.label_support import seed, texts_of
 from tests.slack_fixtures import BotServer, MakeBotServer

@@ -196,7 +196,7 @@ def test_latency(slack: SlackStandIn) -> None:
 
 def test_handlers_download_reads_files_and_refuses_the_sign_in_page(slack: SlackStandIn) -> None:
     from core.errors import InvalidInput
-    from handlers.files import download
+    from handlers.downloads import download
 
     file = slack.add_file(b"\x89PNG" + b"0" * 100, "cat.png", "image/png")
     assert (

@@ -23,7 +23,7 @@ from core.store import (
     text_hash,
 )
 from core.store.db import make_engine
-from core.store.models import Embedding, Example, Label, LabelSet
+from core.store.schema import Embedding, Example, Label, LabelSet
 
 T1, T2 = "T0001", "T0002"
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from core.errors import InvalidInput
 from core.store import EscalationKey, Store, text_hash
-from core.store.models import Escalation
+from core.store.schema import Escalation
 
 KEY = EscalationKey("T1", "support", 3, "gemini-2.5-flash", text_hash("is it raining?"))
 PROMPT = "a" * 64

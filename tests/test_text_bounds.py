@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from core.csv_tables import parse_text_table
 from core.errors import InvalidInput, TextsTooLong
 from core.labels_io import parse_labels
-from core.tables import parse_text_table
 from handlers.bounds import too_long_rows
 from tests.cli_support import CLI, Run, on_database
 

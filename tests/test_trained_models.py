@@ -20,7 +20,7 @@ from core.classify.model import MODEL_FORMAT, UnknownModelFormat
 from core.engine import Engine
 from core.settings import Settings
 from core.store import CacheKey, ExampleInput, Store, TrainedModelKey, TrainingData, training_hash
-from core.store.models import TrainedModelRow
+from core.store.schema import TrainedModelRow
 from tests.fakes import BagOfWordsEmbedder
 
 # -- the bytes ------------------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def test_concurrent_saves_of_the_same_model(store: Store, database_url: str) -> 
 
 def test_removing_a_set_removes_its_kept_models_and_gemini_answers(store: Store) -> None:
     from core.store import EscalationKey, text_hash
-    from core.store.models import Escalation
+    from core.store.schema import Escalation
 
     store.add_examples("T1", "support", TWO)
     store.add_examples("T1", "other", TWO)

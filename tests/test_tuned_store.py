@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, inspect, select, update
 from core.errors import InvalidInput, NotFound
 from core.store import ExampleInput, Store, TunedEncoderInput, TuneJob
 from core.store.db import current_revision, downgrade, head_revision, make_engine, upgrade
-from core.store.models import TunedEncoderRow, TuneJobRow, utcnow
+from core.store.schema import TunedEncoderRow, TuneJobRow, utcnow
 
 TEAM = "T1"
 TWO = [ExampleInput("billing", "my card was charged twice"), ExampleInput("shipping", "where is my parcel")]

@@ -9,14 +9,14 @@ from datetime import date
 
 import pytest
 
-from core import usage
+from core import daily_limits
+from core.daily_limits import Actor, Meter, UsageCount, UsageLimitReached, UsageLimits
 from core.embeddings.base import TaskType
 from core.embeddings.cache import CachedEmbedder
 from core.gemini.embedder import GeminiEmbedder
 from core.gemini.generation import generate
 from core.gemini.images import prepare_image
 from core.store import Store
-from core.usage import Actor, Meter, UsageCount, UsageLimitReached, UsageLimits
 from tests import gemini_fixtures
 from tests.gemini_standin import GeminiStandIn
 from tests.gemini_support import gemini_client, image_bytes
@@ -128,7 +128,7 @@ class Counter:
         *,
         user_limit: int | None,
         team_limit: int | None,
-    ) -> usage.Scope | None:
+    ) -> daily_limits.Scope | None:
         self.asked += 1
         user_key, team_key = (team_id, user_id or ""), (team_id, "")
         if user_id and user_limit is not None and self.counts.get(user_key, 0) + n > user_limit:
@@ -186,16 +186,16 @@ def test_no_limit_means_no_counting_at_all() -> None:
 def test_charge_and_check_apply_only_inside_acting_for() -> None:
     counter = Counter()
     meter = Meter(counter, UsageLimits(user_daily=1))
-    usage.charge()  # no actor (the command line): nothing counted, nothing refused
-    assert usage.current_actor() is None
-    with usage.acting_for(meter, Actor("T1", "U1")):
-        assert usage.current_actor() == Actor("T1", "U1")
-        usage.charge()
+    daily_limits.charge()  # no actor (the command line): nothing counted, nothing refused
+    assert daily_limits.current_actor() is None
+    with daily_limits.acting_for(meter, Actor("T1", "U1")):
+        assert daily_limits.current_actor() == Actor("T1", "U1")
+        daily_limits.charge()
         with pytest.raises(UsageLimitReached):
-            usage.check()
-    assert usage.current_actor() is None
-    usage.charge()
-    usage.check()
+            daily_limits.check()
+    assert daily_limits.current_actor() is None
+    daily_limits.charge()
+    daily_limits.check()
     assert counter.counts == {("T1", "U1"): 1, ("T1", ""): 1}
 
 
@@ -215,7 +215,7 @@ def test_answers_are_charged_and_the_third_never_reaches_gemini(
     gemini_standin: GeminiStandIn, meter: Meter
 ) -> None:
     client = gemini_client(gemini_standin)
-    with usage.acting_for(meter, Actor("T1", "U1")):
+    with daily_limits.acting_for(meter, Actor("T1", "U1")):
         generate(client, "one")
         generate(client, "two")
         with pytest.raises(UsageLimitReached):
@@ -230,7 +230,7 @@ def test_answers_are_charged_and_the_third_never_reaches_gemini(
 def test_a_retried_per_minute_429_is_one_call(gemini_standin: GeminiStandIn, meter: Meter) -> None:
     gemini_standin.fail_next(2, status=429, retry_delay="0.01s", on="generate")
     client = gemini_client(gemini_standin)
-    with usage.acting_for(meter, Actor("T1", "U1")):
+    with daily_limits.acting_for(meter, Actor("T1", "U1")):
         generate(client, "again and again")
     assert [r.status for r in gemini_standin.requests("generate")] == [429, 429, 200]
     assert counted(meter) == 1
@@ -248,7 +248,7 @@ def test_an_upload_serves_its_answer_and_is_not_charged(gemini_standin: GeminiSt
     meter = Meter(Counter(), UsageLimits(user_daily=1))
     big = prepare_image(image_bytes("PNG", size=(64, 64), noise=True))
     client = gemini_client(gemini_standin, inline_image_limit=8_000)
-    with usage.acting_for(meter, Actor("T1", "U1")):
+    with daily_limits.acting_for(meter, Actor("T1", "U1")):
         generate(client, "what is it?", images=[big])
         assert counted(meter) == 1
         # Over the limit, even the upload of the next answer's image is refused.
@@ -265,7 +265,7 @@ def test_each_embedding_request_is_charged_even_from_the_embedders_threads(
     meter = Meter(Counter(), UsageLimits(user_daily=10))
     embedder = GeminiEmbedder(gemini_client(gemini_standin), dimensions=8, concurrency=3)
     texts = [f"text number {n}" for n in range(250)]  # three batches of at most 100
-    with usage.acting_for(meter, Actor("T1", "U1")):
+    with daily_limits.acting_for(meter, Actor("T1", "U1")):
         embedder.embed_batch(texts, task_type=TaskType.CLASSIFICATION)
     assert len(gemini_standin.requests("embed")) == 3
     assert counted(meter) == 3
@@ -274,7 +274,7 @@ def test_each_embedding_request_is_charged_even_from_the_embedders_threads(
 def test_texts_served_from_the_cache_are_not_charged(gemini_standin: GeminiStandIn, store: Store) -> None:
     meter = Meter(Counter(), UsageLimits(user_daily=1))
     cached = CachedEmbedder(GeminiEmbedder(gemini_client(gemini_standin), dimensions=8), store)
-    with usage.acting_for(meter, Actor("T1", "U1")):
+    with daily_limits.acting_for(meter, Actor("T1", "U1")):
         cached.embed(["where is my parcel"], task_type=TaskType.CLASSIFICATION)
         # The limit is reached, yet the same text comes back from the cache as often as asked.
         for _ in range(3):

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from bot.cli.context import Context
 from bot.cli.output import Progress, emit_json, read_text_file, shorten, write_atomic, write_output
+from core.csv_tables import annotate_table, parse_text_lines, parse_text_table
 from core.errors import InvalidInput
-from core.tables import annotate_table, parse_text_lines, parse_text_table
 
 if TYPE_CHECKING:
     from core.classify import Prediction

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import analysis, db, gemini, labels, serve, tune
+from bot.cli import analysis, curation, database, gemini_commands, serve, tune
 from bot.cli.context import Context
 from core.errors import GembotError
 
@@ -25,11 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gembot: classification against curated labels, similarity and clustering of texts.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    labels.register(commands, scoped)
+    curation.register(commands, scoped)
     analysis.register(commands, scoped, common)
     tune.register(commands, scoped)
-    db.register(commands, common)
-    gemini.register(commands, common)
+    database.register(commands, common)
+    gemini_commands.register(commands, common)
     serve.register(commands, common)
     return parser
 

@@ -4,7 +4,7 @@ The SDK's `HttpRetryOptions` retries 5xx answers and transport timeouts with exp
 but it treats every 429 alike and ignores the RetryInfo Google sends with it. So 429s are kept
 out of the SDK's list and handled here: a per-day quota fails at once (retrying cannot help until
 midnight Pacific), a per-minute one waits as long as RetryInfo says, a bounded number of times.
-Every SDK failure leaves as a `core.gemini.errors` exception whose words never include the key.
+Every SDK failure leaves as a `core.gemini.failures` exception whose words never include the key.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from google import genai
 from google.genai import errors as sdk_errors
 from google.genai import types
 
-from core import usage
-from core.gemini.errors import (
+from core import daily_limits
+from core.gemini.failures import (
     BadResponse,
     GeminiError,
     GeminiNotConfigured,
@@ -115,7 +115,7 @@ class GeminiClient:
     ) -> T:
         """Run `request` (an SDK call) and return its result, or raise a `GeminiError`.
 
-        First the call is charged to whoever Gembot is working for (`core.usage`): one unit,
+        First the call is charged to whoever Gembot is working for (`core.daily_limits`): one unit,
         whatever the retries below, or UsageLimitReached before anything is sent. A call that
         only serves a charged one (an upload, a poll) passes `metered=False`: it is not charged,
         but still refused once a limit has been reached.
@@ -127,9 +127,9 @@ class GeminiClient:
         the model in a not-found message.
         """
         if metered:
-            usage.charge()
+            daily_limits.charge()
         else:
-            usage.check()
+            daily_limits.check()
         attempts = self.settings.gemini_retries + 1
         for attempt in range(1, attempts + 1):
             try:

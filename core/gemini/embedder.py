@@ -19,7 +19,7 @@ from google.genai import types
 
 from core.embeddings.base import Embedder, Parts, TaskType
 from core.gemini.client import GeminiClient
-from core.gemini.errors import BadResponse
+from core.gemini.failures import BadResponse
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
 
@@ -99,7 +99,7 @@ class GeminiEmbedder(Embedder):
             yield 0, self._embed_one(list(texts), task_type)
             return
         # Each batch runs in a copy of the caller's context, so that it is charged to the same
-        # user (`core.usage`); a Context cannot be entered by two threads, hence one copy each.
+        # user (`core.daily_limits`); a Context cannot be entered by two threads, hence one copy each.
         pool = self._executor()
         # Set by the first batch that fails, in its own thread, so that no batch the pool starts
         # after it sends a request: cancelling from here would come only once this generator's

@@ -12,7 +12,7 @@ from typing import Any
 
 from google.genai import errors as sdk_errors
 
-from core.gemini.errors import GeminiError, GeminiRejected, ModelNotFound, QuotaExhausted
+from core.gemini.failures import GeminiError, GeminiRejected, ModelNotFound, QuotaExhausted
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 

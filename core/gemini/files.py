@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from google.genai import types
 
 from core.gemini.client import GeminiClient
-from core.gemini.errors import UploadFailed
+from core.gemini.failures import UploadFailed
 from core.gemini.images import ImageInput
 
 _FIRST_POLL = 0.1
@@ -58,7 +58,7 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
     if uri is not None:
         return types.Part.from_uri(file_uri=uri, mime_type=image.mime_type)
     sdk = client.sdk
-    # Not charged to the user's daily limit (`core.usage`): the answer that uses the upload is.
+    # Not charged to the user's daily limit (`core.daily_limits`): the answer that uses the upload is.
     file = client.call(
         lambda: sdk.files.upload(file=io.BytesIO(image.data), config={"mime_type": image.mime_type}),
         metered=False,

@@ -16,7 +16,7 @@ from google.genai import types
 
 from core.errors import InvalidInput
 from core.gemini.client import GeminiClient
-from core.gemini.errors import AnswerStopped, BadResponse, EmptyAnswer, PromptBlocked
+from core.gemini.failures import AnswerStopped, BadResponse, EmptyAnswer, PromptBlocked
 from core.gemini.files import upload_image
 from core.gemini.images import ImageInput
 

@@ -20,7 +20,7 @@ from functools import cached_property
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.gemini.errors import ImageTooLarge, NotAnImage
+from core.gemini.failures import ImageTooLarge, NotAnImage
 
 #: Pillow format → the MIME type Gemini accepts as it is.
 AS_IS = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "WEBP": "image/webp"}

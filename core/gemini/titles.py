@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.gemini.client import GeminiClient
-from core.gemini.errors import BadResponse
+from core.gemini.failures import BadResponse
 from core.gemini.generation import generate
 
 #: Texts of a group shown to the model, and the characters of each: a title needs no more.

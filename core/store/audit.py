@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.store import validation
-from core.store.models import Classification
 from core.store.records import ClassificationRecord
+from core.store.schema import Classification
 
 #: One classification to log: (text, label or None when abstained, confidence, method, scores).
 LoggedResult = tuple[str, str | None, float, str, Mapping[str, float]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.store.models import ACTOR_LENGTH, LabelChange
 from core.store.records import AddResult, LabelChangeRecord
+from core.store.schema import ACTOR_LENGTH, LabelChange
 from core.store.validation import CleanExample
 
 #: Characters of an example's text kept in the log.

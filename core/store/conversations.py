@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
 from core.store import validation
-from core.store.models import CHANNEL_ID_LENGTH, TS_LENGTH, ConversationTurn, TurnImage
 from core.store.records import TurnImageRecord, TurnRecord
+from core.store.schema import CHANNEL_ID_LENGTH, TS_LENGTH, ConversationTurn, TurnImage
 
 ROLES = ("user", "model")
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
 from core.store import upserts, validation
-from core.store.models import EVENT_ID_LENGTH, TEAM_ID_LENGTH, SlackEvent, utcnow
+from core.store.schema import EVENT_ID_LENGTH, TEAM_ID_LENGTH, SlackEvent, utcnow
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
 from core.store import upserts
-from core.store.models import HASH_LENGTH, MODEL_NAME_LENGTH, Escalation, utcnow
+from core.store.schema import HASH_LENGTH, MODEL_NAME_LENGTH, Escalation, utcnow
 from core.store.validation import clean, label_name, set_name, team_id
 
 _KEY = ("team_id", "set_name", "set_version", "model", "text_hash")

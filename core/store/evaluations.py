@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.store.models import EvaluationRun
 from core.store.records import EvaluationRecord
+from core.store.schema import EvaluationRun
 
 
 def record(r: EvaluationRun) -> EvaluationRecord:

@@ -26,7 +26,7 @@ from core.errors import InvalidInput, NotFound
 from core.store import audit, validation
 from core.store.audit import LoggedResult
 from core.store.db import execute_dml, read_retried
-from core.store.models import JOB_KIND_LENGTH, JOB_OWNER_LENGTH, Job, JobRow, utcnow
+from core.store.schema import JOB_KIND_LENGTH, JOB_OWNER_LENGTH, Job, JobRow, utcnow
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATES = (QUEUED, RUNNING, DONE, FAILED)

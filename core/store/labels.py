@@ -9,9 +9,9 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from core.store import tuned
-from core.store.models import Example, Label, LabelSet, utcnow
+from core.store import tuned_encoders
 from core.store.records import AddResult, ExampleRecord, SetSummary, TrainingData
+from core.store.schema import Example, Label, LabelSet, utcnow
 from core.store.validation import CleanExample
 
 
@@ -91,7 +91,7 @@ def find_label(s: Session, label_set: LabelSet, label: str) -> int:
 
 def bump(s: Session, set_id: int) -> None:
     """Count an edit of the set: its version goes up and, when it has a tuned encoder or a tune
-    job, a tune is asked for again (`tuned.edited`). Every edit path calls this in its own
+    job, a tune is asked for again (`tuned_encoders.edited`). Every edit path calls this in its own
     transaction, so none can change a tuned set without its re-tune being requested."""
     # Computed by the database, not read-modify-written here, so two concurrent edits of one
     # set both count: the classifier's model cache is keyed on this number. The UPDATE also
@@ -104,7 +104,7 @@ def bump(s: Session, set_id: int) -> None:
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if bumped is not None:
-        tuned.edited(s, bumped.team_id, bumped.name)
+        tuned_encoders.edited(s, bumped.team_id, bumped.name)
 
 
 def examples(

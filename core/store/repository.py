@@ -11,17 +11,18 @@ from sqlalchemy import Engine, delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.daily_limits import Scope, UsageCount
 from core.errors import DatabaseUnavailable, InvalidInput, NotFound
 from core.store import (
     audit,
-    cache,
     changes,
     conversations,
     escalations,
     evaluations,
     labels,
-    tuned,
+    tuned_encoders,
     validation,
+    vectors,
 )
 from core.store import trained_models as kept_models
 from core.store import usage as usage_counters
@@ -30,8 +31,6 @@ from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_re
 from core.store.deliveries import DeliveryStore
 from core.store.escalations import EscalationKey, EscalationRecord
 from core.store.jobs import JobStore
-from core.store.models import ACTOR_LENGTH, JOB_OWNER_LENGTH, Example, Label, LabelSet, utcnow
-from core.store.models import EvaluationRun as _EvaluationRun
 from core.store.records import (
     AddResult,
     CacheKey,
@@ -47,8 +46,9 @@ from core.store.records import (
     TuneJob,
     TurnRecord,
 )
+from core.store.schema import ACTOR_LENGTH, JOB_OWNER_LENGTH, Example, Label, LabelSet, utcnow
+from core.store.schema import EvaluationRun as _EvaluationRun
 from core.store.trained_models import TrainedModelKey
-from core.usage import Scope, UsageCount
 
 # add_examples retries when a concurrent writer created the same set, label or example between
 # its reads and its writes; the unique constraints catch that, and the next attempt sees it.
@@ -243,7 +243,7 @@ class Store:
                 .where(Label.set_id == label_set.id)
             )
             s.execute(delete(LabelSet).where(LabelSet.id == label_set.id))
-            tuned.forget(s, label_set.team_id, label_set.name)
+            tuned_encoders.forget(s, label_set.team_id, label_set.name)
             # What was kept for the set goes with it, so nothing about it outlives it.
             escalations.forget(s, label_set.team_id, label_set.name)
             kept_models.forget(s, label_set.team_id, label_set.name)
@@ -292,14 +292,14 @@ class Store:
     def get_vectors(self, key: CacheKey, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached float32 vectors for those of `hashes` that are cached under `key`."""
         with self._session() as s, s.begin():
-            return cache.get_vectors(s, key, hashes)
+            return vectors.get_vectors(s, key, hashes)
 
-    def put_vectors(self, key: CacheKey, vectors: Mapping[str, np.ndarray]) -> None:
+    def put_vectors(self, key: CacheKey, found: Mapping[str, np.ndarray]) -> None:
         """Cache vectors by text hash; hashes already cached under `key` (by anyone) are left as they are."""
-        if not vectors:
+        if not found:
             return
         with self._session() as s, s.begin():
-            cache.put_vectors(s, key, vectors)
+            vectors.put_vectors(s, key, found)
 
     # -- classification log ----------------------------------------------------------------
 
@@ -503,26 +503,26 @@ class Store:
         `encoder.set_version` is already kept. Saving does not finish a tune job: `finish_tune`.
         """
         with self._session() as s, s.begin():
-            return tuned.save(s, encoder, blob)
+            return tuned_encoders.save(s, encoder, blob)
 
     @read_retried
     def tuned_encoder(self, team_id: str, set_name: str) -> TunedEncoderInfo | None:
         """The set's tuned encoder, without its bytes (one small SELECT), or None when it has none."""
         with self._session() as s, s.begin():
-            return tuned.info(s, team_id, set_name)
+            return tuned_encoders.info(s, team_id, set_name)
 
     @read_retried
     def tuned_encoder_blob(self, team_id: str, set_name: str, digest: str) -> bytes | None:
         """The bytes of the set's tuned encoder whose sha256 is `digest`; None when the set has
         none, or another one replaced it since `digest` was read."""
         with self._session() as s, s.begin():
-            return tuned.blob(s, team_id, set_name, digest)
+            return tuned_encoders.blob(s, team_id, set_name, digest)
 
     def forget_tuned_encoder(self, team_id: str, set_name: str) -> bool:
         """Stop classifying the set through a tuned encoder (its latest tune was no better than
         the plain model); True when it had one."""
         with self._session() as s, s.begin():
-            return tuned.forget_encoder(s, team_id, set_name)
+            return tuned_encoders.forget_encoder(s, team_id, set_name)
 
     def request_tune(self, team_id: str, set_name: str, *, requested_by: str | None) -> None:
         """Ask for the set to be tuned once it has settled (`/label tune`), whether or not it was
@@ -531,7 +531,7 @@ class Store:
         Edits of a tuned set ask for it on their own (`labels.bump`).
         """
         with self._session() as s, s.begin():
-            tuned.request(s, team_id, set_name, requested_by=requested_by)
+            tuned_encoders.request(s, team_id, set_name, requested_by=requested_by)
 
     def claim_tune(self, *, owner: str, settle_seconds: float, lease_seconds: float) -> TuneJob | None:
         """Take one tune job for `owner` until `lease_seconds` from now, or None when none is due.
@@ -548,10 +548,10 @@ class Store:
         now = utcnow()
         settled = now - timedelta(seconds=settle)
         with self._session() as s, s.begin():
-            candidates = tuned.due(s, now=now, settled=settled, limit=_TUNE_CANDIDATES)
+            candidates = tuned_encoders.due(s, now=now, settled=settled, limit=_TUNE_CANDIDATES)
         for team, name in candidates:
             with self._session() as s, s.begin():
-                job = tuned.take(
+                job = tuned_encoders.take(
                     s,
                     team,
                     name,
@@ -569,14 +569,14 @@ class Store:
         `owner` no longer holds it: another process took it, or the set was removed."""
         lease = validation.duration(lease_seconds, what="lease")
         with self._session() as s, s.begin():
-            return tuned.renew(s, job, owner=owner, until=utcnow() + timedelta(seconds=lease))
+            return tuned_encoders.renew(s, job, owner=owner, until=utcnow() + timedelta(seconds=lease))
 
     def finish_tune(self, job: TuneJob, *, owner: str) -> bool:
         """The tune of a claimed job is done (and saved): delete the job, True. When the set was
         edited or a tune asked for since the claim, the job stays, given back to be tuned again
         once settled, False; False too when `owner` no longer holds it (nothing is changed)."""
         with self._session() as s, s.begin():
-            return tuned.finish(s, job, owner=owner)
+            return tuned_encoders.finish(s, job, owner=owner)
 
     def fail_tune(
         self, job: TuneJob, *, owner: str, error: str, retry_after: float, max_attempts: int
@@ -590,7 +590,7 @@ class Store:
         wait = validation.duration(retry_after, what="retry delay")
         limit = validation.whole(max_attempts, what="maximum attempts", minimum=1)
         with self._session() as s, s.begin():
-            return tuned.fail(
+            return tuned_encoders.fail(
                 s,
                 job,
                 owner=owner,
@@ -603,7 +603,7 @@ class Store:
     def tune_jobs(self, team_id: str) -> list[TuneJob]:
         """The workspace's pending and running tune jobs, by set name (for display)."""
         with self._session() as s, s.begin():
-            return tuned.jobs(s, team_id)
+            return tuned_encoders.jobs(s, team_id)
 
     # -- usage limits ----------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.store import upserts
-from core.store.models import LabelSet, TrainedModelRow, utcnow
 from core.store.records import CacheKey, TrainingData
+from core.store.schema import LabelSet, TrainedModelRow, utcnow
 from core.store.validation import clean, set_name, team_id
 
 

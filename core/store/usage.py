@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
+from core.daily_limits import Scope, UsageCount
 from core.store import upserts
-from core.store.models import UsageCounter
-from core.usage import Scope, UsageCount
+from core.store.schema import UsageCounter
 
 #: The `user_id` of the row that counts the whole workspace's calls.
 TEAM_ROW = ""

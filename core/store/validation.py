@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import InvalidInput
-from core.store.models import AUTHOR_LENGTH, LABEL_NAME_LENGTH, SET_NAME_LENGTH, TEAM_ID_LENGTH
 from core.store.records import ExampleInput, text_hash
+from core.store.schema import AUTHOR_LENGTH, LABEL_NAME_LENGTH, SET_NAME_LENGTH, TEAM_ID_LENGTH
 
 
 @dataclass(frozen=True)

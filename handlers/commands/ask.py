@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from core import usage
+from core import daily_limits
 from core.gemini.generation import generate
 from handlers import bounds, text
 from handlers.deps import NOT_CONFIGURED, Deps
@@ -46,8 +46,8 @@ def register(app: App, deps: Deps) -> None:
             )
         ]
         with replier.reporting_errors():
-            # Over a daily limit, said privately before anything is posted (`core.usage`).
-            usage.check()
+            # Over a daily limit, said privately before anything is posted (`core.daily_limits`).
+            daily_limits.check()
             working = replier.working("Asking Gemini…", header=asked)
             reply = generate(deps.require_gemini(), prompt)
             footer = (

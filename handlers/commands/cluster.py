@@ -22,8 +22,8 @@ from core.errors import GembotError
 from core.gemini.titles import title_groups
 from handlers import text
 from handlers.bounds import too_long_line
+from handlers.channel_history import recent_texts
 from handlers.deps import Deps
-from handlers.history import recent_texts
 from handlers.lines import one_line, split_lines, too_many
 from handlers.replies import Replier, Where, describe_error
 from handlers.text import Block

@@ -32,7 +32,7 @@ from core.csv_cells import csv_text
 from core.labels_io import LabelRow, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord, SetSummary
 from core.store import validation as checks
-from handlers import bounds, label_sets, text, tuning
+from handlers import bounds, label_sets, text, tune_notices
 from handlers.deps import Deps
 from handlers.label_sets import bold, mention, plural
 from handlers.replies import Replier, Where
@@ -389,7 +389,7 @@ def _tune(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         )
         return
     deps.store.request_tune(team, request.set, requested_by=user)
-    replier.ephemeral(tuning.requested(request.set, settle_seconds=deps.settings.retune_settle_seconds))
+    replier.ephemeral(tune_notices.requested(request.set, settle_seconds=deps.settings.retune_settle_seconds))
 
 
 def _history(deps: Deps, replier: Replier, team: str, request: Request) -> None:

@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.store import EvaluationRecord, SetSummary, TunedEncoderInfo, TuneJob
-from handlers import label_sets, text, tuning
+from handlers import label_sets, text, tune_notices
 from handlers.acks import acknowledge
 from handlers.deps import Deps
 from handlers.label_sets import bold, plural
@@ -99,7 +99,9 @@ def home_view(
             )
         )
     for summary in sets[:MAX_SETS]:
-        tuned_line = tuning.home_line((tuned or {}).get(summary.name), (tune_jobs or {}).get(summary.name))
+        tuned_line = tune_notices.home_line(
+            (tuned or {}).get(summary.name), (tune_jobs or {}).get(summary.name)
+        )
         blocks.extend(_set_blocks(summary, evaluations.get(summary.name), tuned_line))
     if len(sets) > MAX_SETS:
         blocks.append(text.context(f"…and {len(sets) - MAX_SETS} more: `/label sets` lists them all."))

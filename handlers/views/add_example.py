@@ -1,6 +1,6 @@
 """The "Add as label example" modal: pick (or name) a label set and a label for a message's text.
 
-`build_view` makes the modal the shortcut (`handlers.shortcuts.add_example`) opens. Choosing a set
+`build_view` makes the modal the shortcut (`handlers.shortcuts.add_from_message`) opens. Choosing a set
 refreshes the label picker with that set's labels (`dispatch_action`, then `views.update`); what
 was typed is kept, as Slack keeps input blocks whose ids do not change. On submission the choices
 are checked in the ack (mistakes shown in the modal), and the example is stored after it, with

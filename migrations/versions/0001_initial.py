@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-11-25
 
-Written out in full rather than importing `core.store.models`, so that this migration keeps
+Written out in full rather than importing `core.store.schema`, so that this migration keeps
 creating the same tables when the models change later.
 """
 

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2025-11-27
 
-Written out in full rather than importing `core.store.models`, so that this migration keeps
+Written out in full rather than importing `core.store.schema`, so that this migration keeps
 creating the same tables when the models change later.
 """
 

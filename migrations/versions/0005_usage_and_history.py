@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2025-11-30
 
-Written out in full rather than importing `core.store.models`, like the earlier migrations.
+Written out in full rather than importing `core.store.schema`, like the earlier migrations.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-25
 
-Written out in full rather than importing `core.store.models`, like the earlier migrations.
+Written out in full rather than importing `core.store.schema`, like the earlier migrations.
 """
 
 from __future__ import annotations

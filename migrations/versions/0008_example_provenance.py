@@ -13,7 +13,7 @@ authors are trusted as they were. From then on the example itself is the one rec
 it, so a later example that reuses a deleted one's id (SQLite reuses the highest) can never
 inherit that one's log entry.
 
-Written out in full rather than importing `core.store.models`, like the earlier migrations.
+Written out in full rather than importing `core.store.schema`, like the earlier migrations.
 """
 
 from __future__ import annotations

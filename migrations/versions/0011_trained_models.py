@@ -4,7 +4,7 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-01
 
-Written out in full rather than importing `core.store.models`, like the earlier migrations.
+Written out in full rather than importing `core.store.schema`, like the earlier migrations.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-02
 
-Written out in full rather than importing `core.store.models`, like the earlier migrations.
+Written out in full rather than importing `core.store.schema`, like the earlier migrations.
 Neither table has a foreign key to `label_sets`: like the other per-set tables they are keyed by
 the set's name, and `Store.remove_set` deletes their rows in its own transaction.
 """

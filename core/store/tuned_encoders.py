@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInput, NotFound
 from core.store import upserts, validation
 from core.store.db import execute_dml
-from core.store.models import (
+from core.store.records import TunedEncoderInfo, TunedEncoderInput, TuneJob
+from core.store.schema import (
     ACTOR_LENGTH,
     JOB_OWNER_LENGTH,
     TUNE_ERROR_LENGTH,
@@ -41,7 +42,6 @@ from core.store.models import (
     TuneJobRow,
     utcnow,
 )
-from core.store.records import TunedEncoderInfo, TunedEncoderInput, TuneJob
 
 log = logging.getLogger(__name__)
 

@@ -63,8 +63,8 @@ def run_ask(ctx: Context) -> int:
 
 
 def run_models(ctx: Context) -> int:
+    from core.gemini.catalog import list_models
     from core.gemini.client import GeminiClient
-    from core.gemini.models import list_models
 
     models = list_models(GeminiClient.from_settings(ctx.settings))
     if ctx.args.json:

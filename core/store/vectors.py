@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
 from core.store import upserts
-from core.store.models import HASH_LENGTH, Embedding
 from core.store.records import CacheKey
+from core.store.schema import HASH_LENGTH, Embedding
 
 # Hashes per query: far below SQLite's (32,766) and PostgreSQL's (65,535) bound-parameter limits,
 # and small enough that one slow query does not hold a transaction for long.

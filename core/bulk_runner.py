@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.csv_tables import TextTable, parse_text_table
 from core.errors import DatabaseUnavailable, GembotError
 from core.store import ClassificationLog, JobRecord, LeaseLost, Store
-from core.tables import TextTable, parse_text_table
 
 if TYPE_CHECKING:
     from core.classify import Prediction

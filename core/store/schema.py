@@ -500,7 +500,7 @@ class TunedEncoderRow(Base):
 
 
 class TuneJobRow(Base):
-    """A request to tune a set again, kept until a process has done it (`core.store.tuned`).
+    """A request to tune a set again, kept until a process has done it (`core.store.tuned_encoders`).
 
     `requested_at` is the last time it was asked for (each edit of a tuned set moves it), so a job
     is due once the set's edits have settled. A process holds it as `owner` until `lease_until`;
