@@ -5,7 +5,7 @@ between this process, the loopback Slack and Gemini stand-ins and `gembot serve 
 
 1. Unsigned oversized bodies: a fresh server for each run, 1 worker with the default 8 threads,
    warmed by one signed and one small unsigned request; then 3 unsigned 60 MiB POSTs to
-   /slack/events with a Content-Length and 1 chunked, all at once (as tests/test_request_bounds.py
+   /slack/events with a Content-Length and 1 chunked, all at once (as tests/bot/test_request_bounds.py
    sends them). Prints the worker's peak resident memory (VmRSS, sampled every 2 ms) above its level
    before, the statuses read back (a client may be reset before it reads the 413), the refusals in
    the server's log, the time until all four calls are answered or cut off, and the time to answer a
@@ -13,9 +13,9 @@ between this process, the loopback Slack and Gemini stand-ins and `gembot serve 
 2. A slow client: a server with GEMBOT_READ_TIMEOUT=1 and 1 thread; a POST that stops sending its
    body. Prints the time until the server closes that connection (after a 408), and the latency of a
    /healthz sent meanwhile, which waits for the only thread.
-3. Image bombs: `core.gemini.images.prepare_image` on the GIF bombs of tests/image_bombs.py
+3. Image bombs: `core.gemini.images.prepare_image` on the GIF bombs of tests/support/image_bombs.py
    (12,000 × 12,000 and 8,000 × 8,000, every pixel in their LZW data), each in a fresh interpreter so
-   that its peak RSS (VmHWM) is the bomb's alone, as tests/test_gemini_images.py measures it: the
+   that its peak RSS (VmHWM) is the bomb's alone, as tests/core/gemini/test_images.py measures it: the
    time to refuse and the memory it took.
 4. Markdown bombs: `handlers.text.plan_message` on 40,000 characters of each of `__a `, `~~a `,
    `**a `, `*a `, `[a](`, `` `a `` (inputs that took seconds with quadratic regexes): ms per input.
@@ -42,11 +42,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from handlers.text import plan_message  # noqa: E402
-from tests.gemini_standin import GeminiStandIn  # noqa: E402
-from tests.image_bombs import measure_bomb  # noqa: E402
-from tests.servers import GembotProcess, rss_kib, server_env  # noqa: E402
-from tests.slack_standin import SlackStandIn  # noqa: E402
-from tests.test_request_bounds import HUGE, PeakRss, closed_after, post_raw, stalled  # noqa: E402
+from tests.bot.test_request_bounds import HUGE, PeakRss, closed_after, post_raw, stalled  # noqa: E402
+from tests.support.gemini_standin import GeminiStandIn  # noqa: E402
+from tests.support.image_bombs import measure_bomb  # noqa: E402
+from tests.support.servers import GembotProcess, rss_kib, server_env  # noqa: E402
+from tests.support.slack_standin import SlackStandIn  # noqa: E402
 
 REFUSED = "bot.slack_http: refused a request of "
 STALLED_BODY = (

@@ -39,9 +39,9 @@ from sqlalchemy import make_url, text  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.store.db import make_engine  # noqa: E402
 from tests import load_driver  # noqa: E402
-from tests.gemini_standin import GeminiStandIn  # noqa: E402
-from tests.servers import GembotProcess, rss_kib, server_env  # noqa: E402
-from tests.slack_standin import SlackStandIn  # noqa: E402
+from tests.support.gemini_standin import GeminiStandIn  # noqa: E402
+from tests.support.servers import GembotProcess, rss_kib, server_env  # noqa: E402
+from tests.support.slack_standin import SlackStandIn  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "GEMBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
