@@ -1,5 +1,10 @@
 """Shared fixtures.
 
+Stand-ins: the fixture modules of `tests/support` are registered once here (`pytest_plugins`), so
+every test module can ask for `slack_standin`, `gemini_standin`, `bot_server`, `make_bot_server`
+(`tests.support.slack_fixtures`, `tests.support.gemini_fixtures`) and `private_postgres`
+(`tests.support.pg_cluster`) by name, with nothing to import.
+
 Databases: every test that asks for `database_url`, `empty_database_url` or `store` runs twice,
 as `[sqlite]` and `[postgres]`. PostgreSQL comes from GEMBOT_TEST_POSTGRES_URL (an admin URL,
 default postgres@127.0.0.1:5432 with trust auth); when it cannot be reached those tests fail,
@@ -21,6 +26,12 @@ from sqlalchemy.exc import DBAPIError
 from core.store import Store
 from core.store.db import make_engine, unavailable, upgrade
 from core.store.schema import Base
+
+pytest_plugins = [
+    "tests.support.gemini_fixtures",
+    "tests.support.slack_fixtures",
+    "tests.support.pg_cluster",
+]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GEMBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -43,12 +43,7 @@ from core.store import usage as store_usage
 from core.store.db import make_engine
 from core.store.schema import ConversationTurn, TurnImage, UsageCounter, slack_oauth_states
 from handlers.deps import Deps
-from tests.support import slack_fixtures
 from tests.support.slack_fixtures import MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 NO_DOTENV = Path("/nonexistent/.env")
 NOTHING = Pruned(usage_counters=0, oauth_states=0, conversation_turns=0, jobs=0, requests=0)

@@ -25,13 +25,8 @@ from slack_bolt import App
 
 from bot.slack_http import SSL_CHECK_BYTES
 from handlers.deps import Deps
-from tests.support import slack_fixtures
 from tests.support.slack_fixtures import MakeBotServer
 from tests.support.slack_harness import DEFAULT_SIGNING_SECRET, command_body, event_body, sign
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 LIMIT = 65_536  # GEMBOT_MAX_BODY_BYTES here: its smallest, so that bodies over it stay cheap
 

@@ -8,13 +8,8 @@ from typing import Any
 
 from bot.limits import NOT_ENABLED
 from core.daily_limits import UsageCount
-from tests.support import slack_fixtures
 from tests.support.label_support import seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 _ts = itertools.count(1)
 

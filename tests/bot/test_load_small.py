@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import load_driver, slack_fixtures
+from tests.support import load_driver
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

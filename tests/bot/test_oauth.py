@@ -15,7 +15,6 @@ from bot.oauth import NOT_INSTALLED
 from bot.token_crypto import PREFIX
 from core.settings import SLACK_BOT_SCOPES, Settings
 from handlers.deps import Deps
-from tests.support import slack_fixtures
 from tests.support.oauth_support import (
     BOTS,
     INSTALLATIONS,
@@ -29,10 +28,6 @@ from tests.support.oauth_support import (
 )
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 ALPHA, BETA = "T0ALPHA", "T0BETA"

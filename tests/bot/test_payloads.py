@@ -15,15 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.support import slack_fixtures
 from tests.support.label_support import seed
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 from tests.support.slack_harness import command_body
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handlers.replies import DATABASE_TROUBLE
-from tests.support import load_driver, pg_cluster, slack_fixtures
+from tests.support import load_driver
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.paced_load import Outcome, PacedLoad, expected_label
 from tests.support.pg_cluster import PrivateCluster
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-private_postgres = pg_cluster.private_postgres
 
 # Slack's rule: a request not acknowledged within 3 seconds counts as failed.
 ACK_LIMIT = 3.0

@@ -23,11 +23,6 @@ from tests.support.servers import GembotProcess, rss_kib, server_env
 from tests.support.slack_fixtures import BotServer
 from tests.support.slack_standin import SlackStandIn
 
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
-
 JSON = "application/json"
 HUGE = 60 * 1024 * 1024
 MIB_IN_KIB = 1024

@@ -17,13 +17,9 @@ from typing import Any
 import pytest
 
 from core.store import ExampleInput, Store
-from tests.support import slack_fixtures
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
 
 GRACEFUL = 10
 

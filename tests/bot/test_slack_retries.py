@@ -18,14 +18,9 @@ from bot.slack_retries import DeliveryTracker
 from core.errors import DatabaseUnavailable
 from core.store import Store
 from core.store.deliveries import Claim, DeliveryStore
-from tests.support import slack_fixtures
 from tests.support.slack_fixtures import MakeBotServer
 from tests.support.slack_harness import command_body
 from tests.support.slack_standin import SlackStandIn, eventually
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 # Short leases so that a test sees them lapse; the resumer looks every third of one.
 FAST = {"GEMBOT_JOB_LEASE": "1"}

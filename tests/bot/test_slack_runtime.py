@@ -17,14 +17,8 @@ from bot.app import SlackNotConfigured, build_app
 from bot.logs import RedactingFilter
 from handlers import matchers
 from handlers.deps import Deps
-from tests.support import slack_fixtures
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 
 class Probe:

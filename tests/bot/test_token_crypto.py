@@ -21,14 +21,9 @@ from bot.token_crypto import PREFIX, TokenCipher, derive_key
 from core.errors import InvalidInput
 from core.settings import Secret, Settings
 from core.store.db import make_engine
-from tests.support import slack_fixtures
 from tests.support.oauth_support import BOTS, INSTALLATIONS, install, oauth_env, rows, stored_token
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 ALPHA, BETA = "T0ALPHA", "T0BETA"
 NOWHERE = Path("/nonexistent/.env")

@@ -14,16 +14,10 @@ from slack_bolt import BoltContext
 from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace
 from core.store import ExampleInput, Store
 from handlers.scope import workspace_key, workspace_of
-from tests.support import slack_fixtures
 from tests.support.label_support import BILLING, SHIPPING, texts_of
 from tests.support.oauth_support import install, oauth_env
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 OTHER = "T0OTHER"
 ALPHA, BETA = "T0ALPHA", "T0BETA"

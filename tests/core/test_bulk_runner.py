@@ -22,12 +22,9 @@ from core.gemini.client import GeminiClient
 from core.settings import Settings
 from core.store import ClassificationLog, ExampleInput, LeaseLost, Store
 from core.store.db import make_engine
-from tests.support import gemini_fixtures
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.gemini_support import gemini_settings
-
-gemini_standin = gemini_fixtures.gemini_standin
 
 TEAM = "T1"
 EXAMPLES = [

@@ -17,11 +17,8 @@ from core.gemini.embedder import GeminiEmbedder
 from core.gemini.generation import generate
 from core.gemini.images import prepare_image
 from core.store import Store
-from tests.support import gemini_fixtures
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.gemini_support import gemini_client, image_bytes
-
-gemini_standin = gemini_fixtures.gemini_standin
 
 DAY = date(2025, 3, 14)
 

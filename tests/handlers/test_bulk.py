@@ -13,13 +13,7 @@ from typing import Any
 
 from core.store import ExampleInput
 from handlers import bulk
-from tests.support import slack_fixtures
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 DM = "D0HUMAN"
 _clock = itertools.count(1)

@@ -19,13 +19,8 @@ import numpy as np
 
 from core.embeddings.base import TaskType
 from tests.handlers.test_bulk import DM, EXAMPLES, seed, send_csv, texts_of
-from tests.support import slack_fixtures
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 ROWS = 600
 

@@ -10,14 +10,8 @@ import pytest
 
 from core.store import ExampleInput
 from handlers.rights import ADMINS_ONLY, AUTHOR_OR_ADMIN
-from tests.support import slack_fixtures
 from tests.support.label_support import block, element, seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 ADMINS = {"GEMBOT_CURATION": "admins", "GEMBOT_ADMINS": "U0BOSS"}
 REFUSED = f":no_entry: {ADMINS_ONLY}"

@@ -15,13 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from core.store import ExampleInput
-from tests.support import slack_fixtures
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 CHANNEL = "C0GENERAL"
 DM = "D0HUMAN"

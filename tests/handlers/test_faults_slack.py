@@ -11,14 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import slack_fixtures
 from tests.support.label_support import seed, texts_of
 from tests.support.slack_fixtures import BotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 CHANNEL = "C0GENERAL"
 

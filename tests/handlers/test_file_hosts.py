@@ -25,16 +25,10 @@ import pytest
 
 from core.errors import InvalidInput
 from handlers import downloads
-from tests.support import slack_fixtures
 from tests.support.gemini_support import image_bytes
 from tests.support.loopback import Loopback
 from tests.support.slack_fixtures import BotServer
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 BOT = "U0GEMBOT"
 CHANNEL = "C0GENERAL"

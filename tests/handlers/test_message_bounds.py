@@ -17,14 +17,8 @@ from tests.handlers.events.test_image_questions import (
     texts_of,
     words,
 )
-from tests.support import slack_fixtures
 from tests.support.gemini_support import image_bytes
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 
 def seed(server: BotServer, thread_ts: str, *turns: tuple[str, str, bytes | None]) -> None:

@@ -7,14 +7,8 @@ import itertools
 from typing import Any
 
 from handlers.rights import AUTHOR_OR_ADMIN
-from tests.support import slack_fixtures
 from tests.support.label_support import texts_of
 from tests.support.slack_fixtures import BotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 IMPORTER = "U0ANA"
 CLAIMED = "U0BO"

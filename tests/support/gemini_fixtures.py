@@ -1,4 +1,4 @@
-"""Pytest fixtures for the Gemini stand-in; `tests/conftest.py` imports them.
+"""Pytest fixtures for the Gemini stand-in; `tests/conftest.py` registers them for every test.
 
 `gemini_standin` is a started `GeminiStandIn` on its own loopback port, stopped after the test.
 `sdk_client` builds a real `google.genai.Client` aimed at it, with the SDK's retries off unless a

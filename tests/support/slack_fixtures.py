@@ -1,12 +1,8 @@
 """Fixtures for Slack scenario tests: the Slack and Gemini stand-ins, and the bot served over HTTP.
 
-A test module takes what it needs by assignment (pytest finds fixtures by module attribute):
-
-    from tests.support import slack_fixtures
-    slack_standin = slack_fixtures.slack_standin
-    gemini_standin = slack_fixtures.gemini_standin
-    bot_server = slack_fixtures.bot_server
-    make_bot_server = slack_fixtures.make_bot_server
+`tests/conftest.py` registers this module (and `gemini_fixtures`, whose `gemini_standin` the bot
+talks to) as a plugin, so a test asks for `slack_standin`, `bot_server` or `make_bot_server` by
+name and imports from here only the types (`BotServer`, `MakeBotServer`).
 
 `bot_server` is the app as it runs in production (`bot.wsgi`, Bolt, lazy listeners, the real
 slack_sdk and google-genai clients) on a threaded WSGI server on 127.0.0.1, port 0, talking to
@@ -39,7 +35,6 @@ from bot.wsgi import GembotWSGI
 from core.embeddings.base import Embedder
 from core.settings import Settings
 from handlers.deps import Deps
-from tests.support import gemini_fixtures
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.slack_harness import (
@@ -51,8 +46,6 @@ from tests.support.slack_harness import (
     view_submission_payload,
 )
 from tests.support.slack_standin import SlackStandIn
-
-gemini_standin = gemini_fixtures.gemini_standin
 
 Setup = Callable[[App, Deps], None]
 

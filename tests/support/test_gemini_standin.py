@@ -20,12 +20,8 @@ import numpy as np
 import pytest
 from google.genai import errors, types
 
-from tests.support import gemini_fixtures
 from tests.support.gemini_fixtures import sdk_client
 from tests.support.gemini_standin import EMBEDDING_SIZE, MODELS, GeminiStandIn, Prompt, bag_of_words_vector
-
-# Until tests/conftest.py imports it for every module.
-gemini_standin = gemini_fixtures.gemini_standin
 
 FLASH = "gemini-2.5-flash"
 EMBEDDING = "gemini-embedding-001"

@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from tests.support import gemini_fixtures
 from tests.support.cli_support import CLI, runner
 from tests.support.gemini_standin import MODELS, GeminiStandIn, ModelInfo
 from tests.support.gemini_support import decode_base64, image_bytes
-
-# Until tests/conftest.py imports it for every module.
-gemini_standin = gemini_fixtures.gemini_standin
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "core" / "examples" / "intents.csv"
 

@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from tests.support import slack_fixtures
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_harness import DEFAULT_SIGNING_SECRET, SlackSender
 from tests.support.slack_standin import SlackStandIn
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
 
 
 @pytest.fixture(autouse=True)

@@ -18,12 +18,8 @@ from core.gemini.failures import GeminiNotConfigured, GeminiRejected, QuotaExhau
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import CacheKey, Store
-from tests.support import gemini_fixtures
 from tests.support.gemini_standin import GeminiStandIn, RecordedRequest, bag_of_words_vector
 from tests.support.gemini_support import gemini_client
-
-# Until tests/conftest.py imports it for every module.
-gemini_standin = gemini_fixtures.gemini_standin
 
 NO_DOTENV = Path("/nonexistent/.env")
 BATCH_ACTION = "batchEmbedContents"

@@ -29,12 +29,9 @@ from core.gemini.escalation import (
 )
 from core.settings import Settings
 from core.store import ExampleInput, Store
-from tests.support import gemini_fixtures
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.gemini_support import gemini_settings
-
-gemini_standin = gemini_fixtures.gemini_standin
 
 TEAM, SET = "T1", "support"
 EXAMPLES = [

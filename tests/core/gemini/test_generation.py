@@ -25,12 +25,8 @@ from core.gemini.failures import (
 from core.gemini.generation import Turn, generate
 from core.gemini.images import prepare_image
 from core.settings import Settings
-from tests.support import gemini_fixtures
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.gemini_support import gemini_client, image_bytes
-
-# Until tests/conftest.py imports it for every module.
-gemini_standin = gemini_fixtures.gemini_standin
 
 NO_DOTENV = Path("/nonexistent/.env")
 

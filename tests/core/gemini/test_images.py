@@ -16,13 +16,9 @@ from core.gemini.failures import ImageTooLarge, NotAnImage, UploadFailed
 from core.gemini.generation import Turn, generate
 from core.gemini.images import MAX_PIXELS, prepare_image
 from core.settings import Settings
-from tests.support import gemini_fixtures
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.gemini_support import decode_base64, gemini_client, heif_header, image_bytes
 from tests.support.image_bombs import gif_bomb, measure_bomb
-
-# Until tests/conftest.py imports it for every module.
-gemini_standin = gemini_fixtures.gemini_standin
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Slack</title></head><body>Sign in</body></html>\n"
 

@@ -5,13 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.support import slack_fixtures
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 LIVE_SEQUENCE = re.compile(r"<[!@#]")
 

@@ -9,14 +9,8 @@ from core.store import ExampleInput
 from handlers.actions.classify_feedback import WHICH_IS_IT
 from handlers.confidence_words import stated
 from handlers.rights import ADMINS_ONLY
-from tests.support import slack_fixtures
 from tests.support.label_support import BILLING, block, element, seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 #: `/classify` is never sure (no cosine reaches 2) and asks no one else.
 UNSURE = {"GEMBOT_MIN_SIMILARITY": "2", "GEMBOT_ESCALATE": "off"}

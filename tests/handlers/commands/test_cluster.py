@@ -11,15 +11,9 @@ import pytest
 from handlers.channel_history import written_by_a_person
 from handlers.commands.cluster import parse
 from handlers.text import plain
-from tests.support import slack_fixtures
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini_standin import Prompt
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LIVE_SEQUENCE = re.compile(r"<[!@#]")

@@ -9,15 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.handlers.commands.test_classify import classify
-from tests.support import slack_fixtures
 from tests.support.cli_support import CLI, on_database
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.label_support import block, element, seed, texts_of
 from tests.support.slack_fixtures import MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
 
 UNSURE = "my parcel and my invoice"
 

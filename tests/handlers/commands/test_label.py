@@ -14,15 +14,9 @@ import pytest
 from core.csv_cells import DANGEROUS
 from core.labels_io import LabelRow, rows_to_csv
 from core.store import ExampleInput
-from tests.support import slack_fixtures
 from tests.support.cli_support import on_database
 from tests.support.label_support import BILLING, SHIPPING, seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CHANNEL = "C0GENERAL"

@@ -10,14 +10,8 @@ from typing import Any
 
 from core.embeddings.tuned import base_id
 from core.store import TunedEncoderInput
-from tests.support import slack_fixtures
 from tests.support.label_support import seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 DM = "D0HUMAN"  # U0HUMAN's DM with the bot, as the stand-in's conversations.open names it
 

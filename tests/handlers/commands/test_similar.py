@@ -7,14 +7,8 @@ from typing import Any
 
 from core.embeddings.base import TaskType
 from core.similarity import cosine_matrix, top_pairs
-from tests.support import slack_fixtures
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 PNG = b"\x89PNG\r\n\x1a\n"
 LIVE_SEQUENCE = re.compile(r"<[!@#]")

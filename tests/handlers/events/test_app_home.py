@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import slack_fixtures
 from tests.support.label_support import seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 
 def open_home(server: BotServer, *, user: str = "U0HUMAN", tab: str = "home") -> dict[str, Any]:

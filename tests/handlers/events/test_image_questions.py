@@ -18,16 +18,10 @@ from PIL import Image
 
 from core.store import TurnImageRecord, TurnRecord
 from handlers import conversation
-from tests.support import slack_fixtures
 from tests.support.gemini_standin import GeminiStandIn, RecordedRequest
 from tests.support.gemini_support import decode_base64, image_bytes
 from tests.support.image_bombs import gif_bomb
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 BOT = "U0GEMBOT"
 CHANNEL = "C0GENERAL"

@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support import slack_fixtures
 from tests.support.label_support import seed, texts_of
 from tests.support.slack_fixtures import BotServer, MakeBotServer
-
-slack_standin = slack_fixtures.slack_standin
-gemini_standin = slack_fixtures.gemini_standin
-make_bot_server = slack_fixtures.make_bot_server
-bot_server = slack_fixtures.bot_server
 
 MESSAGE = {"ts": "1700000000.000100", "user": "U0AUTHOR", "text": "The courier left my parcel in the rain"}
 PERMALINK = "https://standin.slack.com/archives/C0GENERAL/p1700000000000100"
