@@ -263,12 +263,20 @@ def test_empty_text_is_refused(seeded: CLI) -> None:
 
 
 def test_long_text_is_truncated_with_a_warning(seeded: CLI) -> None:
-    r = seeded("classify", "--json", "Please restart the server. " + "word " * 600)
+    start = "Please restart the server. "
+    r = seeded("classify", "--json", start + "word " * 600)
     assert r.code == 0
     (result,) = r.json_lines()
-    assert result["best_label"] in ("instruction", "request", "opinion")
-    assert result["text"].startswith("Please restart the server.")
+    # What the model reads is mostly "word word …": nearest to the instructions, but too unlike
+    # any example of the set to be called one.
+    assert result["label"] is None
+    assert result["best_label"] == "instruction"
+    assert result["reason"]
+    assert result["text"].startswith(start)
     assert "warning:" in r.err and "256" in r.err
+    # Only the start is read, so 300 words more change nothing.
+    (longer,) = seeded("classify", "--json", start + "word " * 900).json_lines()
+    assert longer["scores"] == result["scores"]
 
 
 def test_csv_without_columns_changes_nothing(seeded: CLI, tmp_path: Path) -> None:
