@@ -9,6 +9,10 @@ slack_sdk and google-genai clients) on a threaded WSGI server on 127.0.0.1, port
 both stand-ins, with a fresh SQLite database and a fast bag-of-words embedder. `make_bot_server`
 builds variants: another database (pass `database_url` to run on PostgreSQL too), no Gemini key,
 the real embedder, extra listeners.
+
+Requests reach the app as signed `BoltRequest`s through `app.dispatch`, in process (the
+`slack_transport` fixture, "dispatch"); tests/bot/ sets it to "http", so the runtime's tests POST
+to the server as Slack does.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Literal
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -39,6 +43,7 @@ from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini_standin import GeminiStandIn
 from tests.support.slack_harness import (
     DEFAULT_SIGNING_SECRET,
+    DispatchSender,
     Reply,
     SlackSender,
     block_actions_payload,
@@ -48,6 +53,7 @@ from tests.support.slack_harness import (
 from tests.support.slack_standin import SlackStandIn
 
 Setup = Callable[[App, Deps], None]
+Transport = Literal["dispatch", "http"]
 
 
 @pytest.fixture
@@ -137,6 +143,9 @@ class BotServer:
     _thread: threading.Thread | None = None
     _executor: TrackingExecutor | None = None
     lifecycle: Lifecycle | None = None
+    #: "dispatch": `send_*` hand the signed request to `app.dispatch` in process; "http": they POST
+    #: it to the running server, through the WSGI layer (sizes, early signature check) as Slack would.
+    transport: Transport = "dispatch"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -207,6 +216,10 @@ class BotServer:
 
     @property
     def sender(self) -> SlackSender:
+        """Signs what Slack would send and delivers it by `transport`."""
+        if self.transport == "dispatch":
+            assert self.app is not None, "the bot server is not running"
+            return DispatchSender(self.app, DEFAULT_SIGNING_SECRET)
         return SlackSender(self.events_url, DEFAULT_SIGNING_SECRET)
 
     @property
@@ -287,19 +300,28 @@ MakeBotServer = Callable[..., BotServer]
 
 
 @pytest.fixture
+def slack_transport() -> Transport:
+    """How `BotServer.send_*` reach the app: in process through `app.dispatch`. The runtime's tests
+    (tests/bot/conftest.py) override it with "http", for what only the real server shows."""
+    return "dispatch"
+
+
+@pytest.fixture
 def make_bot_server(
     slack_standin: SlackStandIn,
     gemini_standin: GeminiStandIn,
     sqlite_template: Path,
     tmp_path: Path,
+    slack_transport: Transport,
 ) -> Iterator[MakeBotServer]:
     """Start bot servers: `make_bot_server(database_url=None, gemini=True, embedder="fake",
-    setup=None, env=None)`.
+    setup=None, env=None, transport=None)`.
 
     `database_url` defaults to a fresh SQLite file; `gemini=False` leaves GEMINI_API_KEY unset;
     `embedder="real"` uses the configured (MiniLM) embedder instead of the bag-of-words fake, and an
     `Embedder` is used as it is (it survives `restart()`);
-    `setup(app, deps)` adds listeners after the surfaces are registered; `env` adds settings.
+    `setup(app, deps)` adds listeners after the surfaces are registered; `env` adds settings;
+    `transport` overrides the `slack_transport` fixture for this server.
     """
     started: list[BotServer] = []
 
@@ -310,6 +332,7 @@ def make_bot_server(
         embedder: str | Embedder = "fake",
         setup: Setup | None = None,
         env: dict[str, str] | None = None,
+        transport: Transport | None = None,
     ) -> BotServer:
         if database_url is None:
             path = tmp_path / f"bot-{len(started)}.db"
@@ -328,6 +351,7 @@ def make_bot_server(
                 else None
             ),
             setup=setup,
+            transport=transport or slack_transport,
         )
         started.append(server)
         return server.start()

@@ -5,6 +5,11 @@ sends; `SlackSender` signs them with the real scheme (HMAC-SHA256 of `v0:{timest
 the signing secret, in `X-Slack-Signature: v0=<hex>` with `X-Slack-Request-Timestamp`) and POSTs
 them over HTTP to a running app's `/slack/events`. It can also forge the signature, make the
 timestamp stale, and add the `X-Slack-Retry-Num` / `X-Slack-Retry-Reason` headers of a redelivery.
+
+`DispatchSender` sends the same signed bytes in process instead, as bolt-python's own tests do: a
+`BoltRequest` of the body and headers through `App.dispatch`, so Bolt still checks the signature,
+with no socket in between. Scenario tests of the Slack surfaces use it; what only the HTTP server
+shows (body sizes, the early signature check, workers, restarts) is tested over HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
 
 DEFAULT_SIGNING_SECRET = "standin-signing-secret-0123456789abcdef"
 DEFAULT_USER = "U0HUMAN"
@@ -278,6 +286,10 @@ class SlackSender:
             sent["X-Slack-Retry-Num"] = str(retry_num)
             sent["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
         sent.update(headers or {})
+        return self.deliver(raw, sent, path=path)
+
+    def deliver(self, raw: bytes, sent: dict[str, str], *, path: str | None = None) -> Reply:
+        """POST the signed bytes over HTTP and read the answer."""
         url = self.url if path is None else self.url.split("/slack/events")[0] + path
         request = urllib.request.Request(url, data=raw, headers=sent, method="POST")
         started = time.monotonic()
@@ -307,3 +319,21 @@ class SlackSender:
         """Any interactivity payload, form-encoded as `payload=<json>` as Slack sends it."""
         body = urlencode({"payload": json.dumps(payload)})
         return self.post(body, content_type="application/x-www-form-urlencoded", **options)
+
+
+class DispatchSender(SlackSender):
+    """Signs Slack's requests like `SlackSender` and hands them to `app.dispatch` in this process."""
+
+    def __init__(self, app: App, signing_secret: str = DEFAULT_SIGNING_SECRET) -> None:
+        super().__init__("in-process", signing_secret)
+        self.app = app
+
+    def deliver(self, raw: bytes, sent: dict[str, str], *, path: str | None = None) -> Reply:
+        """`app.dispatch` of a `BoltRequest` made as Bolt's HTTP adapters make it (body text, headers)."""
+        if path is not None:
+            raise ValueError(f"in-process requests go to Bolt only, not to {path}: use the HTTP sender")
+        request = BoltRequest(body=raw.decode("utf-8"), headers={k.lower(): [v] for k, v in sent.items()})
+        started = time.monotonic()
+        response = self.app.dispatch(request)
+        got = {name: ", ".join(values) for name, values in response.headers.items()}
+        return Reply(response.status, response.body, got, time.monotonic() - started, sent)
