@@ -12,7 +12,6 @@ tuned weights and fits the head, is timed apart.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         store.save_tuned_encoder(entry, weights.to_bytes())
 
-        engine = Engine(store=store, embedder=base, settings=dataclasses.replace(Settings(), escalate=False))
+        engine = Engine(store=store, embedder=base, settings=Settings(escalate=False))
         started = time.perf_counter()
         engine.classify("local", "b77", [test_texts[0]])
         print(

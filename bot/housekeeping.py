@@ -51,8 +51,8 @@ JOB_RETENTION = timedelta(days=7)
 class Retention:
     """How long each kind of row is kept before a round prunes it (the defaults: the settings')."""
 
-    conversations: timedelta = timedelta(days=Settings.conversation_retention_days)
-    requests: timedelta = timedelta(hours=Settings.event_retention_hours)
+    conversations: timedelta = timedelta(days=Settings().conversation_retention_days)
+    requests: timedelta = timedelta(hours=Settings().event_retention_hours)
     jobs: timedelta = JOB_RETENTION
 
     @classmethod

@@ -1,8 +1,9 @@
-"""One settings object, read once from the environment and an optional `.env` file.
+"""One settings object, declared once and read once from the environment and an optional `.env` file.
 
 The environment variable names are Gembot's public configuration interface; the README lists
-them. Secrets are wrapped in `Secret` so that they never show up in a repr, a log line or an
-error message by accident.
+them (tests/test_settings_secrets.py checks that the two agree). Each field declares its type,
+default, variable name and meaning in one place. Secrets are `Secret`s, which never show up in a
+repr, a log line or an error message by accident.
 """
 
 from __future__ import annotations
@@ -10,11 +11,28 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -40,146 +58,112 @@ SLACK_BOT_SCOPES = (
 )
 
 
-class Secret:
-    """A string that does not print itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
+class Secret(SecretStr):
+    """A string that does not print itself; `get()` is the one way to the value."""
 
     def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+        """The secret itself, for the one call that needs it (an HTTP header, a cipher)."""
+        return self.get_secret_value()
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes, optional `export`."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :]
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+def _env_name(info: ValidationInfo) -> str:
+    """The environment variable of the field being validated (its first name, for a choice)."""
+    assert info.field_name is not None  # field validators only
+    alias = Settings.model_fields[info.field_name].validation_alias
+    return str(alias.choices[0] if isinstance(alias, AliasChoices) else alias)
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float | None = None) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number, not {raw!r}") from None
-    if minimum is not None and not value >= minimum:
-        raise InvalidInput(f"{name} must be at least {minimum:g}, not {raw}")
-    return value
+def _switch(value: object, info: ValidationInfo) -> object:
+    """on/off (also true/false, yes/no, 1/0)."""
+    if not isinstance(value, str):
+        return value
+    raw = value.lower()
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"{_env_name(info)} must be 'on' or 'off', not {raw!r}")
 
 
-def _optional_float(env: Mapping[str, str], name: str) -> float | None:
-    """A number, or None when unset or empty."""
-    if not env.get(name, "").strip():
-        return None
-    return _float(env, name, 0.0)
+def _one_of(*choices: str) -> BeforeValidator:
+    """A word among `choices`, in any case."""
+
+    def check(value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.lower() not in choices:
+            wanted = " or ".join(repr(choice) for choice in choices)
+            raise ValueError(f"{_env_name(info)} must be {wanted}, not {value.lower()!r}")
+        return value.lower()
+
+    return BeforeValidator(check)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a whole number, not {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise InvalidInput(f"{name} must be at least {minimum}, not {value}")
-    return value
+def _ids(value: object) -> object:
+    """Comma- (or space-) separated Slack ids, upper-cased; None when there are none."""
+    if not isinstance(value, str):
+        return value
+    return frozenset(part.upper() for part in value.replace(",", " ").split()) or None
 
 
-def _optional_secret(env: Mapping[str, str], *names: str) -> Secret | None:
-    for name in names:
-        value = env.get(name, "").strip()
-        if value:
-            return Secret(value)
-    return None
+def _scopes(value: object) -> object:
+    """Comma-separated OAuth scopes; the manifest's when the list is empty."""
+    if not isinstance(value, str):
+        return value
+    return tuple(part.strip() for part in value.split(",") if part.strip()) or SLACK_BOT_SCOPES
 
 
-def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[Secret, ...]:
-    """Comma-separated Fernet keys (32 bytes in URL-safe base64), the first one first; () when unset.
+def _fernet_keys(value: object, info: ValidationInfo) -> object:
+    """Comma-separated Fernet keys (32 bytes in URL-safe base64), the first one first.
 
     The error never quotes the value: even a mistyped key is mostly a key.
     """
-    keys = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    if not isinstance(value, str):
+        return value
+    keys = tuple(part.strip() for part in value.split(",") if part.strip())
     for position, key in enumerate(keys, start=1):
         try:
             raw = base64.b64decode(key, altchars=b"-_", validate=True)
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != 32:
+            name = _env_name(info)
             which = f"key {position} of {len(keys)} in {name}" if len(keys) > 1 else name
-            raise InvalidInput(
+            raise ValueError(
                 f"{which} is not a Fernet key (32 bytes in URL-safe base64, 44 characters): make one with "
                 "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
             )
-    return tuple(Secret(key) for key in keys)
+    return keys
 
 
-def _coverage(env: Mapping[str, str], name: str, default: float) -> float:
+def _auto(value: object) -> object:
+    """`auto` is the calibrated temperature: no fixed one."""
+    return None if isinstance(value, str) and value.lower() == "auto" else value
+
+
+def _above_zero(value: float | None, info: ValidationInfo) -> float | None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{_env_name(info)} must be above 0, or 'auto'")
+    return value
+
+
+def _share(value: float, info: ValidationInfo) -> float:
     """A share strictly between 0 and 1."""
-    value = _float(env, name, default)
     if not 0 < value < 1:
-        raise InvalidInput(f"{name} must be between 0 and 1 (say 0.95), not {value:g}")
+        raise ValueError(f"{_env_name(info)} must be between 0 and 1 (say 0.95), not {value:g}")
     return value
 
 
-def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    """on/off (also true/false, yes/no, 1/0); unset or empty means `default`."""
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("on", "true", "yes", "1"):
-        return True
-    if raw in ("off", "false", "no", "0"):
-        return False
-    raise InvalidInput(f"{name} must be 'on' or 'off', not {raw!r}")
-
-
-def _limit(env: Mapping[str, str], name: str) -> int | None:
-    """A daily limit: unset or empty means none; otherwise a whole number of at least 1."""
-    if not env.get(name, "").strip():
-        return None
-    value = _int(env, name, 0)
-    if value < 1:
-        raise InvalidInput(f"{name} must be at least 1, not {value} (leave it unset for no limit)")
+def _limit(value: int | None, info: ValidationInfo) -> int | None:
+    """A daily limit: None for none, otherwise at least 1."""
+    if value is not None and value < 1:
+        raise ValueError(f"{_env_name(info)} must be at least 1, not {value} (leave it unset for no limit)")
     return value
 
 
-def _ids(env: Mapping[str, str], name: str) -> frozenset[str] | None:
-    """Comma- (or space-) separated Slack ids, upper-cased; None when the variable is unset or empty."""
-    ids = frozenset(part.strip().upper() for part in env.get(name, "").replace(",", " ").split())
-    return ids or None
+Switch = Annotated[bool, BeforeValidator(_switch)]
+SlackIds = Annotated[frozenset[str] | None, BeforeValidator(_ids)]
+DailyLimit = Annotated[int | None, AfterValidator(_limit)]
 
 
 def _url_password(url: str) -> str | None:
@@ -198,117 +182,235 @@ def _masked_url(url: str) -> str:
         return "***"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything Gembot reads from its environment, typed and validated once."""
+def _env(name: str, default: Any = None, **rules: Any) -> Any:
+    """A field read from the environment variable `name` (rules: `ge=`, `default_factory=`...).
 
-    database_url: str = "sqlite:///gembot.db"
-    embedder: str = "local"
-    embedding_model: str = ""
-    embedding_dim: int = 768
-    gemini_api_key: Secret | None = None
-    gemini_base_url: str | None = None
-    gemini_timeout: float = 60.0
+    Its description is the docstring under it (`use_attribute_docstrings`).
+    """
+    if "default_factory" in rules:
+        return Field(validation_alias=name, **rules)
+    return Field(default=default, validation_alias=name, **rules)
+
+
+class Settings(BaseSettings):
+    """Everything Gembot reads from its environment, typed and validated once.
+
+    `Settings.from_env()` reads the environment over `.env`; `Settings(field=value, ...)` holds
+    the values it is given over the defaults and reads nothing (tests and benchmarks build it so).
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=True,
+        extra="ignore",
+        frozen=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        # Belt and braces: our own messages never quote a secret, and pydantic's do not either.
+        hide_input_in_errors=True,
+        use_attribute_docstrings=True,
+    )
+
+    database_url: str = _env("DATABASE_URL", "sqlite:///gembot.db")
+    """SQLAlchemy URL; `postgresql://user:pass@host/db` for PostgreSQL (its password is a secret)."""
+    gemini_api_key: Secret | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    """Gemini API key; without it /ask, images and cluster titles say Gemini is not configured."""
+    # Declared after the key, which picks it: a key alone means Gemini embeddings.
+    embedder: Annotated[Literal["local", "gemini"], _one_of("local", "gemini")] = _env(
+        "GEMBOT_EMBEDDER", default_factory=lambda data: "gemini" if data.get("gemini_api_key") else "local"
+    )
+    """`local` (MiniLM on this machine) or `gemini`; `gemini` when a Gemini key is set."""
+    embedding_model: str = _env("GEMBOT_EMBEDDING_MODEL", "")
+    """Gemini embedding model (empty: the embedder's own default)."""
+    embedding_dim: int = _env("GEMBOT_EMBEDDING_DIM", 768)
+    """Gemini output dimensionality: 768, 1536 or 3072."""
+    gemini_base_url: str | None = _env("GEMINI_BASE_URL")
+    """Send Gemini calls to a proxy or gateway instead of Google's."""
+    gemini_timeout: float = _env("GEMBOT_GEMINI_TIMEOUT", 60.0, ge=0.001)
+    """Seconds per Gemini request attempt."""
     # Retries of 5xx answers, timeouts and per-minute 429s; the first backoff in seconds (it
     # doubles); the longest a per-minute 429's `retryDelay` may ask us to wait before giving up.
-    gemini_retries: int = 3
-    gemini_retry_delay: float = 1.0
-    gemini_max_retry_wait: float = 60.0
+    gemini_retries: int = _env("GEMBOT_GEMINI_RETRIES", 3, ge=0)
+    """Retries of 5xx answers, timeouts and per-minute 429s."""
+    gemini_retry_delay: float = _env("GEMBOT_GEMINI_RETRY_DELAY", 1.0, ge=0)
+    """First backoff in seconds; it doubles each time."""
+    gemini_max_retry_wait: float = _env("GEMBOT_GEMINI_MAX_RETRY_WAIT", 60.0, ge=0)
+    """Longest `retryDelay` a per-minute 429 may ask for before Gembot gives up."""
     # Images that would push a request's size past this many bytes go through the Files API,
     # and an upload must be ACTIVE within `gemini_file_timeout` seconds.
-    inline_image_limit: int = 20_000_000
-    gemini_file_timeout: float = 120.0
+    inline_image_limit: int = _env("GEMBOT_INLINE_IMAGE_LIMIT", 20_000_000, ge=1)
+    """Request size in bytes above which images go through the Files API."""
+    gemini_file_timeout: float = _env("GEMBOT_GEMINI_FILE_TIMEOUT", 120.0, ge=0)
+    """Seconds an uploaded file may take to become ACTIVE."""
     # Embedding requests in flight at once, and the client-side requests-per-minute cap (0: none).
-    embed_concurrency: int = 4
-    embed_rpm: int = 1500
-    generation_model: str = "gemini-2.5-flash"
+    embed_concurrency: int = _env("GEMBOT_EMBED_CONCURRENCY", 4, ge=1)
+    """Gemini embedding requests in flight per process."""
+    embed_rpm: int = _env("GEMBOT_EMBED_RPM", 1500, ge=0)
+    """Client-side cap on embedding requests per minute per process (0: none)."""
+    generation_model: str = _env("GEMBOT_GENERATION_MODEL", "gemini-2.5-flash")
+    """Model for /ask, images, cluster titles and unsure classifications."""
     # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and two
     # optional absolute abstention rules on top of the calibrated one (None: not applied).
-    temperature: float | None = None
-    min_similarity: float | None = None
-    min_margin: float | None = None
+    temperature: Annotated[float | None, BeforeValidator(_auto), AfterValidator(_above_zero)] = _env(
+        "GEMBOT_TEMPERATURE"
+    )
+    """Softmax temperature for centroid confidences; `auto` (or unset) calibrates it per set."""
+    min_similarity: float | None = _env("GEMBOT_MIN_SIMILARITY")
+    """Optional extra rule: also abstain when the best centroid cosine is below this."""
+    min_margin: float | None = _env("GEMBOT_MIN_MARGIN")
+    """Optional extra rule: also abstain when the top two confidences are closer than this."""
     # The share of a set's own kind of text the classifier should answer (the rest: "not sure"),
     # calibrated on the set's held-out examples; and whether an unsure answer goes to Gemini.
     # 0.98 was chosen on BANKING77 draws not reported (benchmarks/banking77.py --choose).
-    target_coverage: float = 0.98
-    escalate: bool = True
-    default_team: str = "local"
-    slack_bot_token: Secret | None = None
-    slack_signing_secret: Secret | None = None
-    slack_app_token: Secret | None = None
-    slack_api_url: str | None = None
+    target_coverage: Annotated[float, AfterValidator(_share)] = _env("GEMBOT_TARGET_COVERAGE", 0.98)
+    """Share of a set's own kind of text to answer; the "not sure" threshold is calibrated to it."""
+    escalate: Switch = _env("GEMBOT_ESCALATE", True)
+    """Ask Gemini about texts the embeddings are not sure of (only with a Gemini key)."""
+    default_team: str = _env("GEMBOT_TEAM", "local")
+    """The workspace the command line works on when `--team` is not given."""
+    slack_bot_token: Secret | None = _env("SLACK_BOT_TOKEN")
+    """The bot token (`xoxb-…`) of a single-workspace install."""
+    slack_signing_secret: Secret | None = _env("SLACK_SIGNING_SECRET")
+    """Verifies that HTTP requests come from Slack."""
+    slack_app_token: Secret | None = _env("SLACK_APP_TOKEN")
+    """App-level token (`xapp-…`) for Socket Mode."""
+    slack_api_url: str | None = _env("SLACK_API_URL")
+    """Send Web API calls elsewhere (a proxy, or the test stand-in)."""
     # OAuth install (several workspaces): the app's client id and secret, the bot scopes asked for,
     # and the redirect URL when the app has more than one (Slack then wants it named).
-    slack_client_id: str | None = None
-    slack_client_secret: Secret | None = None
-    slack_scopes: tuple[str, ...] = SLACK_BOT_SCOPES
-    slack_redirect_uri: str | None = None
+    slack_client_id: str | None = _env("SLACK_CLIENT_ID")
+    """OAuth install: the app's client id."""
+    slack_client_secret: Secret | None = _env("SLACK_CLIENT_SECRET")
+    """OAuth install: the app's client secret."""
+    slack_scopes: Annotated[tuple[str, ...], BeforeValidator(_scopes)] = _env(
+        "SLACK_SCOPES", SLACK_BOT_SCOPES
+    )
+    """Scopes requested at install, comma-separated."""
+    slack_redirect_uri: str | None = _env("SLACK_REDIRECT_URI")
+    """Only needed when the app has several redirect URLs."""
     # OAuth install: the Fernet keys the stored Slack tokens are encrypted with (the first encrypts,
     # all decrypt); () means a key derived from the client secret (`bot.token_crypto`).
-    token_keys: tuple[Secret, ...] = ()
-    port: int = 3000
+    token_keys: Annotated[tuple[Secret, ...], BeforeValidator(_fernet_keys)] = _env("GEMBOT_TOKEN_KEY", ())
+    """Fernet keys of the stored Slack tokens, comma-separated: the first encrypts, all decrypt."""
+    port: int = _env("PORT", 3000, ge=0)
+    """HTTP port of `gembot serve --http`."""
     # Slack: /similar and /cluster take at most `max_lines` texts (lines, or messages read back);
     # files bigger than this are refused before they are downloaded; lazy listeners (the
     # work done after the 3-second ack) run on this many threads per process; delivered event ids
     # are remembered this many hours, well past Slack's last redelivery (about 5 minutes).
-    max_lines: int = 50
-    max_image_bytes: int = 20_000_000
+    max_lines: int = _env("GEMBOT_MAX_LINES", 50, ge=2)
+    """Most texts /similar and /cluster take."""
+    max_image_bytes: int = _env("GEMBOT_MAX_IMAGE_BYTES", 20_000_000, ge=1)
+    """Larger Slack files are refused before download."""
     # A CSV sent for bulk classification may have at most this many rows.
-    max_csv_rows: int = 10_000
+    max_csv_rows: int = _env("GEMBOT_MAX_CSV_ROWS", 10_000, ge=1)
+    """Most rows of a CSV sent for bulk classification, or to import."""
     # A text typed to the bot (/classify, /ask, /label add, each line of /similar and /cluster, a
     # question in a mention or a DM) may have at most this many characters.
-    max_text_chars: int = 4_000
-    slack_threads: int = 8
-    event_retention_hours: float = 24.0
+    max_text_chars: int = _env("GEMBOT_MAX_TEXT_CHARS", 4_000, ge=100)
+    """Longest text a command, a message added as an example or a CSV row may have."""
+    slack_threads: int = _env("GEMBOT_SLACK_THREADS", 8, ge=1)
+    """Threads per process for the work done after Slack's 3-second ack."""
+    event_retention_hours: float = _env("GEMBOT_EVENT_RETENTION_HOURS", 24.0, ge=0.1)
+    """How long the ids of handled requests are remembered, to drop Slack's redeliveries."""
     # `gembot serve --http`: gunicorn worker processes (each loads its own embedding model) and
     # threads per worker.
-    http_workers: int = 1
-    http_threads: int = 8
+    http_workers: int = _env("GEMBOT_HTTP_WORKERS", 1, ge=1)
+    """Gunicorn worker processes."""
+    http_threads: int = _env("GEMBOT_HTTP_THREADS", 8, ge=1)
+    """Threads per gunicorn worker."""
     # Shutdown: on SIGTERM a process has this many seconds to finish the work in flight (gunicorn's
     # graceful_timeout; under the 30 s a container orchestrator usually allows) before it is
     # killed. Bulk jobs: a process holds a running job for this many seconds at a time, renewing
     # as it works; a job whose lease lapses is taken over.
-    graceful_timeout: int = 25
-    job_lease_seconds: float = 60.0
+    graceful_timeout: int = _env("GEMBOT_GRACEFUL_TIMEOUT", 25, ge=1)
+    """Seconds a worker lets work in flight finish on SIGTERM."""
+    job_lease_seconds: float = _env("GEMBOT_JOB_LEASE", 60.0, ge=0.5)
+    """Seconds before another worker takes over a job whose worker stopped renewing its lease."""
     # Who may change label sets from Slack: "anyone" or "admins" (the ids in `admins`, and the
     # workspace's admins and owners). Gemini calls allowed per user and per workspace each UTC
     # day (None: no limit). The channels Gembot answers in (None: all; DMs with it always).
-    curation: str = "anyone"
-    admins: frozenset[str] = frozenset()
-    user_daily_limit: int | None = None
-    team_daily_limit: int | None = None
-    allowed_channels: frozenset[str] | None = None
+    curation: Annotated[Literal["anyone", "admins"], _one_of("anyone", "admins")] = _env(
+        "GEMBOT_CURATION", "anyone"
+    )
+    """`anyone` or `admins`: who may change label sets from Slack."""
+    admins: Annotated[frozenset[str], BeforeValidator(lambda value: _ids(value) or frozenset())] = _env(
+        "GEMBOT_ADMINS", frozenset()
+    )
+    """Slack user ids counted as admins (workspace admins and owners count too)."""
+    user_daily_limit: DailyLimit = _env("GEMBOT_USER_DAILY_LIMIT")
+    """Gemini calls per user per UTC day (unset: no limit)."""
+    team_daily_limit: DailyLimit = _env("GEMBOT_TEAM_DAILY_LIMIT")
+    """Gemini calls per workspace per UTC day (unset: no limit)."""
+    allowed_channels: SlackIds = _env("GEMBOT_ALLOWED_CHANNELS")
+    """Channel ids Gembot answers in (unset: all; a person's DM with it always)."""
     # With OAuth install, the only workspaces (team ids, or enterprise ids for a grid-wide
     # install) that may install or use Gembot (None: any).
-    allowed_teams: frozenset[str] | None = None
+    allowed_teams: SlackIds = _env("GEMBOT_ALLOWED_TEAMS")
+    """OAuth: the only workspace (or Enterprise Grid organisation) ids that may install and use Gembot."""
     # Bounds on what a request may bring: a body over `max_body_bytes` is refused with 413 before
     # it is read (Slack's own requests stay far below 1 MiB); a client has `read_timeout` seconds
     # to send each part of its request; a message's first `max_files` files are read.
-    max_body_bytes: int = 1_048_576
-    read_timeout: float = 10.0
-    max_files: int = 4
+    max_body_bytes: int = _env("GEMBOT_MAX_BODY_BYTES", 1_048_576, ge=65_536)
+    """A request body over this many bytes is refused with 413 before it is read."""
+    read_timeout: float = _env("GEMBOT_READ_TIMEOUT", 10.0, ge=0.1)
+    """Seconds an HTTP client has to send each part of its request."""
+    max_files: int = _env("GEMBOT_MAX_FILES", 4, ge=1)
+    """Files read from one message (the rest are named as left out)."""
     # Bounds on what a thread replays to Gemini with each question: its latest `max_thread_turns`
     # turns, and images up to `max_thread_image_bytes` in all (the newest first). Turns and
     # their images older than `conversation_retention_days` are pruned.
-    max_thread_turns: int = 20
-    max_thread_image_bytes: int = 20_000_000
-    conversation_retention_days: float = 30.0
+    max_thread_turns: int = _env("GEMBOT_MAX_THREAD_TURNS", 20, ge=2)
+    """Earlier turns of a thread sent to Gemini with each question."""
+    max_thread_image_bytes: int = _env("GEMBOT_MAX_THREAD_IMAGE_BYTES", 20_000_000, ge=0)
+    """Bytes of earlier images of a thread sent with each question (newest first)."""
+    conversation_retention_days: float = _env("GEMBOT_CONVERSATION_RETENTION_DAYS", 30.0, ge=0.01)
+    """Thread turns and their images are deleted after this many days."""
     # The most pixels an image may have to be converted (read from its header, before decoding).
-    max_image_pixels: int = 50_000_000
+    max_image_pixels: int = _env("GEMBOT_MAX_IMAGE_PIXELS", 50_000_000, ge=1_000_000)
+    """Images with more pixels are refused."""
     # Tuning (`gembot tune`, and the background re-tune of a tuned set once its edits have settled
     # for `retune_settle_seconds`): the most seconds the encoder's training steps may take; 720
     # keeps a tune of BANKING77's 10,003 examples, judging and the head included, within 20 minutes.
-    tune_budget_seconds: float = 720.0
-    retune_settle_seconds: float = 600.0
-    retune: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tune_budget_seconds: float = _env("GEMBOT_TUNE_BUDGET", 720.0, ge=1.0)
+    """Most seconds a tune's training steps may take."""
+    retune_settle_seconds: float = _env("GEMBOT_RETUNE_SETTLE", 600.0, ge=0.0)
+    """Seconds a set must go without edits before its re-tune runs."""
+    retune: Switch = _env("GEMBOT_RETUNE", True)
+    """Serving processes re-tune tuned sets in the background; `off` leaves tuning to `gembot tune`."""
 
-    def __repr__(self) -> str:
-        # The dataclass repr would show DATABASE_URL's password; `Secret`s already show as ***.
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
-        values["database_url"] = _masked_url(self.database_url)
-        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
-        return f"Settings({shown})"
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings(...)` is exactly what it is given: a test never picks up the developer's
+        # GEMINI_API_KEY. `from_env` is the one place the environment is read.
+        return (init_settings,)
+
+    @field_validator("embedding_dim")
+    @classmethod
+    def _gemini_dimensions(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("embedder") == "gemini" and value not in GEMINI_DIMENSIONS:
+            raise ValueError(f"{_env_name(info)} must be one of 768, 1536 or 3072, not {value}")
+        return value
+
+    @field_serializer("database_url")
+    def _hide_password(self, url: str) -> str:
+        # A dump shows DATABASE_URL as a repr does, as `Secret`s dump: without the secret.
+        return _masked_url(url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The plain repr would show DATABASE_URL's password; `Secret`s already show as stars.
+        for name, value in super().__repr_args__():
+            yield name, _masked_url(value) if name == "database_url" else value
 
     def secrets(self) -> list[str]:
         """Every secret these settings hold, as plain strings: what logs and errors must never show."""
@@ -328,91 +430,47 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, dotenv: Path | None = None) -> Settings:
-        """Build settings from `env` (default: `os.environ`), with `.env` values underneath."""
-        merged: dict[str, str] = dict(read_dotenv(dotenv if dotenv is not None else Path(".env")))
+        """Settings from `env` (default: `os.environ`) over the `.env` file `dotenv` (default: ./.env).
+
+        A variable set in `env`, even to an empty value, hides the file's. A bad value raises
+        `InvalidInput` with one line naming the variable, never quoting a secret.
+        """
+        source = DotEnvSettingsSource(cls) if dotenv is None else DotEnvSettingsSource(cls, env_file=dotenv)
+        merged = {key: value for key, value in source.env_vars.items() if value is not None}
         merged.update(os.environ if env is None else env)
-
-        api_key = _optional_secret(merged, "GEMINI_API_KEY", "GOOGLE_API_KEY")
-        embedder = merged.get("GEMBOT_EMBEDDER", "").strip().lower() or ("gemini" if api_key else "local")
-        if embedder not in ("local", "gemini"):
-            raise InvalidInput(f"GEMBOT_EMBEDDER must be 'local' or 'gemini', not {embedder!r}")
-        dim = _int(merged, "GEMBOT_EMBEDDING_DIM", 768)
-        if embedder == "gemini" and dim not in GEMINI_DIMENSIONS:
-            raise InvalidInput(f"GEMBOT_EMBEDDING_DIM must be one of 768, 1536 or 3072, not {dim}")
-        raw_temperature = merged.get("GEMBOT_TEMPERATURE", "").strip().lower()
-        temperature = None if raw_temperature in ("", "auto") else _float(merged, "GEMBOT_TEMPERATURE", 0.05)
-        if temperature is not None and temperature <= 0:
-            raise InvalidInput("GEMBOT_TEMPERATURE must be above 0, or 'auto'")
-        curation = merged.get("GEMBOT_CURATION", "").strip().lower() or "anyone"
-        if curation not in ("anyone", "admins"):
-            raise InvalidInput(f"GEMBOT_CURATION must be 'anyone' or 'admins', not {curation!r}")
-        return cls(
-            database_url=merged.get("DATABASE_URL", "").strip() or "sqlite:///gembot.db",
-            embedder=embedder,
-            embedding_model=merged.get("GEMBOT_EMBEDDING_MODEL", "").strip(),
-            embedding_dim=dim,
-            gemini_api_key=api_key,
-            gemini_base_url=merged.get("GEMINI_BASE_URL", "").strip() or None,
-            gemini_timeout=_float(merged, "GEMBOT_GEMINI_TIMEOUT", 60.0, minimum=0.001),
-            gemini_retries=_int(merged, "GEMBOT_GEMINI_RETRIES", 3, minimum=0),
-            gemini_retry_delay=_float(merged, "GEMBOT_GEMINI_RETRY_DELAY", 1.0, minimum=0),
-            gemini_max_retry_wait=_float(merged, "GEMBOT_GEMINI_MAX_RETRY_WAIT", 60.0, minimum=0),
-            inline_image_limit=_int(merged, "GEMBOT_INLINE_IMAGE_LIMIT", 20_000_000, minimum=1),
-            gemini_file_timeout=_float(merged, "GEMBOT_GEMINI_FILE_TIMEOUT", 120.0, minimum=0),
-            embed_concurrency=_int(merged, "GEMBOT_EMBED_CONCURRENCY", 4, minimum=1),
-            embed_rpm=_int(merged, "GEMBOT_EMBED_RPM", 1500, minimum=0),
-            generation_model=merged.get("GEMBOT_GENERATION_MODEL", "").strip() or "gemini-2.5-flash",
-            temperature=temperature,
-            min_similarity=_optional_float(merged, "GEMBOT_MIN_SIMILARITY"),
-            min_margin=_optional_float(merged, "GEMBOT_MIN_MARGIN"),
-            target_coverage=_coverage(merged, "GEMBOT_TARGET_COVERAGE", 0.98),
-            escalate=_switch(merged, "GEMBOT_ESCALATE", default=True),
-            default_team=merged.get("GEMBOT_TEAM", "").strip() or "local",
-            slack_bot_token=_optional_secret(merged, "SLACK_BOT_TOKEN"),
-            slack_signing_secret=_optional_secret(merged, "SLACK_SIGNING_SECRET"),
-            slack_app_token=_optional_secret(merged, "SLACK_APP_TOKEN"),
-            slack_api_url=merged.get("SLACK_API_URL", "").strip() or None,
-            slack_client_id=merged.get("SLACK_CLIENT_ID", "").strip() or None,
-            slack_client_secret=_optional_secret(merged, "SLACK_CLIENT_SECRET"),
-            slack_scopes=tuple(s.strip() for s in merged.get("SLACK_SCOPES", "").split(",") if s.strip())
-            or SLACK_BOT_SCOPES,
-            slack_redirect_uri=merged.get("SLACK_REDIRECT_URI", "").strip() or None,
-            token_keys=_fernet_keys(merged, "GEMBOT_TOKEN_KEY"),
-            port=_int(merged, "PORT", 3000, minimum=0),
-            max_lines=_int(merged, "GEMBOT_MAX_LINES", 50, minimum=2),
-            max_text_chars=_int(merged, "GEMBOT_MAX_TEXT_CHARS", 4_000, minimum=100),
-            max_image_bytes=_int(merged, "GEMBOT_MAX_IMAGE_BYTES", 20_000_000, minimum=1),
-            max_csv_rows=_int(merged, "GEMBOT_MAX_CSV_ROWS", 10_000, minimum=1),
-            slack_threads=_int(merged, "GEMBOT_SLACK_THREADS", 8, minimum=1),
-            event_retention_hours=_float(merged, "GEMBOT_EVENT_RETENTION_HOURS", 24.0, minimum=0.1),
-            http_workers=_int(merged, "GEMBOT_HTTP_WORKERS", 1, minimum=1),
-            http_threads=_int(merged, "GEMBOT_HTTP_THREADS", 8, minimum=1),
-            graceful_timeout=_int(merged, "GEMBOT_GRACEFUL_TIMEOUT", 25, minimum=1),
-            job_lease_seconds=_float(merged, "GEMBOT_JOB_LEASE", 60.0, minimum=0.5),
-            curation=curation,
-            admins=_ids(merged, "GEMBOT_ADMINS") or frozenset(),
-            user_daily_limit=_limit(merged, "GEMBOT_USER_DAILY_LIMIT"),
-            team_daily_limit=_limit(merged, "GEMBOT_TEAM_DAILY_LIMIT"),
-            allowed_channels=_ids(merged, "GEMBOT_ALLOWED_CHANNELS"),
-            allowed_teams=_ids(merged, "GEMBOT_ALLOWED_TEAMS"),
-            max_body_bytes=_int(merged, "GEMBOT_MAX_BODY_BYTES", 1_048_576, minimum=65_536),
-            read_timeout=_float(merged, "GEMBOT_READ_TIMEOUT", 10.0, minimum=0.1),
-            max_files=_int(merged, "GEMBOT_MAX_FILES", 4, minimum=1),
-            max_thread_turns=_int(merged, "GEMBOT_MAX_THREAD_TURNS", 20, minimum=2),
-            max_thread_image_bytes=_int(merged, "GEMBOT_MAX_THREAD_IMAGE_BYTES", 20_000_000, minimum=0),
-            conversation_retention_days=_float(
-                merged, "GEMBOT_CONVERSATION_RETENTION_DAYS", 30.0, minimum=0.01
-            ),
-            max_image_pixels=_int(merged, "GEMBOT_MAX_IMAGE_PIXELS", 50_000_000, minimum=1_000_000),
-            tune_budget_seconds=_float(merged, "GEMBOT_TUNE_BUDGET", 720.0, minimum=1.0),
-            retune_settle_seconds=_float(merged, "GEMBOT_RETUNE_SETTLE", 600.0, minimum=0.0),
-            retune=_switch(merged, "GEMBOT_RETUNE", default=True),
-            # Not the token key: `extra` holds plain strings.
-            extra={k: v for k, v in merged.items() if k.startswith("GEMBOT_") and k != "GEMBOT_TOKEN_KEY"},
-        )
+        # Every variable means its default when unset, empty or blank; values are trimmed.
+        values = {key: value.strip() for key, value in merged.items() if value.strip()}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InvalidInput(_first_problem(exc)) from None
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings.from_env()
+def _first_problem(exc: ValidationError) -> str:
+    """One line for the first thing wrong: the variable and what it must be.
+
+    A value is quoted back only where a number was wanted: a secret variable takes any string and
+    fails only our own validators, which word their messages so as to quote no secret.
+    """
+    error = next(e for e in exc.errors() if e["type"] != "default_factory_not_called")
+    return _sentence(error)
+
+
+def _sentence(error: ErrorDetails) -> str:
+    ctx = error.get("ctx", {})
+    if error["type"] == "value_error":
+        return str(ctx["error"])
+    where = str(error["loc"][0]) if error["loc"] else "a setting"
+    field = Settings.model_fields.get(where)
+    if field is not None and isinstance(field.validation_alias, str):
+        where = field.validation_alias
+    given = error["input"]
+    if error["type"] in ("int_parsing", "int_from_float", "int_type"):
+        return f"{where} must be a whole number, not {given!r}"
+    if error["type"] in ("float_parsing", "float_type"):
+        return f"{where} must be a number, not {given!r}"
+    if error["type"] == "greater_than_equal":
+        least = ctx["ge"]
+        shown = f"{least:g}" if isinstance(least, float) else str(least)
+        return f"{where} must be at least {shown}, not {given}"
+    return f"{where} is not valid ({error['msg'].lower()})"

@@ -6,7 +6,6 @@ record, release) and the `JobRunner` that classifies a CSV batch by batch on top
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import Counter
@@ -302,7 +301,7 @@ def test_a_job_waits_out_a_lost_database_with_its_progress(
 def test_a_jobs_unsure_rows_never_go_to_gemini(store: Store, gemini_standin: GeminiStandIn) -> None:
     """Escalation is for one text a person is waiting on; a job's rows stay "not sure"."""
     store.add_examples(TEAM, "support", EXAMPLES)
-    settings = dataclasses.replace(gemini_settings(gemini_standin, gemini_retries=0), min_similarity=2.0)
+    settings = gemini_settings(gemini_standin, gemini_retries=0, min_similarity=2.0)
     engine = Engine(
         store=store,
         embedder=BagOfWordsEmbedder(),

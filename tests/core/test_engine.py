@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +28,7 @@ def engine_for(store: Store, embedder: BagOfWordsEmbedder | None = None, **setti
     return Engine(
         store=store,
         embedder=embedder or BagOfWordsEmbedder(),
-        settings=dataclasses.replace(Settings(), **overrides),  # type: ignore[arg-type]
+        settings=Settings(**overrides),
     )
 
 

@@ -297,9 +297,7 @@ def test_the_defaults(gemini_standin: GeminiStandIn) -> None:
     assert (made.model, made.dimensions, made._concurrency) == ("gemini-embedding-001", 768, 4)
     assert made._limiter is not None and (made._limiter.limit, made._limiter.per) == (1500, 60.0)
     unlimited = GeminiEmbedder.from_settings(
-        Settings.from_env(
-            {**settings.extra, "GEMINI_API_KEY": "k", "GEMBOT_EMBED_RPM": "0"}, dotenv=NO_DOTENV
-        )
+        Settings.from_env({"GEMINI_API_KEY": "k", "GEMBOT_EMBED_RPM": "0"}, dotenv=NO_DOTENV)
     )
     assert unlimited._limiter is None
 

@@ -7,7 +7,6 @@ is made unsure by a GEMBOT_MIN_SIMILARITY no text reaches.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from typing import Any
@@ -52,7 +51,7 @@ def engine_for(
 ) -> Engine:
     """An engine whose classifier is never sure (min_similarity 2), with Gemini at `standin`."""
     settings: Settings = gemini_settings(standin, gemini_retries=0) if standin is not None else Settings()
-    settings = dataclasses.replace(settings, **{"min_similarity": 2.0, **overrides})
+    settings = settings.model_copy(update={"min_similarity": 2.0, **overrides})
     client = GeminiClient.from_settings(settings) if gemini and standin is not None else None
     return Engine(store=store, embedder=BagOfWordsEmbedder(), settings=settings, gemini=client)
 

@@ -137,7 +137,7 @@ def test_what_is_not_an_image_is_refused_before_any_request(
 
 def test_the_default_pixel_bound_is_the_settings_default() -> None:
     default = inspect.signature(prepare_image).parameters["max_pixels"].default
-    assert default == MAX_PIXELS == Settings.max_image_pixels == 50_000_000
+    assert default == MAX_PIXELS == Settings().max_image_pixels == 50_000_000
 
 
 @pytest.mark.parametrize(("fmt", "mode"), [("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB")])

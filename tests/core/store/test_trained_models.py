@@ -248,7 +248,7 @@ def engine_for(store: Store, trainer: CountingTrainer, **settings: Any) -> Engin
     return Engine(
         store=store,
         embedder=BagOfWordsEmbedder(),
-        settings=dataclasses.replace(Settings(), **settings),
+        settings=Settings(**settings),
         trainer=trainer,
     )
 
