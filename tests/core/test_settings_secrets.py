@@ -15,7 +15,7 @@ from pydantic import AliasChoices, ValidationError
 from bot.logs import configure_server_logging
 from core.errors import InvalidInput
 from core.settings import Secret, Settings
-from tests.cli_support import on_database
+from tests.support.cli_support import on_database
 
 TOKEN_KEY = Fernet.generate_key().decode()
 SECRETS = {
@@ -90,7 +90,7 @@ def test_coverage_and_escalation_settings_are_checked() -> None:
 
 # -- declared once: the README, the environment, `.env` -----------------------------------------
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 NO_DOTENV = Path("/nonexistent/.env")
 
 
