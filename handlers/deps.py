@@ -1,14 +1,20 @@
 """What every Slack surface needs, built once per process from the settings: `Deps`.
 
-Handlers get it as the second argument of `register(app, deps)` and reach the store, the engine
-(which loads an embedding model, so it is built on first use) and the Gemini client from it. It
-lives in `handlers` rather than `bot` so that handlers never import the runtime that drives them.
+`handlers.register_all(app, deps)` puts it into every request's Bolt `context` (`ProvideDeps`);
+each listener takes it back with `deps_of(context)` and reaches the store, the engine (which loads
+an embedding model, so it is built on first use) and the Gemini client from it. It lives in
+`handlers` rather than `bot` so that handlers never import the runtime that drives them.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.middleware import Middleware
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
 
 from core.bulk_runner import JobRunner
 from core.daily_limits import Meter, UsageLimits
@@ -95,3 +101,33 @@ class Deps:
 
     def close(self) -> None:
         self.store.close()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Deps:
+        # Bolt deep-copies a request's context for its lazy listeners: the process's one Deps
+        # (its database pool, its engine) is shared, never copied.
+        return self
+
+
+#: Where `ProvideDeps` puts the process's `Deps` in each request's Bolt context.
+CONTEXT_KEY = "gembot_deps"
+
+
+class ProvideDeps(Middleware):
+    """A global middleware that hands every listener the process's `Deps` (see `deps_of`)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        req.context[CONTEXT_KEY] = self.deps
+        return next()
+
+
+def deps_of(context: Mapping[str, Any]) -> Deps:
+    """The process's `Deps`, from a listener's Bolt `context` (put there by `ProvideDeps`)."""
+    found = context.get(CONTEXT_KEY)
+    if not isinstance(found, Deps):
+        raise RuntimeError("this request's context holds no Deps: build the app with handlers.register_all")
+    return found

@@ -8,16 +8,15 @@ import logging
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
-from slack_sdk import WebClient
 
+from core import daily_limits
 from core.classify import Prediction
 from core.errors import GembotError
 from handlers import bounds, confidence_words, label_sets, text
 from handlers.actions.classify_feedback import feedback_blocks
-from handlers.deps import Deps
+from handlers.deps import Deps, deps_of
 from handlers.label_sets import bold, mention
-from handlers.replies import Replier, Where
-from handlers.scope import workspace_of
+from handlers.request import SlackRequest
 from handlers.text import Block
 
 USAGE = (
@@ -33,75 +32,71 @@ SOURCE = "slack"
 log = logging.getLogger(__name__)
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App) -> None:
     """`/classify`: checked and acknowledged at once; embedding and classifying run after the ack."""
+    app.command("/classify")(ack=acknowledge_classify, lazy=[answer_classify])
 
-    def too_long(rest: str) -> str | None:
-        return bounds.too_long(text.plain(rest).strip(), deps.settings.max_text_chars)
 
-    def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
-        scoped = label_sets.take_set(command.get("text") or "")
-        if not scoped.rest:
-            ack(text=USAGE, response_type="ephemeral")
-            return
-        if refusal := too_long(scoped.rest):
-            ack(text=refusal, response_type="ephemeral")
-            return
-        try:
-            problem = label_sets.set_problem(
-                deps.store, workspace_of(context), scoped.set_name, command="/classify"
-            )
-        except GembotError as exc:
-            # The database did not answer in time for the ack: the lazy listener will say so. One
-            # line: while the database is down every request comes through here.
-            log.warning("could not check the label set in the ack: %s", exc)
-            problem = None
-        except Exception:
-            log.exception("unexpected failure while checking the label set in the ack")
-            problem = None
-        if problem:
-            ack(text=problem, response_type="ephemeral")
-        else:
-            ack()
+def _scoped(deps: Deps, command: dict[str, Any]) -> tuple[label_sets.Scoped, str | None]:
+    """The command's set and text, and the sentence refusing the text (usage, too long), if any."""
+    scoped = label_sets.take_set(command.get("text") or "")
+    if not scoped.rest:
+        return scoped, USAGE
+    return scoped, bounds.too_long(text.plain(scoped.rest).strip(), deps.settings.max_text_chars)
 
-    def answer(
-        command: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
-    ) -> None:
-        scoped = label_sets.take_set(command.get("text") or "")
-        team = workspace_of(context)
-        replier = Replier(client, Where.of_command(command), logger=logger)
-        with replier.reporting_errors():
-            if (
-                not scoped.rest
-                or too_long(scoped.rest)
-                or label_sets.set_problem(deps.store, team, scoped.set_name, command="/classify")
-            ):
-                return  # already answered by the ack
-            set_name = scoped.set_or_default()
-            content = text.plain(scoped.rest).strip()
-            asked = [
-                text.context(
-                    f"{mention(command.get('user_id'))} asked to classify, with set {bold(set_name)}:"
-                ),
-                text.section(label_sets.quote(content)),
-            ]
-            working = replier.working("Classifying…", header=asked)
-            (prediction,) = deps.engine.classify(team, set_name, [content], log=False)
-            classification_id = deps.store.log_classification(
-                team_id=team,
-                set_name=set_name,
-                user_id=command.get("user_id"),
-                source=SOURCE,
-                text=content,
-                label=prediction.label,
-                confidence=prediction.confidence,
-                method=prediction.method,
-                scores=prediction.scores,
-            )
-            blocks = [*asked, *result_blocks(prediction), *feedback_blocks(classification_id, prediction)]
-            working.update(summary(prediction), blocks=blocks)
 
-    app.command("/classify")(ack=acknowledge, lazy=[answer])
+def acknowledge_classify(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    """Refuse privately, in the ack, a text that cannot be classified or a set that cannot classify."""
+    deps, request = deps_of(context), SlackRequest.of_command(command, context)
+    scoped, refusal = _scoped(deps, command)
+    if refusal:
+        ack(text=refusal, response_type="ephemeral")
+        return
+    try:
+        problem = label_sets.set_problem(deps.store, request.workspace, scoped.set_name, command="/classify")
+    except GembotError as exc:
+        # The database did not answer in time for the ack: the lazy listener will say so. One
+        # line: while the database is down every request comes through here.
+        log.warning("could not check the label set in the ack: %s", exc)
+        problem = None
+    except Exception:
+        log.exception("unexpected failure while checking the label set in the ack")
+        problem = None
+    if problem:
+        ack(text=problem, response_type="ephemeral")
+    else:
+        ack()
+
+
+def answer_classify(command: dict[str, Any], context: BoltContext) -> None:
+    """Classify the text (charged to the requester) and answer with the label and its buttons."""
+    deps, request = deps_of(context), SlackRequest.of_command(command, context)
+    scoped, refusal = _scoped(deps, command)
+    team, replier = request.workspace, request.replier
+    with daily_limits.acting_for(deps.meter, request.actor), replier.reporting_errors():
+        if refusal or label_sets.set_problem(deps.store, team, scoped.set_name, command="/classify"):
+            return  # already answered by the ack
+        set_name = scoped.set_or_default()
+        content = text.plain(scoped.rest).strip()
+        asked = [
+            text.context(f"{mention(request.user)} asked to classify, with set {bold(set_name)}:"),
+            text.section(label_sets.quote(content)),
+        ]
+        working = replier.working("Classifying…", header=asked)
+        (prediction,) = deps.engine.classify(team, set_name, [content], log=False)
+        classification_id = deps.store.log_classification(
+            team_id=team,
+            set_name=set_name,
+            user_id=request.user,
+            source=SOURCE,
+            text=content,
+            label=prediction.label,
+            confidence=prediction.confidence,
+            method=prediction.method,
+            scores=prediction.scores,
+        )
+        blocks = [*asked, *result_blocks(prediction), *feedback_blocks(classification_id, prediction)]
+        working.update(summary(prediction), blocks=blocks)
 
 
 def summary(prediction: Prediction) -> str:
