@@ -41,25 +41,22 @@ def require(settings: Settings, *, signing_secret: bool = True, app_token: bool 
     if oauth.oauth_enabled(settings):
         _require_oauth(settings, signing_secret=signing_secret, app_token=app_token)
         return
-    missing = _missing(
+    _require_set(
         ("SLACK_BOT_TOKEN", settings.slack_bot_token, True),
         ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
         ("SLACK_APP_TOKEN", settings.slack_app_token, app_token),
+        then="copy {it} from the Slack app's settings (see the README)",
     )
+
+
+def _require_set(*needs: tuple[str, object, bool], then: str) -> None:
+    """Raise SlackNotConfigured naming the needed settings (name, value, needed) that have no
+    value, then saying what to do (`then`, where {it} is "it" or "them")."""
+    missing = [name for name, value, needed in needs if needed and not value]
     if missing:
-        raise SlackNotConfigured(
-            f"{_not_set(missing)}: copy {'it' if len(missing) == 1 else 'them'} from the Slack app's "
-            "settings (see the README)"
-        )
-
-
-def _missing(*needs: tuple[str, object, bool]) -> list[str]:
-    """The names of the needed settings (name, value, needed) that have no value."""
-    return [name for name, value, needed in needs if needed and not value]
-
-
-def _not_set(missing: list[str]) -> str:
-    return f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+        one = len(missing) == 1
+        what = f"{' and '.join(missing)} {'is' if one else 'are'} not set"
+        raise SlackNotConfigured(f"{what}: {then.format(it='it' if one else 'them')}")
 
 
 def _require_oauth(settings: Settings, *, signing_secret: bool, app_token: bool) -> None:
@@ -73,16 +70,13 @@ def _require_oauth(settings: Settings, *, signing_secret: bool, app_token: bool)
             "OAuth install (SLACK_CLIENT_ID) needs HTTP mode, where Slack reaches /slack/install and "
             "/slack/oauth_redirect: Socket Mode serves the one workspace of SLACK_BOT_TOKEN"
         )
-    missing = _missing(
+    _require_set(
         ("SLACK_CLIENT_ID", settings.slack_client_id, True),
         ("SLACK_CLIENT_SECRET", settings.slack_client_secret, True),
         ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
+        then="OAuth install needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET from "
+        "the Slack app's settings (see the README)",
     )
-    if missing:
-        raise SlackNotConfigured(
-            f"{_not_set(missing)}: OAuth install needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and "
-            "SLACK_SIGNING_SECRET from the Slack app's settings (see the README)"
-        )
 
 
 def api_base_url(settings: Settings) -> str:

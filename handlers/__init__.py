@@ -17,15 +17,15 @@ if TYPE_CHECKING:
 
 
 def register_all(app: App, deps: Deps) -> None:
-    """Hand every request `deps` (`handlers.deps.ProvideDeps`) and register every surface's listeners."""
+    """Hand every request `deps` (`handlers.deps.provide`) and register every surface's listeners."""
     from handlers.actions import classify_feedback
     from handlers.commands import ask, classify, cluster, label, similar
-    from handlers.deps import ProvideDeps
+    from handlers.deps import provide
     from handlers.events import app_home, app_mention, direct_message
     from handlers.shortcuts import add_from_message as add_example_shortcut
     from handlers.views import add_example as add_example_modal
 
-    app.use(ProvideDeps(deps))
+    app.use(provide(deps))
     for surface in (
         ask,
         similar,

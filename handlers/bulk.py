@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -42,6 +42,7 @@ from handlers.replies import Placeholder, Replier, ReplyTo
 from handlers.request import SlackRequest
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Action = Literal["import", "classify"]
 SOURCE = "slack-csv"
@@ -130,17 +131,8 @@ def import_examples(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any
     set_shown = f"*{text.escape(set_name)}*"
     team, user, replier = request.workspace, request.user, request.replier
     working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
-    content = attachments.fetch_text(request.client, file, token=request.token)
-    try:
-        rows = parse_labels(content, filename=name, max_chars=deps.settings.max_text_chars)
-    except TextsTooLong as exc:
-        raise InvalidInput(bounds.too_long_rows(exc, so="I imported nothing")) from None
-    total, cap = len(rows), deps.settings.max_csv_rows
-    if total > cap:
-        raise InvalidInput(
-            f"{name} has {total:,} examples; I import at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS), "
-            "so I imported nothing: split it into smaller files"
-        )
+    _, rows = _read(deps, request, file, parse_labels, so="I imported nothing")
+    _check_size(deps, name, len(rows), rows_are="examples", verb="import", so=", so I imported nothing")
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     result = deps.store.add_examples(team, set_name, items, actor=user, added_by=user, author_from_file=True)
     labels = len({r.label for r in rows})
@@ -150,6 +142,30 @@ def import_examples(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any
         f"of set {set_shown}{already}."
     )
     working.update(done, blocks=[text.section(done)])
+
+
+def _read(
+    deps: Deps, request: SlackRequest, file: Mapping[str, Any], parse: Callable[..., T], *, so: str
+) -> tuple[str, T]:
+    """The file's text and what `parse` (`parse_labels`, `parse_text_table`) makes of it; a file
+    with a text over GEMBOT_MAX_TEXT_CHARS is refused whole, `so` saying what was not done."""
+    name = downloads.file_name(file)
+    content = attachments.fetch_text(request.client, file, token=request.token)
+    try:
+        return content, parse(content, filename=name, max_chars=deps.settings.max_text_chars)
+    except TextsTooLong as exc:
+        raise InvalidInput(bounds.too_long_rows(exc, so=so)) from None
+
+
+def _check_size(deps: Deps, name: str, total: int, *, rows_are: str, verb: str, so: str = "") -> None:
+    """Refuse a file of more than GEMBOT_MAX_CSV_ROWS rows (`rows_are` names them, `verb` what
+    would have been done with them)."""
+    cap = deps.settings.max_csv_rows
+    if total > cap:
+        raise InvalidInput(
+            f"{name} has {total:,} {rows_are}; I {verb} at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS)"
+            f"{so}: split it into smaller files"
+        )
 
 
 def batch_size(rows: int) -> int:
@@ -164,17 +180,9 @@ def classify_table(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any]
     name = downloads.file_name(file)
     shown, set_shown = text.escape(name), f"*{text.escape(set_name)}*"
     working = replier.working(f"Classifying {shown} against set {set_shown}…")
-    content = attachments.fetch_text(request.client, file, token=request.token)
-    try:
-        table = parse_text_table(content, filename=name, max_chars=deps.settings.max_text_chars)
-    except TextsTooLong as exc:
-        raise InvalidInput(bounds.too_long_rows(exc, so="I classified nothing")) from None
-    total, cap = len(table.rows), deps.settings.max_csv_rows
-    if total > cap:
-        raise InvalidInput(
-            f"{name} has {total:,} rows; I classify at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS): "
-            "split it into smaller files"
-        )
+    content, table = _read(deps, request, file, parse_text_table, so="I classified nothing")
+    total = len(table.rows)
+    _check_size(deps, name, total, rows_are="rows", verb="classify")
     try:
         # Trained (or found) before the job is stored, so a missing set fails at once.
         labels = list(deps.engine.model_for(team, set_name).labels)

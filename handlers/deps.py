@@ -1,6 +1,6 @@
 """What every Slack surface needs, built once per process from the settings: `Deps`.
 
-`handlers.register_all(app, deps)` puts it into every request's Bolt `context` (`ProvideDeps`);
+`handlers.register_all(app, deps)` puts it into every request's Bolt `context` (`provide`);
 each listener takes it back with `deps_of(context)` and reaches the store, the engine (which loads
 an embedding model, so it is built on first use) and the Gemini client from it. It lives in
 `handlers` rather than `bot` so that handlers never import the runtime that drives them.
@@ -12,9 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt.middleware import Middleware
-from slack_bolt.request import BoltRequest
-from slack_bolt.response import BoltResponse
+from slack_bolt import BoltContext
 
 from core.bulk_runner import JobRunner
 from core.daily_limits import Meter, UsageLimits
@@ -108,25 +106,22 @@ class Deps:
         return self
 
 
-#: Where `ProvideDeps` puts the process's `Deps` in each request's Bolt context.
+#: Where `provide` puts the process's `Deps` in each request's Bolt context.
 CONTEXT_KEY = "gembot_deps"
 
 
-class ProvideDeps(Middleware):
-    """A global middleware that hands every listener the process's `Deps` (see `deps_of`)."""
+def provide(deps: Deps) -> Callable[[BoltContext, Callable[[], None]], None]:
+    """A global middleware (`app.use`) that hands every listener the process's `deps` (see `deps_of`)."""
 
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
+    def provide_deps(context: BoltContext, next: Callable[[], None]) -> None:
+        context[CONTEXT_KEY] = deps
+        next()
 
-    def process(
-        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
-    ) -> BoltResponse | None:
-        req.context[CONTEXT_KEY] = self.deps
-        return next()
+    return provide_deps
 
 
 def deps_of(context: Mapping[str, Any]) -> Deps:
-    """The process's `Deps`, from a listener's Bolt `context` (put there by `ProvideDeps`)."""
+    """The process's `Deps`, from a listener's Bolt `context` (put there by `provide`)."""
     found = context.get(CONTEXT_KEY)
     if not isinstance(found, Deps):
         raise RuntimeError("this request's context holds no Deps: build the app with handlers.register_all")

@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 from core import daily_limits
 from core.gemini.generation import generate
 from handlers import bounds, text
+from handlers.acks import acknowledge_or_refuse
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
 
@@ -32,11 +33,7 @@ def refusal(deps: Deps, prompt: str) -> str | None:
 
 def acknowledge_ask(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
     """Answer in the ack itself, privately, what needs no Gemini call."""
-    said = refusal(deps_of(context), (command.get("text") or "").strip())
-    if said:
-        ack(text=said, response_type="ephemeral")
-    else:
-        ack()
+    acknowledge_or_refuse(ack, refusal(deps_of(context), (command.get("text") or "").strip()))
 
 
 def answer_ask(command: dict[str, Any], context: BoltContext) -> None:

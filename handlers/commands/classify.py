@@ -13,6 +13,7 @@ from core import daily_limits
 from core.classify import Prediction
 from core.errors import GembotError
 from handlers import bounds, confidence_words, label_sets, text
+from handlers.acks import acknowledge_or_refuse
 from handlers.actions.classify_feedback import feedback_blocks
 from handlers.deps import Deps, deps_of
 from handlers.label_sets import bold, mention
@@ -50,7 +51,7 @@ def acknowledge_classify(ack: Ack, command: dict[str, Any], context: BoltContext
     deps, request = deps_of(context), SlackRequest.of_command(command, context)
     scoped, refusal = _scoped(deps, command)
     if refusal:
-        ack(text=refusal, response_type="ephemeral")
+        acknowledge_or_refuse(ack, refusal)
         return
     try:
         problem = label_sets.set_problem(deps.store, request.workspace, scoped.set_name, command="/classify")
@@ -62,10 +63,7 @@ def acknowledge_classify(ack: Ack, command: dict[str, Any], context: BoltContext
     except Exception:
         log.exception("unexpected failure while checking the label set in the ack")
         problem = None
-    if problem:
-        ack(text=problem, response_type="ephemeral")
-    else:
-        ack()
+    acknowledge_or_refuse(ack, problem)
 
 
 def answer_classify(command: dict[str, Any], context: BoltContext) -> None:

@@ -21,6 +21,7 @@ from core import daily_limits
 from core.errors import GembotError
 from core.gemini.titles import title_groups
 from handlers import text
+from handlers.acks import acknowledge_or_refuse
 from handlers.bounds import too_long_line
 from handlers.channel_history import recent_texts
 from handlers.deps import Deps, deps_of
@@ -131,11 +132,7 @@ def _read(deps: Deps, command: dict[str, Any]) -> ClusterRequest:
 
 def acknowledge_cluster(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
     """Refuse privately, in the ack, what cannot be clustered."""
-    problem = _read(deps_of(context), command).problem
-    if problem:
-        ack(text=problem, response_type="ephemeral")
-    else:
-        ack()
+    acknowledge_or_refuse(ack, _read(deps_of(context), command).problem)
 
 
 def answer_cluster(command: dict[str, Any], context: BoltContext) -> None:

@@ -34,6 +34,7 @@ from core.labels_io import LabelRow, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord, SetSummary
 from core.store import validation as checks
 from handlers import bounds, label_sets, text, tune_notices
+from handlers.acks import acknowledge_or_refuse
 from handlers.deps import Deps, deps_of
 from handlers.label_sets import bold, mention, plural
 from handlers.request import SlackRequest
@@ -161,10 +162,7 @@ def _parse(deps: Deps, command: dict[str, Any]) -> LabelCommand | str:
 def acknowledge_label(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
     """Answer usage and mistakes privately in the ack."""
     parsed = _parse(deps_of(context), command)
-    if isinstance(parsed, str):
-        ack(text=parsed, response_type="ephemeral")
-    else:
-        ack()
+    acknowledge_or_refuse(ack, parsed if isinstance(parsed, str) else None)
 
 
 def run_label(command: dict[str, Any], context: BoltContext) -> None:
@@ -206,9 +204,8 @@ def _add(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
 
 def _list(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
     replier, team = request.replier, request.workspace
-    found = label_sets.find_set(deps.store, team, command.set_name, command="/label list")
-    if isinstance(found, str):
-        replier.ephemeral(found)
+    found = _found(deps, request, command, "/label list")
+    if found is None:
         return
     records = deps.store.list_examples(team, command.set, label=command.label)
     what = f"set {bold(command.set)}" + (f", label {bold(command.label)}" if command.label else "")
@@ -247,9 +244,8 @@ def _list(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
 def _remove(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
     replier, team = request.replier, request.workspace
     assert command.example_id is not None
-    found = label_sets.find_set(deps.store, team, command.set_name, command="/label remove")
-    if isinstance(found, str):
-        replier.ephemeral(found)
+    found = _found(deps, request, command, "/label remove")
+    if found is None:
         return
     user = request.user
     example = deps.store.get_example(team, command.set, command.example_id)
@@ -346,9 +342,8 @@ def _eval(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
 
 def _export(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
     replier, team = request.replier, request.workspace
-    found = label_sets.find_set(deps.store, team, command.set_name, command="/label export")
-    if isinstance(found, str):
-        replier.ephemeral(found)
+    found = _found(deps, request, command, "/label export")
+    if found is None:
         return
     records = deps.store.list_examples(team, command.set)
     if not records:
@@ -406,6 +401,16 @@ def _history(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
     lines = [change_line(c, with_set=command.set_name is None) for c in changes]
     body = text.sections("\n".join(lines))[: text.MAX_BLOCKS - 1]
     replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
+
+
+def _found(deps: Deps, request: SlackRequest, command: LabelCommand, name: str) -> SetSummary | None:
+    """The command's set, or None when there is no such set (then the requester has been told,
+    privately, which sets there are; `name` is the command they typed, "/label list")."""
+    found = label_sets.find_set(deps.store, request.workspace, command.set_name, command=name)
+    if isinstance(found, str):
+        request.replier.ephemeral(found)
+        return None
+    return found
 
 
 SUBCOMMANDS: dict[str, Callable[[Deps, SlackRequest, LabelCommand], None]] = {

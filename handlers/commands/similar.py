@@ -9,6 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 from core import daily_limits
 from core.similarity import SimilarPair
 from handlers import text
+from handlers.acks import acknowledge_or_refuse
 from handlers.bounds import too_long_line
 from handlers.deps import Deps, deps_of
 from handlers.lines import one_line, split_lines, too_many
@@ -59,11 +60,7 @@ def _problem(deps: Deps, command: dict[str, Any]) -> str | None:
 
 def acknowledge_similar(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
     """Refuse privately, in the ack, what cannot be compared."""
-    problem = _problem(deps_of(context), command)
-    if problem:
-        ack(text=problem, response_type="ephemeral")
-    else:
-        ack()
+    acknowledge_or_refuse(ack, _problem(deps_of(context), command))
 
 
 def answer_similar(command: dict[str, Any], context: BoltContext) -> None:

@@ -12,7 +12,7 @@ from handlers import label_sets, text
 from handlers.acks import acknowledge
 from handlers.deps import deps_of
 from handlers.request import SlackRequest
-from handlers.views.add_example import Origin, build_view, too_long
+from handlers.views.add_example import Origin, build_view, message_too_long
 
 CALLBACK_ID = "add_label_example"
 NO_TEXT = "That message has no text to add as a label example."
@@ -33,7 +33,7 @@ def open_add_example(body: dict[str, Any], context: BoltContext) -> None:
         if not content:
             replier.ephemeral(NO_TEXT)
             return
-        refusal = too_long(content, deps.settings.max_text_chars)
+        refusal = message_too_long(content, deps.settings.max_text_chars)
         if refusal:
             replier.ephemeral(refusal)
             return

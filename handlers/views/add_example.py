@@ -8,7 +8,7 @@ the message's author and permalink; the user is told privately in the channel, e
 
 The message's text, author, channel, ts and the shortcut's response_url travel in the view's
 `private_metadata` (3,000 characters at most): a text too long for it is cut, and the modal says so.
-A message longer than GEMBOT_MAX_TEXT_CHARS is refused instead (`too_long`): the shortcut says so
+A message longer than GEMBOT_MAX_TEXT_CHARS is refused instead (`message_too_long`): the shortcut says so
 privately and opens no modal, and a submission is checked again (the bound may have been lowered
 while the modal was open), the user told privately and nothing stored.
 """
@@ -47,18 +47,18 @@ PREVIEW = 1_200
 MAX_OPTIONS = 100
 
 
-def too_long(content: str, limit: int) -> str | None:
+def message_too_long(content: str, limit: int) -> str | None:
     """The sentence refusing a message of more than `limit` characters as an example, else None.
 
     Measure the text as it is stored (`text.plain`). The message is someone's as it stands,
     so the way out is to add the part that matters by hand.
     """
-    if len(content) <= limit:
-        return None
-    return (
-        f"That message is {len(content):,} characters long, and a label example may have at most "
-        f"{limit:,}: add the part that matters with `/label add LABEL: TEXT` (whoever runs me can "
-        f"raise {bounds.SETTING})."
+    return bounds.too_long(
+        content,
+        limit,
+        what="That message",
+        allowed="a label example may have at most",
+        fix="add the part that matters with `/label add LABEL: TEXT`",
     )
 
 
@@ -304,7 +304,7 @@ def store_example(body: dict[str, Any], view: dict[str, Any], context: BoltConte
     try:
         # Checked again here, as the shortcut checked them: the bound and rights can change
         # while a modal is open.
-        refusal = too_long(origin.text, deps.settings.max_text_chars)
+        refusal = message_too_long(origin.text, deps.settings.max_text_chars)
         if refusal:
             _tell(replier, f":warning: {refusal}")
             return
