@@ -24,7 +24,7 @@ from core.bulk_runner import KIND_CLASSIFY_CSV, CsvJob
 from core.daily_limits import Actor
 from core.store import ExampleInput, JobRecord
 from handlers import bulk
-from handlers.commands import ask
+from handlers.commands import ask, classify
 from handlers.deps import CONTEXT_KEY, NOT_CONFIGURED, Deps
 from handlers.replies import ReplyTo, UnknownReplyTo
 from handlers.request import SlackRequest
@@ -317,3 +317,52 @@ def test_a_lazy_listener_charges_its_gemini_calls_to_the_requester(
         assert deps.store.usage("T1", "U0BO", today).user == 0
     finally:
         deps.close()
+
+
+# -- /classify reads its label set once for the check ----------------------------------------------
+
+
+def test_the_lazy_classify_trusts_the_acks_check_of_the_set(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server()
+    assert server.deps is not None
+    store = server.deps.store
+    store.add_examples(server.team, "default", _examples())
+    reads: list[str] = []
+    get_set = store.get_set
+
+    def counted(team_id: str, set_name: str) -> Any:
+        reads.append(threading.current_thread().name)
+        return get_set(team_id, set_name)
+
+    store.get_set = counted  # type: ignore[method-assign]
+    reply = server.send_command("/classify", "refund my card please")
+    assert reply.status == 200 and reply.body == ""
+    server.slack.wait_for("chat.update")
+    server.settle()
+    # The ack's check, and the engine finding its model: not a third time by the lazy listener.
+    assert len(reads) == 2
+    reads.clear()
+    refused = server.send_command("/classify", "set:nope refund my card please")
+    assert "There is no label set *nope*" in refused.json()["text"]
+    server.settle()
+    assert len(reads) == 1  # the ack's alone: the lazy listener posted nothing and read nothing
+    assert len(server.slack.calls("chat.postMessage")) == 1
+
+
+def test_ack_verdicts_are_handed_over_once() -> None:
+    verdicts = classify.AckVerdicts(wait=0.05)
+    verdicts.tell("t1", True)
+    verdicts.tell("t2", False)
+    verdicts.tell("t3", None)
+    assert (verdicts.take("t1"), verdicts.take("t2"), verdicts.take("t3")) == (True, False, None)
+    assert verdicts.take("t1") is None  # taken already: no word in time
+    # The lazy listener may ask before the ack has said.
+    waiting = classify.AckVerdicts(wait=5)
+    later = threading.Timer(0.05, waiting.tell, args=("t4", True))
+    later.start()
+    assert waiting.take("t4") is True
+    # Verdicts nobody takes are forgotten, oldest first.
+    few = classify.AckVerdicts(wait=0.01, kept=2)
+    for n in range(3):
+        few.tell(f"t{n}", True)
+    assert [few.take("t2"), few.take("t1"), few.take("t0")] == [True, True, None]
