@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 
 from core.daily_limits import Actor
 from handlers.replies import Replier, ReplyTo
-from handlers.scope import workspace_key
+from handlers.scope import workspace_of
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class SlackRequest:
             client = WebClient()
         logger = context.get("logger")
         return cls(
-            workspace=workspace_key(team, enterprise),
+            workspace=workspace_of(context),
             team=str(team) if team else None,
             enterprise=str(enterprise) if enterprise else None,
             user=str(user) if user else None,
