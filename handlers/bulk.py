@@ -37,9 +37,10 @@ from core.labels_io import parse_labels
 from core.store import ExampleInput, JobRecord, LeaseLost
 from handlers import attachments, bounds, downloads, text
 from handlers.deps import Deps
-from handlers.label_sets import DEFAULT_SET, plural
+from handlers.label_sets import DEFAULT_SET
 from handlers.replies import Placeholder, Replier, ReplyTo
 from handlers.request import SlackRequest
+from handlers.text import plural
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -99,11 +99,6 @@ def labelled(summary: SetSummary) -> list[str]:
     return [label for label, count in summary.label_counts.items() if count > 0]
 
 
-def plural(n: int, word: str) -> str:
-    """`n` and `word`, the word in the plural unless `n` is 1 ("1 example", "2,500 examples")."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def curation_refused(deps: Deps, request: SlackRequest) -> bool:
     """True when the requester may not change the workspace's label sets (`handlers.rights`); they
     have then been told so, privately."""

@@ -15,8 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from core.store import TunedEncoderInfo, TuneJob
-from handlers.label_sets import bold, plural
+from handlers.label_sets import bold
 from handlers.replies import Replier, ReplyTo, describe_error
+from handlers.text import plural
 
 if TYPE_CHECKING:
     from core.engine import TuneOutcome

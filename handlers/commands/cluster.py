@@ -113,7 +113,7 @@ def cluster_listing(texts: list[str], clusters: list[list[int]], titles: list[st
     paragraphs = []
     for number, (members, title) in enumerate(zip(clusters, titles, strict=True), 1):
         heading = f"*{number}. {text.neutralise(title)}*" if title else f"*Cluster {number}*"
-        size = f"{len(members)} text{'s' if len(members) != 1 else ''}"
+        size = text.plural(len(members), "text")
         lines = [f"{heading}  ({size})", *(f"• {one_line(texts[row])}" for row in members)]
         paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs)
@@ -179,7 +179,7 @@ def answer_cluster(command: dict[str, Any], context: BoltContext) -> None:
         if note:
             footer.append(text.context(note))
         listing = cluster_listing(view.texts, clusters, titles)
-        summary = f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''} among {len(texts)} texts"
+        summary = f"{text.plural(len(clusters), 'cluster')} among {len(texts)} texts"
         blocks: list[Block] = [*asked, *text.sections(listing), *footer]
         working.update(text.fallback(f"{summary}:\n\n{listing}"), blocks=blocks[: text.MAX_BLOCKS])
         # The answer is shown: a failed upload is told privately instead of replacing it.

@@ -36,8 +36,9 @@ from core.store import validation as checks
 from handlers import bounds, label_sets, text, tune_notices
 from handlers.acks import acknowledge_or_refuse
 from handlers.deps import Deps, deps_of
-from handlers.label_sets import bold, mention, plural
+from handlers.label_sets import bold, mention
 from handlers.request import SlackRequest
+from handlers.text import plural
 
 USAGE = "\n".join(
     [

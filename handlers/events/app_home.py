@@ -15,9 +15,9 @@ from core.store import EvaluationRecord, SetSummary, TunedEncoderInfo, TuneJob
 from handlers import label_sets, text, tune_notices
 from handlers.acks import acknowledge
 from handlers.deps import deps_of
-from handlers.label_sets import bold, plural
+from handlers.label_sets import bold
 from handlers.request import SlackRequest
-from handlers.text import Block
+from handlers.text import Block, plural
 
 #: A Home view holds at most 100 blocks: beyond this many sets, `/label sets` lists them all.
 MAX_SETS = 30

@@ -339,7 +339,7 @@ def store_example(body: dict[str, Any], view: dict[str, Any], context: BoltConte
         _tell(
             replier,
             f":white_check_mark: Added the message as example #{result.ids[0]} of {where} "
-            f"({label_sets.plural(size, 'example')} in the set now).",
+            f"({text.plural(size, 'example')} in the set now).",
         )
     else:
         _tell(replier, f"{where} already has that text as an example; nothing changed.")
