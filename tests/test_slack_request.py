@@ -14,12 +14,14 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 
+from bot.lifecycle import JobResumer
 from core.bulk_runner import KIND_CLASSIFY_CSV, CsvJob
 from core.daily_limits import Actor
 from core.store import ExampleInput, JobRecord
@@ -366,3 +368,16 @@ def test_ack_verdicts_are_handed_over_once() -> None:
     for n in range(3):
         few.tell(f"t{n}", True)
     assert [few.take("t2"), few.take("t1"), few.take("t0")] == [True, True, None]
+
+
+def test_a_job_whose_reply_to_this_version_cannot_read_fails_in_words() -> None:
+    failed: list[tuple[int, str]] = []
+    jobs = SimpleNamespace(fail=lambda job, why: failed.append((job.id, why)))
+    deps = SimpleNamespace(settings=SimpleNamespace(job_lease_seconds=60), jobs=jobs)
+    asked: list[JobRecord] = []
+    resumer = JobResumer(deps, client_for=lambda job: asked.append(job))  # type: ignore[arg-type]
+    spec = CsvJob(set_name="default", file_name="t.csv", user_id="U1", labels=("a", "b")).parameters()
+    resumer._resume(job("T1", spec | {"reply_to": {"v": 2, "channel": "D1"}}))
+    resumer.executor.shutdown()
+    assert failed == [(1, "where to answer was stored in a format I cannot read (v=2)")]
+    assert asked == []  # no Slack client was looked for
