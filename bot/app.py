@@ -18,20 +18,16 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot import oauth
-from bot.limits import ChannelGate, ChargeToRequester, ContextExecutor
+from bot.limits import ChannelGate
 from bot.slack_retries import Deliveries, DeliveryTracker, TrackedExecutor, TrackingApp
 from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace, RefusingSafely, register_removal_notices
 from core.errors import GembotError
 from core.settings import Settings
 from handlers import register_all
 from handlers.deps import Deps
+from handlers.replies import retry_handlers
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +41,22 @@ def require(settings: Settings, *, signing_secret: bool = True, app_token: bool 
     if oauth.oauth_enabled(settings):
         _require_oauth(settings, signing_secret=signing_secret, app_token=app_token)
         return
-    missing = [
-        name
-        for name, value, needed in (
-            ("SLACK_BOT_TOKEN", settings.slack_bot_token, True),
-            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
-            ("SLACK_APP_TOKEN", settings.slack_app_token, app_token),
-        )
-        if needed and not value
-    ]
+    _require_set(
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token, True),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
+        ("SLACK_APP_TOKEN", settings.slack_app_token, app_token),
+        then="copy {it} from the Slack app's settings (see the README)",
+    )
+
+
+def _require_set(*needs: tuple[str, object, bool], then: str) -> None:
+    """Raise SlackNotConfigured naming the needed settings (name, value, needed) that have no
+    value, then saying what to do (`then`, where {it} is "it" or "them")."""
+    missing = [name for name, value, needed in needs if needed and not value]
     if missing:
-        raise SlackNotConfigured(
-            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: copy "
-            f"{'it' if len(missing) == 1 else 'them'} from the Slack app's settings (see the README)"
-        )
+        one = len(missing) == 1
+        what = f"{' and '.join(missing)} {'is' if one else 'are'} not set"
+        raise SlackNotConfigured(f"{what}: {then.format(it='it' if one else 'them')}")
 
 
 def _require_oauth(settings: Settings, *, signing_secret: bool, app_token: bool) -> None:
@@ -72,21 +70,13 @@ def _require_oauth(settings: Settings, *, signing_secret: bool, app_token: bool)
             "OAuth install (SLACK_CLIENT_ID) needs HTTP mode, where Slack reaches /slack/install and "
             "/slack/oauth_redirect: Socket Mode serves the one workspace of SLACK_BOT_TOKEN"
         )
-    missing = [
-        name
-        for name, value, needed in (
-            ("SLACK_CLIENT_ID", settings.slack_client_id, True),
-            ("SLACK_CLIENT_SECRET", settings.slack_client_secret, True),
-            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
-        )
-        if needed and not value
-    ]
-    if missing:
-        raise SlackNotConfigured(
-            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: OAuth install "
-            "needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET from the Slack app's "
-            "settings (see the README)"
-        )
+    _require_set(
+        ("SLACK_CLIENT_ID", settings.slack_client_id, True),
+        ("SLACK_CLIENT_SECRET", settings.slack_client_secret, True),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, signing_secret),
+        then="OAuth install needs SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET from "
+        "the Slack app's settings (see the README)",
+    )
 
 
 def api_base_url(settings: Settings) -> str:
@@ -110,11 +100,7 @@ def web_client(settings: Settings, *, token: str | None = None) -> WebClient:
     return WebClient(
         token=token,
         base_url=api_base_url(settings),
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
-            ConnectionErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=retry_handlers(),
     )
 
 
@@ -149,14 +135,10 @@ def build_app(
         # Unknown requests are acknowledged and logged, not raised: Slack may send events this
         # version has no listener for (the manifest can be newer than the code).
         "raise_error_for_unhandled_request": False,
-        # Listeners run in the context of the request that started them: the user their Gemini
-        # calls are charged to travels in it (`bot.limits`).
         # Each listener holds the request that started it until it ends (`bot.slack_retries`).
         "listener_executor": TrackedExecutor(
-            ContextExecutor(
-                executor
-                or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy")
-            )
+            executor
+            or ThreadPoolExecutor(max_workers=settings.slack_threads, thread_name_prefix="gembot-lazy")
         ),
     }
     if oauth.oauth_enabled(settings):
@@ -181,7 +163,6 @@ def build_app(
         register_removal_notices(app, workspace)
     app.use(Deliveries(deliveries))
     app.use(ChannelGate(settings.allowed_channels))
-    app.use(ChargeToRequester(deps.meter))
     register_all(app, deps)
     return app
 

@@ -40,6 +40,7 @@ from core.settings import Settings
 from core.store import JobRecord, Store
 from handlers import bulk
 from handlers.deps import Deps
+from handlers.replies import UnknownReplyTo
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ class ListenerExecutor(ThreadPoolExecutor):
 
 
 def slack_clients(settings: Settings, store: Store) -> ClientFor:
-    """How a resumed job reaches Slack: the bot token (one workspace) or the job's installation (OAuth)."""
+    """How a resumed job reaches Slack: the bot token (one workspace) or the installation of the
+    workspace the job answers in (OAuth; `bulk.reply_to_of` reads it from the job)."""
     from bot import oauth
     from bot.app import slack_client, web_client
 
@@ -96,9 +98,8 @@ def slack_clients(settings: Settings, store: Store) -> ClientFor:
     installations = oauth.installation_store(settings, store.engine)
 
     def installed(job: JobRecord) -> WebClient | None:
-        # The workspace key is `TEAM` or `ENTERPRISE:TEAM` (handlers.scope).
-        team = job.team_id.rsplit(":", 1)[-1]
-        found = installations.find_bot(enterprise_id=job.parameters.get("enterprise_id"), team_id=team)
+        to = bulk.reply_to_of(job)
+        found = installations.find_bot(enterprise_id=to.enterprise, team_id=to.team)
         return web_client(settings, token=found.bot_token) if found and found.bot_token else None
 
     return installed
@@ -149,14 +150,19 @@ class JobResumer(Sweeper):
         return len(taken)
 
     def _resume(self, job: JobRecord) -> None:
+        if job.kind != KIND_CLASSIFY_CSV:
+            self.deps.jobs.fail(job, f"this version of Gembot does not know jobs of kind {job.kind!r}")
+            return
+        try:
+            bulk.reply_to_of(job)
+        except UnknownReplyTo as exc:
+            self.deps.jobs.fail(job, str(exc))
+            return
         try:
             client = self.client_for(job)
         except Exception:
             log.exception("no Slack client for job #%d", job.id)
             client = None
-        if job.kind != KIND_CLASSIFY_CSV:
-            self.deps.jobs.fail(job, f"this version of Gembot does not know jobs of kind {job.kind!r}")
-            return
         if client is None:
             self.deps.jobs.fail(job, "Gembot is no longer installed in the workspace that asked for it")
             return

@@ -1,36 +1,27 @@
-"""Where Gembot answers and how much it may spend: GEMBOT_ALLOWED_CHANNELS and the daily Gemini limits.
+"""Where Gembot answers: GEMBOT_ALLOWED_CHANNELS.
 
-Two global middlewares, run for every request after its workspace is authorized:
+`ChannelGate`, a global middleware run for every request after its workspace is authorized,
+turns away requests from channels outside GEMBOT_ALLOWED_CHANNELS, before any listener runs: a
+slash command gets a private one-liner in its ack, a button or a shortcut one through its
+`response_url`, a mention one by `chat.postEphemeral`; other events are acknowledged and dropped.
+The direct message with the bot is always allowed: it reaches no one else, and the daily limits
+bound what it costs. A DM between two people is a channel like any other (a slash command works
+there too, and its answer is seen by both): its id starts with `D` as well, so a request from a
+`D` channel is let through only when it is the requester's own DM with the bot, as
+`conversations.open` names it (remembered per person). A `message.im` event needs no check: Slack
+sends those only from the app's own DMs. Requests that name no channel (App Home, a modal's
+submission, whose shortcut was already checked) pass.
 
-* `ChannelGate` turns away requests from channels outside GEMBOT_ALLOWED_CHANNELS, before any
-  listener runs: a slash command gets a private one-liner in its ack, a button or a shortcut one
-  through its `response_url`, a mention one by `chat.postEphemeral`; other events are acknowledged
-  and dropped. The direct message with the bot is always allowed: it reaches no one else, and the
-  daily limits bound what it costs. A DM between two people is a channel like any other (a slash
-  command works there too, and its answer is seen by both): its id starts with `D` as well, so a
-  request from a `D` channel is let through only when it is the requester's own DM with the bot,
-  as `conversations.open` names it (remembered per person). A `message.im` event needs no check:
-  Slack sends those only from the app's own DMs. Requests that name no channel (App Home, a
-  modal's submission, whose shortcut was already checked) pass.
-
-* `ChargeToRequester` makes the request's user (in its workspace) the one every Gemini call of
-  the request is charged to (`core.daily_limits`). Bolt runs its global middlewares one after the
-  other, not around the listeners, so there is no "after" to undo it in: the actor is set for
-  the rest of the request's thread, and every request that reaches this middleware sets it
-  afresh (to no one when there are no limits), so none inherits an earlier one's. The listeners
-  run on the listener executor; `ContextExecutor` carries the context (and so the actor) over
-  to them, which is why `build_app` wraps the executor in it.
+What a request may spend (the daily Gemini limits) is charged by the listeners themselves, each
+inside `core.daily_limits.acting_for(deps.meter, request.actor)` (`handlers.request`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future
-from typing import Any, ParamSpec, TypeVar
 
 from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
@@ -38,24 +29,15 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from core import daily_limits
-from core.daily_limits import Actor, Meter
+from handlers.matchers import is_direct_message, is_im
 from handlers.scope import workspace_of
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 NOT_ENABLED = (
     "Gembot isn't enabled in this channel. Use it in a channel where it is, or in a direct message "
     "with it; whoever runs it can add this channel to GEMBOT_ALLOWED_CHANNELS."
 )
-
-
-def is_direct_message(channel_id: str) -> bool:
-    """Whether `channel_id` is a DM (Slack's DM ids start with D)."""
-    return channel_id.startswith("D")
 
 
 class ChannelGate(Middleware):
@@ -77,7 +59,7 @@ class ChannelGate(Middleware):
 
     def _is_dm_with_bot(self, req: BoltRequest, channel: str) -> bool:
         event = req.body.get("event")
-        if isinstance(event, dict) and event.get("channel_type") == "im":
+        if isinstance(event, dict) and is_im(event):
             return True
         user, client = req.context.user_id, req.context.client
         if not user or client is None:
@@ -128,36 +110,3 @@ class ChannelGate(Middleware):
             req.context.client.chat_postEphemeral(
                 channel=str(req.context.channel_id), user=event["user"], text=NOT_ENABLED
             )
-
-
-class ChargeToRequester(Middleware):
-    """Charges the Gemini calls of each request to its user and workspace (see the module doc)."""
-
-    def __init__(self, meter: Meter) -> None:
-        self.meter = meter
-
-    def process(
-        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
-    ) -> BoltResponse | None:
-        team = workspace_of(req.context)
-        actor = Actor(team, req.context.user_id) if self.meter.limits.active and team else None
-        daily_limits.act_for(self.meter, actor)
-        return next()
-
-
-class ContextExecutor(Executor):
-    """An executor that runs each task in a copy of the submitting thread's `contextvars` context."""
-
-    def __init__(self, inner: Executor) -> None:
-        self.inner = inner
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        context = contextvars.copy_context()
-        return self.inner.submit(lambda: context.run(fn, *args, **kwargs))
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def __getattr__(self, name: str) -> Any:
-        # Whatever else the wrapped executor offers (a test's `wait_idle`).
-        return getattr(self.inner, name)

@@ -1,6 +1,7 @@
 """Daily limits on Gemini calls, per user and per workspace, counted in the database.
 
-Whoever starts work on someone's behalf (a Slack request) wraps it in `acting_for(meter, actor)`;
+Whoever starts work on someone's behalf (a Slack listener, a resumed bulk job) wraps it in
+`acting_for(meter, actor)`, on the thread that does the work;
 `GeminiClient.call` then calls `charge()` before each request it sends, which takes one unit from
 the actor's counters for the day (UTC) or raises `UsageLimitReached` without calling Gemini. The
 counting is done by the database in one atomic statement per counter (`Store.consume_usage`), so
@@ -13,8 +14,9 @@ calls that only serve a counted one (uploading an image, polling its processing)
 charged, but they are refused too once a limit is reached. Work with no actor (the command
 line) is neither counted nor limited.
 
-The actor lives in a context variable, so threads started for the work have to carry the
-context over (`contextvars.copy_context().run`); the Gemini embedder's pool does.
+The actor lives in a context variable of the thread inside `acting_for`, so threads started for
+the work have to carry the context over (`contextvars.copy_context().run`); the Gemini
+embedder's pool does, the only one that calls Gemini for someone else's thread.
 """
 
 from __future__ import annotations
@@ -151,15 +153,6 @@ def acting_for(meter: Meter, actor: Actor) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
-
-
-def act_for(meter: Meter, actor: Actor | None) -> None:
-    """Charge the Gemini calls made from now on in this context to `actor` (None: to no one).
-
-    For a framework with no hook around its unit of work: call it at the start of every unit,
-    so that nothing set by an earlier one carries over. Prefer `acting_for` where you can.
-    """
-    _current.set(None if actor is None else (meter, actor))
 
 
 def current_actor() -> Actor | None:

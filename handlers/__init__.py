@@ -1,7 +1,9 @@
-"""Slack surfaces: one module per surface, each with `register(app, deps)`.
+"""Slack surfaces: one module per surface, each with `register(app)`.
 
 Handlers translate a Slack payload into a `core` call and its result into a reply; the words and
-the Block Kit live here, the work in `core`. This package never imports `bot`.
+the Block Kit live here, the work in `core`. Listeners are named module-level functions; each
+builds its `handlers.request.SlackRequest` and takes the process's `Deps` from Bolt's context
+(`handlers.deps.deps_of`). This package never imports `bot`.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ if TYPE_CHECKING:
 
 
 def register_all(app: App, deps: Deps) -> None:
-    """Register every surface's listeners on `app`."""
+    """Hand every request `deps` (`handlers.deps.provide`) and register every surface's listeners."""
     from handlers.actions import classify_feedback
     from handlers.commands import ask, classify, cluster, label, similar
+    from handlers.deps import provide
     from handlers.events import app_home, app_mention, direct_message
     from handlers.shortcuts import add_from_message as add_example_shortcut
     from handlers.views import add_example as add_example_modal
 
+    app.use(provide(deps))
     for surface in (
         ask,
         similar,
@@ -35,4 +39,4 @@ def register_all(app: App, deps: Deps) -> None:
         add_example_modal,
         app_home,
     ):
-        surface.register(app, deps)
+        surface.register(app)

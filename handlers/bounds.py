@@ -21,8 +21,16 @@ from core.errors import TextsTooLong
 SETTING = "GEMBOT_MAX_TEXT_CHARS"
 
 
-def too_long(content: str, limit: int, *, what: str = "Your text") -> str | None:
-    """The sentence refusing `content` when it has more than `limit` characters, else None.
+def too_long(
+    content: str,
+    limit: int,
+    *,
+    what: str = "Your text",
+    allowed: str = "I take at most",
+    fix: str = "shorten it",
+) -> str | None:
+    """The sentence refusing `content` when it has more than `limit` characters, else None:
+    "`what` is N characters long, and `allowed` `limit`: `fix` (whoever runs me can raise ...)".
 
     Measure the text as it will be used (Slack's escapes undone by `handlers.text.plain`), so that
     `&amp;` counts as the one character it stands for.
@@ -30,7 +38,7 @@ def too_long(content: str, limit: int, *, what: str = "Your text") -> str | None
     if len(content) <= limit:
         return None
     return (
-        f"{what} is {len(content):,} characters long, and I take at most {limit:,}: shorten it "
+        f"{what} is {len(content):,} characters long, and {allowed} {limit:,}: {fix} "
         f"(whoever runs me can raise {SETTING})."
     )
 

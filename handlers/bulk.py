@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -37,18 +37,24 @@ from core.labels_io import parse_labels
 from core.store import ExampleInput, JobRecord, LeaseLost
 from handlers import attachments, bounds, downloads, text
 from handlers.deps import Deps
-from handlers.replies import Placeholder, Replier, Where
+from handlers.label_sets import DEFAULT_SET
+from handlers.replies import Placeholder, Replier, ReplyTo
+from handlers.request import SlackRequest
+from handlers.text import plural
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Action = Literal["import", "classify"]
-DEFAULT_SET = "default"
 SOURCE = "slack-csv"
 # Rows per classification batch at least, and progress messages per file at most: a big file
 # is classified in bigger batches so that chat.update stays well inside Slack's rate limit.
 MIN_BATCH = 100
 MAX_UPDATES = 20
 NO_LABEL = "(no confident label)"
+#: Keys of a job's parameters: where it answers (`ReplyTo.to_json`), and its progress message.
+REPLY_TO = "reply_to"
+PROGRESS_TS = "message_ts"
 
 _WORDS = re.compile(r"\b(import|classify)\b", re.IGNORECASE)
 _SET = re.compile(r'(?<!\S)set:(?:"([^"]*)"|(\S+))', re.IGNORECASE)
@@ -87,103 +93,80 @@ def is_bare_request(message: str) -> bool:
     return bool(_WORDS.search(message)) and not rest
 
 
-def handle(
-    deps: Deps,
-    replier: Replier,
-    *,
-    file: Mapping[str, Any],
-    message: str,
-    team: str,
-    user: str | None,
-    client: WebClient,
-    token: str,
-    enterprise: str | None = None,
-) -> None:
-    """Do what `message` asks of the CSV `file`; run inside `replier.reporting_errors()`."""
-    request = parse_request(message)
+def handle(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any], message: str) -> None:
+    """Do what `message` asks of the CSV `file`; run inside `request.replier.reporting_errors()`."""
+    asked = parse_request(message)
     name = downloads.file_name(file)
-    if request.ambiguous:
+    replier = request.replier
+    if asked.ambiguous:
         replier.post(
             f"Should I `import` or `classify` {text.escape(name)}? Send it again with one of the two."
         )
         return
-    if request.action is None:
+    if asked.action is None:
         replier.post(f"I got {text.escape(name)}. {USAGE}")
         return
-    if request.action == "import":
-        refusal = deps.rights.curation_refusal(client, team, user)
+    if asked.action == "import":
+        refusal = deps.rights.curation_refusal(request.client, request.workspace, request.user)
         if refusal:
             replier.post(f":no_entry: {refusal}")
             return
-        import_examples(
-            deps,
-            replier,
-            file=file,
-            set_name=request.set_name,
-            team=team,
-            client=client,
-            token=token,
-            user=user,
-        )
+        import_examples(deps, request, file=file, set_name=asked.set_name)
     else:
-        classify_table(
-            deps,
-            replier,
-            file=file,
-            set_name=request.set_name,
-            team=team,
-            user=user,
-            client=client,
-            token=token,
-            enterprise=enterprise,
-        )
+        classify_table(deps, request, file=file, set_name=asked.set_name)
 
 
-def import_examples(
-    deps: Deps,
-    replier: Replier,
-    *,
-    file: Mapping[str, Any],
-    set_name: str,
-    team: str,
-    client: WebClient,
-    token: str,
-    user: str | None = None,
-) -> None:
-    """Add the file's rows to the set, all or nothing, and say how many went where (logged as
-    `user`'s change).
+def import_examples(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any], set_name: str) -> None:
+    """Add the file's rows to the set, all or nothing, and say how many went where (logged as the
+    requester's change).
 
     Slack vouches for the `author` and `source_url` that `/label add` and the message shortcut
     store; a file's are whatever its sender typed. They are kept as given (an export comes back
-    whole) and the change log names `user` as the importer, but no surface shows them as Slack's
+    whole) and the change log names the requester as the importer, but no surface shows them as Slack's
     word: no mention of the author, no link to the source (`/label list` shows neither), only
-    the plain cells of a file. Each row this import adds is marked as added by `user` with an
-    author from a file, so `handlers.rights` lets the importer (and admins) remove it, never a
+    the plain cells of a file. Each row this import adds is marked as added by the requester with
+    an author from a file, so `handlers.rights` lets the importer (and admins) remove it, never a
     claimed author; a text already in its label is skipped and keeps its own provenance.
     """
     name = downloads.file_name(file)
     set_shown = f"*{text.escape(set_name)}*"
+    team, user, replier = request.workspace, request.user, request.replier
     working = replier.working(f"Importing {text.escape(name)} into set {set_shown}…")
-    content = attachments.fetch_text(client, file, token=token)
-    try:
-        rows = parse_labels(content, filename=name, max_chars=deps.settings.max_text_chars)
-    except TextsTooLong as exc:
-        raise InvalidInput(bounds.too_long_rows(exc, so="I imported nothing")) from None
-    total, cap = len(rows), deps.settings.max_csv_rows
-    if total > cap:
-        raise InvalidInput(
-            f"{name} has {total:,} examples; I import at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS), "
-            "so I imported nothing: split it into smaller files"
-        )
+    _, rows = _read(deps, request, file, parse_labels, so="I imported nothing")
+    _check_size(deps, name, len(rows), rows_are="examples", verb="import", so=", so I imported nothing")
     items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     result = deps.store.add_examples(team, set_name, items, actor=user, added_by=user, author_from_file=True)
     labels = len({r.label for r in rows})
     already = f" ({result.skipped:,} were already there)" if result.skipped else ""
     done = (
-        f"Imported {result.added:,} {_plural(result.added, 'example')} into {labels:,} "
-        f"{_plural(labels, 'label')} of set {set_shown}{already}."
+        f"Imported {plural(result.added, 'example')} into {plural(labels, 'label')} "
+        f"of set {set_shown}{already}."
     )
     working.update(done, blocks=[text.section(done)])
+
+
+def _read(
+    deps: Deps, request: SlackRequest, file: Mapping[str, Any], parse: Callable[..., T], *, so: str
+) -> tuple[str, T]:
+    """The file's text and what `parse` (`parse_labels`, `parse_text_table`) makes of it; a file
+    with a text over GEMBOT_MAX_TEXT_CHARS is refused whole, `so` saying what was not done."""
+    name = downloads.file_name(file)
+    content = attachments.fetch_text(request.client, file, token=request.token)
+    try:
+        return content, parse(content, filename=name, max_chars=deps.settings.max_text_chars)
+    except TextsTooLong as exc:
+        raise InvalidInput(bounds.too_long_rows(exc, so=so)) from None
+
+
+def _check_size(deps: Deps, name: str, total: int, *, rows_are: str, verb: str, so: str = "") -> None:
+    """Refuse a file of more than GEMBOT_MAX_CSV_ROWS rows (`rows_are` names them, `verb` what
+    would have been done with them)."""
+    cap = deps.settings.max_csv_rows
+    if total > cap:
+        raise InvalidInput(
+            f"{name} has {total:,} {rows_are}; I {verb} at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS)"
+            f"{so}: split it into smaller files"
+        )
 
 
 def batch_size(rows: int) -> int:
@@ -192,33 +175,15 @@ def batch_size(rows: int) -> int:
     return max(MIN_BATCH, math.ceil(per_update / MIN_BATCH) * MIN_BATCH)
 
 
-def classify_table(
-    deps: Deps,
-    replier: Replier,
-    *,
-    file: Mapping[str, Any],
-    set_name: str,
-    team: str,
-    user: str | None,
-    client: WebClient,
-    token: str,
-    enterprise: str | None = None,
-) -> None:
+def classify_table(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any], set_name: str) -> None:
     """Check the file and the set, store the classification as a job, and run it (see `run_job`)."""
+    team, replier = request.workspace, request.replier
     name = downloads.file_name(file)
     shown, set_shown = text.escape(name), f"*{text.escape(set_name)}*"
     working = replier.working(f"Classifying {shown} against set {set_shown}…")
-    content = attachments.fetch_text(client, file, token=token)
-    try:
-        table = parse_text_table(content, filename=name, max_chars=deps.settings.max_text_chars)
-    except TextsTooLong as exc:
-        raise InvalidInput(bounds.too_long_rows(exc, so="I classified nothing")) from None
-    total, cap = len(table.rows), deps.settings.max_csv_rows
-    if total > cap:
-        raise InvalidInput(
-            f"{name} has {total:,} rows; I classify at most {cap:,} at a time (GEMBOT_MAX_CSV_ROWS): "
-            "split it into smaller files"
-        )
+    content, table = _read(deps, request, file, parse_text_table, so="I classified nothing")
+    total = len(table.rows)
+    _check_size(deps, name, total, rows_are="rows", verb="classify")
     try:
         # Trained (or found) before the job is stored, so a missing set fails at once.
         labels = list(deps.engine.model_for(team, set_name).labels)
@@ -229,11 +194,10 @@ def classify_table(
         ) from None
     except NotEnoughLabels as exc:
         raise NotEnoughLabels(f"{exc} — add examples with `/label add LABEL: TEXT`") from None
-    where = replier.where
     spec = CsvJob(
         set_name=set_name,
         file_name=name,
-        user_id=user,
+        user_id=request.user,
         labels=tuple(labels),
         batch=batch_size(total),
         source=SOURCE,
@@ -243,34 +207,44 @@ def classify_table(
         kind=KIND_CLASSIFY_CSV,
         content=content,
         rows_total=total,
-        # Where the answer goes, so that whichever process finishes the job answers in this thread.
-        parameters=spec.parameters()
-        | {
-            "channel": where.channel,
-            "thread_ts": where.thread_ts,
-            "message_ts": working.ts,
-            "enterprise_id": enterprise,
-        },
+        # Where the answer goes, so that whichever process finishes the job answers in this thread,
+        # updating this progress message.
+        parameters=spec.parameters() | {REPLY_TO: request.reply_to().to_json(), PROGRESS_TS: working.ts},
     )
     run_job(deps, replier, job, working)
+
+
+def reply_to_of(job: JobRecord) -> ReplyTo:
+    """Where the answers of a stored classification job go (raises UnknownReplyTo when it was
+    stored in a format this version cannot read).
+
+    Jobs stored before `ReplyTo` kept loose keys (`channel`, `thread_ts`, `enterprise_id`, the
+    user under `user`) beside a workspace key of `TEAM` or `ENTERPRISE:TEAM`: read as they are.
+    """
+    params = job.parameters
+    stored = params.get(REPLY_TO)
+    if stored is not None:
+        return ReplyTo.from_json(stored)
+    enterprise = params.get("enterprise_id") or None
+    return ReplyTo(
+        channel=str(params.get("channel") or ""),
+        user=params.get("user"),
+        thread_ts=params.get("thread_ts"),
+        team=job.team_id.rsplit(":", 1)[-1] if enterprise else job.team_id,
+        enterprise=enterprise,
+    )
 
 
 def resume(deps: Deps, job: JobRecord, *, client: WebClient, logger: logging.Logger | None = None) -> None:
     """Carry on with a classification another process left off (the runtime took it over), in the
     thread it was asked in, updating the same progress message."""
-    params = job.parameters
-    where = Where(
-        channel=str(params.get("channel") or ""),
-        user=params.get("user"),
-        thread_ts=params.get("thread_ts"),
-        team=job.team_id,
-    )
-    replier = Replier(client, where, logger=logger)
+    to = reply_to_of(job)
+    replier = Replier(client, to, logger=logger)
     # No Slack request is behind a resumed job: its Gemini calls are charged to whoever asked.
-    actor = daily_limits.Actor(job.team_id, params.get("user"))
+    actor = daily_limits.Actor(job.team_id, CsvJob.of(job.parameters).user_id)
     with replier.reporting_errors(), daily_limits.acting_for(deps.meter, actor):
-        ts = params.get("message_ts")
-        working = Placeholder(replier, ts=str(ts), channel=where.channel) if ts else replier.working()
+        ts = job.parameters.get(PROGRESS_TS)
+        working = Placeholder(replier, ts=str(ts), channel=to.channel) if ts else replier.working()
         replier.placeholder = working
         _show_progress(replier, working, job, job.rows_done, again=True)
         run_job(deps, replier, job, working)
@@ -366,7 +340,3 @@ def _quietly(replier: Replier, update: Callable[[], None]) -> None:
         update()
     except SlackClientError as exc:
         replier.log.info("could not update the progress message: %s", exc)
-
-
-def _plural(n: int, word: str) -> str:
-    return word if n == 1 else word + "s"

@@ -18,12 +18,11 @@ from slack_sdk.errors import SlackApiError
 
 from core.errors import GembotError
 from handlers import text
+from handlers.matchers import is_a_person_saying, is_direct_message
 from handlers.replies import slack_error_code
 
 log = logging.getLogger(__name__)
 
-#: Subtypes of messages that people write; every other subtype is an event (join, topic, bot...).
-PERSON_SUBTYPES = frozenset({"", "thread_broadcast", "file_share", "me_message"})
 PAGE_SIZE = 200  # the most Slack recommends per conversations.history page
 MAX_PAGES = 5
 
@@ -46,7 +45,7 @@ def written_by_a_person(message: Mapping[str, Any]) -> bool:
     """True for a message a person wrote; False for bots, apps and channel events."""
     if message.get("bot_id") or message.get("bot_profile") or message.get("app_id"):
         return False
-    if str(message.get("subtype") or "") not in PERSON_SUBTYPES:
+    if not is_a_person_saying(message.get("subtype")):
         return False
     return bool(message.get("user"))
 
@@ -87,7 +86,7 @@ def _page(
             _join(client, channel)
             return _page(client, channel, cursor=cursor, limit=limit, joined=True)
         if code in ("not_in_channel", "channel_not_found"):
-            raise CannotReadHistory(NOT_HERE if channel.startswith("D") else INVITE) from None
+            raise CannotReadHistory(NOT_HERE if is_direct_message(channel) else INVITE) from None
         if code in ("missing_scope", "not_allowed_token_type"):
             raise CannotReadHistory(NO_SCOPE) from None
         raise
@@ -99,4 +98,4 @@ def _join(client: WebClient, channel: str) -> None:
     except SlackApiError as exc:
         # Private channels and conversations between people cannot be joined, only invited to.
         log.info("could not join %s to read it: %s", channel, slack_error_code(exc))
-        raise CannotReadHistory(NOT_HERE if channel.startswith("D") else INVITE) from None
+        raise CannotReadHistory(NOT_HERE if is_direct_message(channel) else INVITE) from None

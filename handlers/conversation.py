@@ -23,17 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk import WebClient
-
 from core import daily_limits
 from core.errors import GembotError
 from core.gemini.generation import Role, Turn, generate
 from core.gemini.images import ImageInput
 from core.store import TurnRecord
 from handlers import attachments, bounds, text
-from handlers.deps import NOT_CONFIGURED, Deps
-from handlers.replies import Replier, Where
-from handlers.scope import workspace_of
+from handlers.deps import NOT_CONFIGURED, Deps, deps_of
+from handlers.request import SlackRequest
 from handlers.text import Block
 
 log = logging.getLogger(__name__)
@@ -70,30 +67,25 @@ IMAGES_LEFT_OUT = (
 
 
 @dataclass(frozen=True)
-class Thread:
-    """Where a conversation lives: the workspace, the channel and the thread's first message."""
+class Question:
+    """A person's message to the bot (a mention or a DM): its text, the bot's own mention removed,
+    and its first GEMBOT_MAX_FILES files; `files_sent` says how many it had in all."""
 
-    team: str
-    channel: str
-    ts: str
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A person's message to the bot (a mention or a DM), read once for whichever listener answers."""
-
-    team: str
-    where: Where
-    replier: Replier
-    #: The message's first GEMBOT_MAX_FILES files; `files_sent` says how many it had in all.
-    files: list[dict[str, Any]]
     text: str
-    token: str
+    files: tuple[dict[str, Any], ...]
     files_sent: int
 
-    @property
-    def thread(self) -> Thread:
-        return Thread(self.team, self.where.channel, str(self.where.thread_ts))
+    @classmethod
+    def of(
+        cls, event: Mapping[str, Any], body: Mapping[str, Any], context: Mapping[str, Any], *, max_files: int
+    ) -> Question:
+        """The question `event` asks, keeping its first `max_files` files."""
+        found = attachments.files_of(event)
+        return cls(
+            text=question_of(str(event.get("text") or ""), bot_user_id(context, body)),
+            files=tuple(found[: max(0, max_files)]),
+            files_sent=len(found),
+        )
 
     @property
     def files_note(self) -> str | None:
@@ -101,29 +93,17 @@ class Incoming:
         return files_left_out(len(self.files), self.files_sent)
 
 
-def incoming(
-    event: Mapping[str, Any],
-    body: Mapping[str, Any],
-    context: Mapping[str, Any],
-    client: WebClient,
-    logger: logging.Logger,
-    *,
-    max_files: int,
-) -> Incoming:
-    """The workspace, where to answer, the first `max_files` files and the text (the bot's own
-    mention removed)."""
-    team = workspace_of(context)
-    where = Where.of_event(dict(event), team=team)
-    found = attachments.files_of(event)
-    return Incoming(
-        team=team,
-        where=where,
-        replier=Replier(client, where, logger=logger),
-        files=found[: max(0, max_files)],
-        text=question_of(str(event.get("text") or ""), bot_user_id(context, body)),
-        token=bot_token(context, client),
-        files_sent=len(found),
-    )
+@contextmanager
+def answering(
+    event: Mapping[str, Any], body: Mapping[str, Any], context: Mapping[str, Any]
+) -> Iterator[tuple[Deps, SlackRequest, Question]]:
+    """What a listener answering a message needs: the process's `Deps`, the request (answered in
+    the message's thread) and the question; inside, Gemini calls are charged to the requester and
+    failures are told in the thread (`Replier.reporting_errors`)."""
+    deps, request = deps_of(context), SlackRequest.of_event(event, context)
+    question = Question.of(event, body, context, max_files=deps.settings.max_files)
+    with daily_limits.acting_for(deps.meter, request.actor), request.replier.reporting_errors():
+        yield deps, request, question
 
 
 def files_left_out(kept: int, sent: int) -> str | None:
@@ -140,11 +120,6 @@ def bot_user_id(context: Mapping[str, Any], body: Mapping[str, Any]) -> str | No
         if authorization.get("is_bot") and authorization.get("user_id"):
             return str(authorization["user_id"])
     return None
-
-
-def bot_token(context: Mapping[str, Any], client: WebClient) -> str:
-    """The token to fetch files with: the bot token this request was authorised with."""
-    return str(context.get("bot_token") or client.token or "")
 
 
 def question_of(message: str, bot_user: str | None) -> str:
@@ -226,16 +201,20 @@ def _append(turns: list[Turn], turn: Turn) -> None:
     turns.append(turn)
 
 
+#: A conversation's thread: (workspace key, channel, the thread's first message ts).
+ThreadKey = tuple[str, str, str]
+
+
 class ThreadLocks:
     """One lock per thread, so that a process answers the questions of a thread one at a time
     and each sees the answers before it."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[Thread, tuple[threading.Lock, int]] = {}
+        self._locks: dict[ThreadKey, tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def hold(self, thread: Thread) -> Iterator[None]:
+    def hold(self, thread: ThreadKey) -> Iterator[None]:
         with self._guard:
             lock, users = self._locks.get(thread, (threading.Lock(), 0))
             self._locks[thread] = (lock, users + 1)
@@ -254,36 +233,26 @@ class ThreadLocks:
 _locks = ThreadLocks()
 
 
-def carry_on(
-    deps: Deps,
-    replier: Replier,
-    *,
-    thread: Thread,
-    question: str,
-    files: Sequence[Mapping[str, Any]],
-    client: WebClient,
-    token: str,
-    help_text: str = HELP,
-    files_note: str | None = None,
-) -> None:
-    """Answer `question` (with the images in `files`) in the thread, with the thread's earlier turns.
+def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text: str = HELP) -> None:
+    """Answer `question` (with its images) in the request's thread, with the thread's earlier turns.
 
-    `files` are the message's first GEMBOT_MAX_FILES (`Incoming` cuts them) and `files_note` the
-    line saying the rest were left out, if any. The earlier turns are bounded (`bounded`), and the
-    answer says in a line under it what was left out.
+    The question's files are its message's first GEMBOT_MAX_FILES (`Question.of` cuts them; a
+    line under the answer says the rest were left out). The earlier turns are bounded
+    (`bounded`), and the answer says in a line under it what was left out.
 
-    Run inside `replier.reporting_errors()`: a file that is not an image, too large, or that
-    Slack would not hand over ends in a sentence in place of the "working" message, before
-    Gemini is called; a question over GEMBOT_MAX_TEXT_CHARS is refused before anything else.
+    Run inside `answering` (or `request.replier.reporting_errors()`): a file that is not an
+    image, too large, or that Slack would not hand over ends in a sentence in place of the
+    "working" message, before Gemini is called; a question over GEMBOT_MAX_TEXT_CHARS is refused
+    before anything else.
     """
-    settings = deps.settings
-    if not question and not files:
+    settings, replier, files = deps.settings, request.replier, question.files
+    if not question.text and not files:
         replier.post(help_text)
         return
     if deps.gemini is None:
         replier.post(NOT_CONFIGURED)
         return
-    refusal = bounds.too_long(question, settings.max_text_chars, what="Your message")
+    refusal = bounds.too_long(question.text, settings.max_text_chars, what="Your message")
     if refusal:
         replier.post(refusal)
         return
@@ -293,19 +262,24 @@ def carry_on(
     working = replier.working(f"Looking at {what}…" if what else "Thinking…")
     images = [
         attachments.fetch_image(
-            client, f, token=token, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+            request.client,
+            f,
+            token=request.token,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
         )
         for f in files
     ]
     gemini = deps.require_gemini()
     store = deps.store
     footer: list[Block] = []
-    with _locks.hold(thread):
+    team, channel, ts = request.workspace, request.channel, request.thread_ts or ""
+    with _locks.hold((team, channel, ts)):
         replay = bounded(
             store.conversation(
-                thread.team,
-                thread.channel,
-                thread.ts,
+                team,
+                channel,
+                ts,
                 limit=settings.max_thread_turns + 1,
                 max_image_bytes=settings.max_thread_image_bytes,
             ),
@@ -313,23 +287,18 @@ def carry_on(
         )
         earlier = history(replay.records)
         answer = generate(
-            gemini, with_question(earlier, question, images), system_instruction=SYSTEM_INSTRUCTION
+            gemini, with_question(earlier, question.text, images), system_instruction=SYSTEM_INSTRUCTION
         )
         try:
             store.add_turn(
-                thread.team,
-                thread.channel,
-                thread.ts,
-                "user",
-                question,
-                images=[(i.mime_type, i.data) for i in images],
+                team, channel, ts, "user", question.text, images=[(i.mime_type, i.data) for i in images]
             )
-            store.add_turn(thread.team, thread.channel, thread.ts, "model", answer.text)
+            store.add_turn(team, channel, ts, "model", answer.text)
         except GembotError as exc:
             # The answer is still worth showing; the thread just won't remember it.
-            log.warning("could not store a turn of %s: %s", thread, exc)
+            log.warning("could not store a turn of %s in %s: %s", ts, channel, exc)
             footer.append(text.context(NOT_SAVED))
-    notes = [files_note, *replay_notes(replay, max_image_bytes=settings.max_thread_image_bytes)]
+    notes = [question.files_note, *replay_notes(replay, max_image_bytes=settings.max_thread_image_bytes)]
     footer[:0] = [text.context(note) for note in notes if note]
     if answer.truncated:
         footer.insert(0, text.context(CUT_OFF))

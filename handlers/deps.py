@@ -1,14 +1,18 @@
 """What every Slack surface needs, built once per process from the settings: `Deps`.
 
-Handlers get it as the second argument of `register(app, deps)` and reach the store, the engine
-(which loads an embedding model, so it is built on first use) and the Gemini client from it. It
-lives in `handlers` rather than `bot` so that handlers never import the runtime that drives them.
+`handlers.register_all(app, deps)` puts it into every request's Bolt `context` (`provide`);
+each listener takes it back with `deps_of(context)` and reaches the store, the engine (which loads
+an embedding model, so it is built on first use) and the Gemini client from it. It lives in
+`handlers` rather than `bot` so that handlers never import the runtime that drives them.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import BoltContext
 
 from core.bulk_runner import JobRunner
 from core.daily_limits import Meter, UsageLimits
@@ -95,3 +99,30 @@ class Deps:
 
     def close(self) -> None:
         self.store.close()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Deps:
+        # Bolt deep-copies a request's context for its lazy listeners: the process's one Deps
+        # (its database pool, its engine) is shared, never copied.
+        return self
+
+
+#: Where `provide` puts the process's `Deps` in each request's Bolt context.
+CONTEXT_KEY = "gembot_deps"
+
+
+def provide(deps: Deps) -> Callable[[BoltContext, Callable[[], None]], None]:
+    """A global middleware (`app.use`) that hands every listener the process's `deps` (see `deps_of`)."""
+
+    def provide_deps(context: BoltContext, next: Callable[[], None]) -> None:
+        context[CONTEXT_KEY] = deps
+        next()
+
+    return provide_deps
+
+
+def deps_of(context: Mapping[str, Any]) -> Deps:
+    """The process's `Deps`, from a listener's Bolt `context` (put there by `provide`)."""
+    found = context.get(CONTEXT_KEY)
+    if not isinstance(found, Deps):
+        raise RuntimeError("this request's context holds no Deps: build the app with handlers.register_all")
+    return found

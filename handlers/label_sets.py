@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -19,6 +19,10 @@ from slack_sdk.errors import SlackApiError
 from core.errors import InvalidInput, NotFound
 from core.store import SetSummary, Store
 from handlers import text
+
+if TYPE_CHECKING:
+    from handlers.deps import Deps
+    from handlers.request import SlackRequest
 
 #: The set a command uses without `set:NAME`; the CLI's default too, so both see the same set.
 DEFAULT_SET = "default"
@@ -95,8 +99,13 @@ def labelled(summary: SetSummary) -> list[str]:
     return [label for label, count in summary.label_counts.items() if count > 0]
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def curation_refused(deps: Deps, request: SlackRequest) -> bool:
+    """True when the requester may not change the workspace's label sets (`handlers.rights`); they
+    have then been told so, privately."""
+    refusal = deps.rights.curation_refusal(request.client, request.workspace, request.user)
+    if refusal:
+        request.replier.ephemeral(f":no_entry: {refusal}")
+    return refusal is not None
 
 
 def find_set(store: Store, team_id: str, set_name: str | None, *, command: str) -> SetSummary | str:

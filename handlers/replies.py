@@ -1,8 +1,8 @@
 """Answering in Slack: where an answer goes, the "working…" message it replaces, uploads, and errors in words.
 
-A surface builds a `Replier` from its payload (`Where.of_command(command)`, `Where.of_event(event)`,
-`Where.of_action(body)`) and the per-request `client` Bolt hands its listener, then:
+Every listener builds its `SlackRequest` (`handlers.request`) and answers through its replier:
 
+    replier = request.replier
     with replier.reporting_errors():
         working = replier.working("Asking Gemini…")
         answer = core_call(...)
@@ -19,7 +19,7 @@ Posting survives the usual obstacles: `not_in_channel` makes the bot join the (p
 try once more; a channel it cannot join (private, a DM between people) falls back to the slash
 command's `response_url`, which works anywhere the command was typed. Rate limits (429 with
 `Retry-After`), 500/503 answers and dropped connections are retried by slack_sdk's retry handlers:
-the Web API client's are set where it is built (`bot.app.web_client`), the `response_url`'s here.
+the Web API client's (`bot.app.web_client`) and the `response_url`'s are the same (`retry_handlers`).
 An upload whose upload URL fails is tried once more, then the user is told it did not go up.
 A file for the asking user's eyes only goes to their DM with the bot (`upload_privately`).
 """
@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
@@ -95,9 +95,9 @@ def slack_error_code(exc: SlackApiError) -> str:
         return ""
 
 
-def webhook_retry_handlers() -> list[RetryHandler]:
-    """What a `response_url` post retries, as the Web API client does: 429 after its `Retry-After`,
-    500 and 503, dropped connections (twice each)."""
+def retry_handlers() -> list[RetryHandler]:
+    """What a Slack call retries, the Web API client's and a `response_url` post alike: 429 after
+    its `Retry-After`, 500 and 503, dropped connections (twice each)."""
     return [
         RateLimitErrorRetryHandler(max_retry_count=2),
         ServerErrorRetryHandler(max_retry_count=2),
@@ -127,49 +127,51 @@ def describe_error(exc: BaseException) -> str:
     return GENERIC
 
 
+class UnknownReplyTo(GembotError):
+    """A stored `ReplyTo` this version cannot read (written by a newer Gembot, or damaged)."""
+
+
 @dataclass(frozen=True)
-class Where:
-    """Where a surface answers: the channel (and thread), the user who asked, and the
-    `response_url` Slack gave with a command or an action, when there is one."""
+class ReplyTo:
+    """Where the answers to a request go: the channel (and thread), the user who asked, the
+    `response_url` Slack gave with a command or an action, and the workspace (team, and
+    enterprise on Enterprise Grid) whose token can post there.
+
+    A request's comes from `SlackRequest.reply_to()`. It is also what a bulk job keeps so that
+    whichever process finishes the job answers in the same place: `to_json()` writes it as a
+    small versioned document (`"v": 1`), `from_json()` reads it back.
+    """
+
+    VERSION: ClassVar[int] = 1
 
     channel: str
     user: str | None = None
     thread_ts: str | None = None
     response_url: str | None = None
     team: str | None = None
+    enterprise: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """This destination as a JSON object, with its format version under `v`."""
+        return {"v": self.VERSION, **asdict(self)}
 
     @classmethod
-    def of_command(cls, command: Mapping[str, Any]) -> Where:
-        return cls(
-            channel=str(command.get("channel_id") or ""),
-            user=command.get("user_id"),
-            response_url=command.get("response_url"),
-            team=command.get("team_id"),
-        )
+    def from_json(cls, data: Mapping[str, Any]) -> ReplyTo:
+        """What `to_json` wrote; raises UnknownReplyTo for another version or a malformed one."""
+        if not isinstance(data, Mapping) or data.get("v") != cls.VERSION:
+            version = data.get("v") if isinstance(data, Mapping) else None
+            raise UnknownReplyTo(f"where to answer was stored in a format I cannot read (v={version!r})")
+        if not isinstance(data.get("channel"), str):
+            raise UnknownReplyTo("where to answer was stored without a channel")
+        optional = {name: _text_or_none(data.get(name)) for name in _OPTIONAL}
+        return cls(channel=data["channel"], **optional)
 
-    @classmethod
-    def of_event(cls, event: Mapping[str, Any], *, team: str | None = None, in_thread: bool = True) -> Where:
-        """Answers to a message event go into its thread (starting one) unless `in_thread` is False."""
-        thread = event.get("thread_ts") or (event.get("ts") if in_thread else None)
-        return cls(
-            channel=str(event.get("channel") or ""), user=event.get("user"), thread_ts=thread, team=team
-        )
 
-    @classmethod
-    def of_action(cls, body: Mapping[str, Any]) -> Where:
-        """For block_actions, message shortcuts and view submissions (which have no channel)."""
-        channel = (
-            (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
-        )
-        message = body.get("message") or {}
-        urls = body.get("response_urls") or []
-        return cls(
-            channel=str(channel),
-            user=(body.get("user") or {}).get("id"),
-            thread_ts=message.get("thread_ts"),
-            response_url=body.get("response_url") or (urls[0].get("response_url") if urls else None),
-            team=(body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"),
-        )
+_OPTIONAL = ("user", "thread_ts", "response_url", "team", "enterprise")
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -186,9 +188,9 @@ class Replier:
     Messages take mrkdwn: pass model output and user text through `handlers.text` first.
     """
 
-    def __init__(self, client: WebClient, where: Where, *, logger: logging.Logger | None = None) -> None:
+    def __init__(self, client: WebClient, to: ReplyTo, *, logger: logging.Logger | None = None) -> None:
         self.client = client
-        self.where = where
+        self.to = to
         self.log = logger or log
         self.placeholder: Placeholder | None = None
         self._joined = False
@@ -202,19 +204,19 @@ class Replier:
 
         Falls back to the response_url (as an in-channel message) where the bot cannot post.
         """
-        thread = thread_ts or self.where.thread_ts
+        thread = thread_ts or self.to.thread_ts
         try:
             response = self._with_join(
                 lambda: self.client.chat_postMessage(
-                    channel=self.where.channel, text=message, blocks=blocks, thread_ts=thread
+                    channel=self.to.channel, text=message, blocks=blocks, thread_ts=thread
                 )
             )
             return Placeholder(self, ts=str(response["ts"]), channel=str(response["channel"]))
         except SlackApiError as exc:
-            if slack_error_code(exc) not in CANNOT_WRITE or not self.where.response_url:
+            if slack_error_code(exc) not in CANNOT_WRITE or not self.to.response_url:
                 raise
         self._respond(message, blocks=blocks, response_type="in_channel")
-        return Placeholder(self, ts=None, channel=self.where.channel)
+        return Placeholder(self, ts=None, channel=self.to.channel)
 
     def working(self, message: str = "Working on it…", *, header: list[Block] | None = None) -> Placeholder:
         """The visible "working" message that the answer (or the error) will replace."""
@@ -224,21 +226,21 @@ class Replier:
 
     def ephemeral(self, message: str, *, blocks: list[Block] | None = None) -> None:
         """A message only the user who asked sees (by response_url when there is one: it works anywhere)."""
-        if self.where.response_url:
+        if self.to.response_url:
             try:
                 self._respond(message, blocks=blocks, response_type="ephemeral")
                 return
             except SlackClientError as exc:
                 self.log.info("response_url failed (%s); trying chat.postEphemeral", exc)
-        if not self.where.user or not self.where.channel:
+        if not self.to.user or not self.to.channel:
             self.log.warning("nowhere to show an ephemeral message: %s", message[:200])
             return
         self.client.chat_postEphemeral(
-            channel=self.where.channel,
-            user=self.where.user,
+            channel=self.to.channel,
+            user=self.to.user,
             text=message,
             blocks=blocks,
-            thread_ts=self.where.thread_ts,
+            thread_ts=self.to.thread_ts,
         )
 
     # -- files ------------------------------------------------------------------------------
@@ -260,8 +262,8 @@ class Replier:
         upload is tried once more; a second failure is told privately too. Another `channel` (the
         user's DM, see `upload_privately`) is not joined, and gets no thread of this one.
         """
-        target = channel or self.where.channel
-        here = target == self.where.channel
+        target = channel or self.to.channel
+        here = target == self.to.channel
 
         def send() -> Any:
             return self.client.files_upload_v2(
@@ -270,7 +272,7 @@ class Replier:
                 filename=filename,
                 title=title or filename,
                 initial_comment=comment,
-                thread_ts=thread_ts or (self.where.thread_ts if here else None),
+                thread_ts=thread_ts or (self.to.thread_ts if here else None),
             )
 
         def attempt() -> Any:
@@ -302,9 +304,9 @@ class Replier:
     def direct_channel(self) -> str:
         """The id of the DM between the user who asked and the bot (`conversations.open`, which
         answers with the same id every time, opening the DM the first time)."""
-        if not self.where.user:
+        if not self.to.user:
             raise SlackClientError("no user to open a DM with")
-        response = self.client.conversations_open(users=self.where.user)
+        response = self.client.conversations_open(users=self.to.user)
         return str(response["channel"]["id"])
 
     def upload_privately(
@@ -318,7 +320,7 @@ class Replier:
         dm = self.direct_channel()
         if self.upload(content, filename=filename, title=title, comment=comment, channel=dm) is None:
             return None
-        return PrivateUpload(channel=dm, in_place=dm == self.where.channel)
+        return PrivateUpload(channel=dm, in_place=dm == self.to.channel)
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -357,10 +359,10 @@ class Replier:
             if slack_error_code(exc) not in NOT_IN_CHANNEL or self._joined:
                 raise
             try:
-                self.client.conversations_join(channel=self.where.channel)
+                self.client.conversations_join(channel=self.to.channel)
             except SlackApiError as join_error:
                 # Private channels and DMs cannot be joined: the original error says it best.
-                self.log.info("could not join %s: %s", self.where.channel, slack_error_code(join_error))
+                self.log.info("could not join %s: %s", self.to.channel, slack_error_code(join_error))
                 raise exc from None
             self._joined = True
             return call()
@@ -368,9 +370,9 @@ class Replier:
     def _respond(
         self, message: str, *, blocks: list[Block] | None, response_type: str, replace: bool = False
     ) -> None:
-        if not self.where.response_url:
+        if not self.to.response_url:
             raise SlackClientError("no response_url to answer through")
-        response = WebhookClient(self.where.response_url, retry_handlers=webhook_retry_handlers()).send(
+        response = WebhookClient(self.to.response_url, retry_handlers=retry_handlers()).send(
             text=message, blocks=blocks, response_type=response_type, replace_original=replace
         )
         if response.status_code != 200:

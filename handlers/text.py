@@ -286,3 +286,8 @@ def plan_message(
     preview = split_text(mrkdwn, SECTION_LIMIT - 2)[0] + " …"
     blocks = [*header, section(preview), context(file_note), *footer][:MAX_BLOCKS]
     return MessagePlan(blocks, fallback(mrkdwn), as_file=True)
+
+
+def plural(n: int, word: str) -> str:
+    """`n` and `word`, the word in the plural unless `n` is 1 ("1 example", "2,500 examples")."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"

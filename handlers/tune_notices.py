@@ -15,8 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from core.store import TunedEncoderInfo, TuneJob
-from handlers.label_sets import bold, plural
-from handlers.replies import Replier, Where, describe_error
+from handlers.label_sets import bold
+from handlers.replies import Replier, ReplyTo, describe_error
+from handlers.text import plural
 
 if TYPE_CHECKING:
     from core.engine import TuneOutcome
@@ -74,7 +75,7 @@ def gave_up_line(set_name: str, *, attempts: int, exc: BaseException | None = No
 
 def notify(client: WebClient, user: str, message: str) -> bool:
     """Send `message` to `user` in their DM with the bot; False (logged) when Slack refused."""
-    replier = Replier(client, Where(channel="", user=user))
+    replier = Replier(client, ReplyTo(channel="", user=user))
     try:
         client.chat_postMessage(channel=replier.direct_channel(), text=message)
     except (SlackApiError, SlackClientError) as exc:

@@ -10,13 +10,11 @@ the log. The label travels in the button's or option's value (`label_sets.option
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt import App, BoltContext
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.classify import Prediction
@@ -24,10 +22,10 @@ from core.errors import NotFound
 from core.store import ExampleInput
 from handlers import label_sets, text
 from handlers.acks import acknowledge
-from handlers.deps import Deps
+from handlers.deps import Deps, deps_of
 from handlers.label_sets import bold, mention, option, option_value
-from handlers.replies import CANNOT_WRITE, Placeholder, Replier, Where, slack_error_code
-from handlers.scope import workspace_of
+from handlers.replies import CANNOT_WRITE, Placeholder, Replier, slack_error_code
+from handlers.request import SlackRequest
 from handlers.text import Block
 
 CORRECT = "classify_correct"
@@ -110,24 +108,23 @@ def _picker(placeholder: str, labels: list[str]) -> Block:
     }
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App) -> None:
     """Every control is acknowledged at once; the example is stored by a lazy listener."""
-
-    def store_example(
-        body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
-    ) -> None:
-        replier = Replier(client, Where.of_action(body), logger=logger)
-        with replier.reporting_errors():
-            _store_example(deps, replier, body, workspace_of(context))
-
     # CORRECT also serves the "It's X" button that "not sure" answers carried before the
     # nearest-label buttons: messages already in channels keep working.
-    app.action(CORRECT)(ack=acknowledge, lazy=[store_example])
-    app.action(RELABEL)(ack=acknowledge, lazy=[store_example])
-    app.action(PICKED)(ack=acknowledge, lazy=[store_example])
+    for action_id in (CORRECT, RELABEL, PICKED):
+        app.action(action_id)(ack=acknowledge, lazy=[store_feedback])
 
 
-def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: str) -> None:
+def store_feedback(body: dict[str, Any], context: BoltContext) -> None:
+    """Store the classified text as an example of the label pressed, and take the controls away."""
+    deps, request = deps_of(context), SlackRequest.of_action(body, context)
+    with request.replier.reporting_errors():
+        _store_example(deps, request, body)
+
+
+def _store_example(deps: Deps, request: SlackRequest, body: Mapping[str, Any]) -> None:
+    replier, team = request.replier, request.workspace
     action = (body.get("actions") or [{}])[0]
     block_id = str(action.get("block_id") or "")
     value = action.get("value") or (action.get("selected_option") or {}).get("value")
@@ -135,10 +132,8 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
     if not block_id.startswith(BLOCK_PREFIX) or not number.isdigit() or not value:
         replier.ephemeral(":warning: That button no longer works; classify the text again with /classify.")
         return
-    user = replier.where.user
-    refusal = deps.rights.curation_refusal(replier.client, team, user)
-    if refusal:
-        replier.ephemeral(f":no_entry: {refusal}")
+    user = request.user
+    if label_sets.curation_refused(deps, request):
         return
     classification_id = int(number)
     try:
@@ -156,8 +151,7 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
         )
         return
     message = body.get("message") or {}
-    ts = message.get("ts") or (body.get("container") or {}).get("message_ts")
-    link = label_sets.permalink(replier.client, replier.where.channel, ts)
+    link = label_sets.permalink(request.client, request.channel, request.message_ts)
     result = deps.store.add_examples(
         team,
         record.set_name,
@@ -173,7 +167,9 @@ def _store_example(deps: Deps, replier: Replier, body: Mapping[str, Any], team: 
     gone = {block_id, ASK_PREFIX + number}
     kept = [b for b in message.get("blocks") or [] if b.get("block_id") not in gone]
     blocks = [*kept, text.context(note)][: text.MAX_BLOCKS]
-    _replace(replier, ts, text.fallback(f"{message.get('text') or ''} {note}".strip()), blocks)
+    _replace(
+        replier, request.message_ts, text.fallback(f"{message.get('text') or ''} {note}".strip()), blocks
+    )
 
 
 def _label(deps: Deps, team: str, set_name: str, value: str) -> str | None:
@@ -190,13 +186,13 @@ def _label(deps: Deps, team: str, set_name: str, value: str) -> str | None:
 def _replace(replier: Replier, ts: str | None, message: str, blocks: list[Block]) -> None:
     """Update the answer in place: by chat.update when the bot can, else through the response_url
     (an answer the bot posted that way, in a channel it is not in)."""
-    if ts and replier.where.channel:
+    if ts and replier.to.channel:
         try:
-            Placeholder(replier, ts=ts, channel=replier.where.channel).update(message, blocks=blocks)
+            Placeholder(replier, ts=ts, channel=replier.to.channel).update(message, blocks=blocks)
             return
         except SlackApiError as exc:
             if slack_error_code(exc) not in (*CANNOT_WRITE, "message_not_found") or not (
-                replier.where.response_url
+                replier.to.response_url
             ):
                 raise
-    Placeholder(replier, ts=None, channel=replier.where.channel).update(message, blocks=blocks)
+    Placeholder(replier, ts=None, channel=replier.to.channel).update(message, blocks=blocks)

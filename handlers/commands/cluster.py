@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from slack_bolt import Ack, App
-from slack_sdk import WebClient
+from slack_bolt import Ack, App, BoltContext
 
+from core import daily_limits
 from core.errors import GembotError
 from core.gemini.titles import title_groups
 from handlers import text
+from handlers.acks import acknowledge_or_refuse
 from handlers.bounds import too_long_line
 from handlers.channel_history import recent_texts
-from handlers.deps import Deps
+from handlers.deps import Deps, deps_of
 from handlers.lines import one_line, split_lines, too_many
-from handlers.replies import Replier, Where, describe_error
+from handlers.replies import describe_error
+from handlers.request import SlackRequest
 from handlers.text import Block
 
 USAGE = (
@@ -111,82 +113,78 @@ def cluster_listing(texts: list[str], clusters: list[list[int]], titles: list[st
     paragraphs = []
     for number, (members, title) in enumerate(zip(clusters, titles, strict=True), 1):
         heading = f"*{number}. {text.neutralise(title)}*" if title else f"*Cluster {number}*"
-        size = f"{len(members)} text{'s' if len(members) != 1 else ''}"
+        size = text.plural(len(members), "text")
         lines = [f"{heading}  ({size})", *(f"• {one_line(texts[row])}" for row in members)]
         paragraphs.append("\n".join(lines))
     return "\n\n".join(paragraphs)
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App) -> None:
     """`/cluster`: the request is checked in the ack; reading, embedding, titling and drawing happen
     in a lazy listener."""
+    app.command("/cluster")(ack=acknowledge_cluster, lazy=[answer_cluster])
 
-    def read(command: dict[str, Any]) -> ClusterRequest:
-        settings = deps.settings
-        return parse(
-            command.get("text") or "", max_lines=settings.max_lines, max_chars=settings.max_text_chars
-        )
 
-    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        request = read(command)
-        if request.problem:
-            ack(text=request.problem, response_type="ephemeral")
-        else:
-            ack()
+def _read(deps: Deps, command: dict[str, Any]) -> ClusterRequest:
+    settings = deps.settings
+    return parse(command.get("text") or "", max_lines=settings.max_lines, max_chars=settings.max_text_chars)
 
-    def answer(command: dict[str, Any], client: WebClient, logger: logging.Logger) -> None:
-        request = read(command)
-        if request.problem:
-            return  # already answered by the ack
-        where = Where.of_command(command)
-        replier = Replier(client, where, logger=logger)
-        user = f"<@{command.get('user_id')}>"
-        with replier.reporting_errors():
-            if request.last is not None:
-                # Read before anything is posted: a channel the bot cannot read is told privately.
-                texts = recent_texts(client, where.channel, request.last)
-                if len(texts) < 2:
-                    replier.ephemeral(
-                        f"I found {len(texts) or 'no'} message{'s' if len(texts) != 1 else ''} written "
-                        "by people here to cluster; `/cluster last N` needs at least 2."
-                    )
-                    return
-                what = f"the last {len(texts)} messages in this channel"
-                if request.asked_last:
-                    what += f" (asked for {request.asked_last}; {request.last} is the most I read at once)"
-            else:
-                texts = request.texts
-                what = f"{len(texts)} texts"
-            asked = [text.context(f"{user} asked to cluster {what}")]
-            working = replier.working(f"Clustering {len(texts)} texts…", header=asked)
-            view = deps.engine.cluster(texts, k=request.k)
-            clusters = ordered_clusters(view.clustering.assignments)
-            titles, note = _titles(
-                deps, [[view.texts[row] for row in members] for members in clusters], logger
-            )
-            names = {
-                int(view.clustering.assignments[members[0]]): title or f"Cluster {number}"
-                for number, (members, title) in enumerate(zip(clusters, titles, strict=True), 1)
-            }
-            from core.plots import scatter_png  # matplotlib costs a second at import
 
-            png = scatter_png(view.points, view.clustering.assignments, texts=view.texts, titles=names)
-            footer = [
-                text.context(
-                    _how(view.clustering.k, view.clustering.chosen_by, view.clustering.silhouette, request.k)
+def acknowledge_cluster(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    """Refuse privately, in the ack, what cannot be clustered."""
+    acknowledge_or_refuse(ack, _read(deps_of(context), command).problem)
+
+
+def answer_cluster(command: dict[str, Any], context: BoltContext) -> None:
+    """Cluster the texts (charged to the requester), list the clusters, attach the scatter plot."""
+    deps, slack = deps_of(context), SlackRequest.of_command(command, context)
+    request = _read(deps, command)
+    if request.problem:
+        return  # already answered by the ack
+    replier, logger = slack.replier, slack.logger
+    user = f"<@{slack.user}>"
+    with daily_limits.acting_for(deps.meter, slack.actor), replier.reporting_errors():
+        if request.last is not None:
+            # Read before anything is posted: a channel the bot cannot read is told privately.
+            texts = recent_texts(slack.client, slack.channel, request.last)
+            if len(texts) < 2:
+                replier.ephemeral(
+                    f"I found {len(texts) or 'no'} message{'s' if len(texts) != 1 else ''} written "
+                    "by people here to cluster; `/cluster last N` needs at least 2."
                 )
-            ]
-            if note:
-                footer.append(text.context(note))
-            listing = cluster_listing(view.texts, clusters, titles)
-            summary = f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''} among {len(texts)} texts"
-            blocks: list[Block] = [*asked, *text.sections(listing), *footer]
-            working.update(text.fallback(f"{summary}:\n\n{listing}"), blocks=blocks[: text.MAX_BLOCKS])
-            # The answer is shown: a failed upload is told privately instead of replacing it.
-            replier.placeholder = None
-            replier.upload(png, filename="clusters.png", title=f"Clusters of {len(texts)} texts")
+                return
+            what = f"the last {len(texts)} messages in this channel"
+            if request.asked_last:
+                what += f" (asked for {request.asked_last}; {request.last} is the most I read at once)"
+        else:
+            texts = request.texts
+            what = f"{len(texts)} texts"
+        asked = [text.context(f"{user} asked to cluster {what}")]
+        working = replier.working(f"Clustering {len(texts)} texts…", header=asked)
+        view = deps.engine.cluster(texts, k=request.k)
+        clusters = ordered_clusters(view.clustering.assignments)
+        titles, note = _titles(deps, [[view.texts[row] for row in members] for members in clusters], logger)
+        names = {
+            int(view.clustering.assignments[members[0]]): title or f"Cluster {number}"
+            for number, (members, title) in enumerate(zip(clusters, titles, strict=True), 1)
+        }
+        from core.plots import scatter_png  # matplotlib costs a second at import
 
-    app.command("/cluster")(ack=acknowledge, lazy=[answer])
+        png = scatter_png(view.points, view.clustering.assignments, texts=view.texts, titles=names)
+        footer = [
+            text.context(
+                _how(view.clustering.k, view.clustering.chosen_by, view.clustering.silhouette, request.k)
+            )
+        ]
+        if note:
+            footer.append(text.context(note))
+        listing = cluster_listing(view.texts, clusters, titles)
+        summary = f"{text.plural(len(clusters), 'cluster')} among {len(texts)} texts"
+        blocks: list[Block] = [*asked, *text.sections(listing), *footer]
+        working.update(text.fallback(f"{summary}:\n\n{listing}"), blocks=blocks[: text.MAX_BLOCKS])
+        # The answer is shown: a failed upload is told privately instead of replacing it.
+        replier.placeholder = None
+        replier.upload(png, filename="clusters.png", title=f"Clusters of {len(texts)} texts")
 
 
 def _titles(

@@ -20,23 +20,25 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
-from slack_sdk import WebClient
 
-from core.classify import Evaluation
+from core import daily_limits
+from core.classify import METHODS, Evaluation
 from core.csv_cells import csv_text
 from core.labels_io import LabelRow, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord, SetSummary
 from core.store import validation as checks
 from handlers import bounds, label_sets, text, tune_notices
-from handlers.deps import Deps
-from handlers.label_sets import bold, mention, plural
-from handlers.replies import Replier, Where
-from handlers.scope import workspace_of
+from handlers.acks import acknowledge_or_refuse
+from handlers.deps import Deps, deps_of
+from handlers.label_sets import bold, mention
+from handlers.request import SlackRequest
+from handlers.text import plural
 
 USAGE = "\n".join(
     [
@@ -55,7 +57,8 @@ ADD_USAGE = "Usage: `/label add LABEL: TEXT`, for example `/label add billing: I
 REMOVE_USAGE = "Usage: `/label remove ID`, with the id `/label list` shows, for example `/label remove 12`."
 TUNE_USAGE = "Usage: `/label tune NAME` (or `/label tune set:NAME`), for example `/label tune billing`."
 HISTORY_USAGE = "Usage: `/label history [N]`, with N from 1 to 100 (default 20)."
-METHODS = ("auto", "centroid", "logreg")
+#: The engine's methods as the usage names them, its default (`auto`) first.
+EVAL_METHODS = "|".join(sorted(METHODS, key=lambda method: method != "auto"))
 HISTORY_DEFAULT = 20
 HISTORY_MAX = 100
 FORMATS = ("csv", "json")
@@ -65,7 +68,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Request:
+class LabelCommand:
     """A parsed `/label` command."""
 
     action: str
@@ -81,7 +84,7 @@ class Request:
         return self.set_name or label_sets.DEFAULT_SET
 
 
-def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
+def parse(command_text: str, *, max_chars: int | None = None) -> LabelCommand | str:
     """The request, or the one-line answer to a command that cannot be run (usage and mistakes).
 
     `max_chars` bounds the text of an example (None: no bound).
@@ -109,28 +112,28 @@ def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
         return (
             label_sets.refusal(checks.label_name, label)
             or too_long
-            or Request("add", set_name, label=label, content=content)
+            or LabelCommand("add", set_name, label=label, content=content)
         )
     if action == "list":
-        return Request("list", set_name, label=text.plain(rest) or None)
+        return LabelCommand("list", set_name, label=text.plain(rest) or None)
     if action in ("remove", "rm", "delete"):
         number = rest.strip().lstrip("#")
         if not re.fullmatch(r"\d{1,18}", number):
             return REMOVE_USAGE
-        return Request("remove", set_name, example_id=int(number))
+        return LabelCommand("remove", set_name, example_id=int(number))
     if action == "sets":
-        return Request("sets", set_name)
+        return LabelCommand("sets", set_name)
     if action in ("history", "log"):
         wanted = rest.strip() or str(HISTORY_DEFAULT)
         if not re.fullmatch(r"\d{1,3}", wanted) or not 1 <= int(wanted) <= HISTORY_MAX:
             return HISTORY_USAGE
-        return Request("history", set_name, count=int(wanted))
+        return LabelCommand("history", set_name, count=int(wanted))
     if action in ("eval", "evaluate"):
         method = rest.strip().lower() or "auto"
         if method not in METHODS:
             shown = text.escape(rest.strip()[:40])
-            return f"Usage: `/label eval [{'|'.join(METHODS)}]` — `{shown}` is not one."
-        return Request("eval", set_name, option=method)
+            return f"Usage: `/label eval [{EVAL_METHODS}]` — `{shown}` is not one."
+        return LabelCommand("eval", set_name, option=method)
     if action == "tune":
         named = text.plain(rest).strip().strip('"').strip()
         # One set only: a name after `set:NAME`, or a `set:` after the name, must be the same one.
@@ -139,65 +142,58 @@ def parse(command_text: str, *, max_chars: int | None = None) -> Request | str:
         chosen = named or set_name
         if named and (problem := label_sets.refusal(checks.set_name, named)):
             return problem
-        return Request("tune", chosen)
+        return LabelCommand("tune", chosen)
     if action == "export":
         fmt = rest.strip().lower() or "csv"
         if fmt not in FORMATS:
             return f"Usage: `/label export [csv|json]` — `{text.escape(rest.strip()[:40])}` is not one."
-        return Request("export", set_name, option=fmt)
+        return LabelCommand("export", set_name, option=fmt)
     return USAGE
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App) -> None:
     """`/label`: parsed in the ack (mistakes answered there), run by a lazy listener."""
+    app.command("/label")(ack=acknowledge_label, lazy=[run_label])
 
-    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        request = parse(command.get("text") or "", max_chars=deps.settings.max_text_chars)
-        if isinstance(request, str):
-            ack(text=request, response_type="ephemeral")
-        else:
-            ack()
 
-    def run(command: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger) -> None:
-        request = parse(command.get("text") or "", max_chars=deps.settings.max_text_chars)
-        if isinstance(request, str):
-            return  # already answered by the ack
-        replier = Replier(client, Where.of_command(command), logger=logger)
-        team = workspace_of(context)
-        with replier.reporting_errors():
-            {
-                "add": _add,
-                "list": _list,
-                "remove": _remove,
-                "sets": _sets,
-                "eval": _eval,
-                "export": _export,
-                "history": _history,
-                "tune": _tune,
-            }[request.action](deps, replier, team, request)
+def _parse(deps: Deps, command: dict[str, Any]) -> LabelCommand | str:
+    return parse(command.get("text") or "", max_chars=deps.settings.max_text_chars)
 
-    app.command("/label")(ack=acknowledge, lazy=[run])
+
+def acknowledge_label(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+    """Answer usage and mistakes privately in the ack."""
+    parsed = _parse(deps_of(context), command)
+    acknowledge_or_refuse(ack, parsed if isinstance(parsed, str) else None)
+
+
+def run_label(command: dict[str, Any], context: BoltContext) -> None:
+    """Run the subcommand; `eval` embeds the set's examples, charged to the requester."""
+    deps, request = deps_of(context), SlackRequest.of_command(command, context)
+    parsed = _parse(deps, command)
+    if isinstance(parsed, str):
+        return  # already answered by the ack
+    with daily_limits.acting_for(deps.meter, request.actor), request.replier.reporting_errors():
+        SUBCOMMANDS[parsed.action](deps, request, parsed)
 
 
 # -- the subcommands ---------------------------------------------------------------------------
 
 
-def _add(deps: Deps, replier: Replier, team: str, request: Request) -> None:
-    assert request.label is not None and request.content is not None
-    user = replier.where.user
-    refusal = deps.rights.curation_refusal(replier.client, team, user)
-    if refusal:
-        replier.ephemeral(f":no_entry: {refusal}")
+def _add(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
+    assert command.label is not None and command.content is not None
+    user = request.user
+    if label_sets.curation_refused(deps, request):
         return
     result = deps.store.add_examples(
         team,
-        request.set,
-        [ExampleInput(request.label, request.content, author=user)],
+        command.set,
+        [ExampleInput(command.label, command.content, author=user)],
         actor=user,
         added_by=user,
     )
-    summary = deps.store.get_set(team, request.set)
-    where = f"{bold(request.label)} in set {bold(request.set)}"
+    summary = deps.store.get_set(team, command.set)
+    where = f"{bold(command.label)} in set {bold(command.set)}"
     if result.added:
         replier.ephemeral(
             f":white_check_mark: Added example #{result.ids[0]} to {where} "
@@ -207,13 +203,13 @@ def _add(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         replier.ephemeral(f"{where} already has that example; nothing changed.")
 
 
-def _list(deps: Deps, replier: Replier, team: str, request: Request) -> None:
-    found = label_sets.find_set(deps.store, team, request.set_name, command="/label list")
-    if isinstance(found, str):
-        replier.ephemeral(found)
+def _list(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
+    found = _found(deps, request, command, "/label list")
+    if found is None:
         return
-    records = deps.store.list_examples(team, request.set, label=request.label)
-    what = f"set {bold(request.set)}" + (f", label {bold(request.label)}" if request.label else "")
+    records = deps.store.list_examples(team, command.set, label=command.label)
+    what = f"set {bold(command.set)}" + (f", label {bold(command.label)}" if command.label else "")
     if not records:
         replier.ephemeral(f"No examples in {what} yet — add some with `/label add LABEL: TEXT`.")
         return
@@ -225,11 +221,11 @@ def _list(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         if len(body) < text.MAX_BLOCKS:
             replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
             return
-    filename = f"{_file_stem(request.set)}-examples.csv"
+    filename = f"{_file_stem(command.set)}-examples.csv"
     sent = replier.upload_privately(
         _listing_csv(records),
         filename=filename,
-        title=f"Examples of label set {request.set}",
+        title=f"Examples of label set {command.set}",
         comment=f"{plural(len(records), 'example')} in {what}, with their ids.",
     )
     if sent is None:
@@ -246,16 +242,16 @@ def _list(deps: Deps, replier: Replier, team: str, request: Request) -> None:
     )
 
 
-def _remove(deps: Deps, replier: Replier, team: str, request: Request) -> None:
-    assert request.example_id is not None
-    found = label_sets.find_set(deps.store, team, request.set_name, command="/label remove")
-    if isinstance(found, str):
-        replier.ephemeral(found)
+def _remove(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
+    assert command.example_id is not None
+    found = _found(deps, request, command, "/label remove")
+    if found is None:
         return
-    user = replier.where.user
-    example = deps.store.get_example(team, request.set, request.example_id)
+    user = request.user
+    example = deps.store.get_example(team, command.set, command.example_id)
     refusal = deps.rights.removal_refusal(
-        replier.client,
+        request.client,
         team,
         user,
         author=example.author,
@@ -265,14 +261,15 @@ def _remove(deps: Deps, replier: Replier, team: str, request: Request) -> None:
     if refusal:
         replier.ephemeral(f":no_entry: {refusal}")
         return
-    removed = deps.store.remove_example(team, request.set, request.example_id, actor=user)
+    removed = deps.store.remove_example(team, command.set, command.example_id, actor=user)
     replier.ephemeral(
         f":wastebasket: Removed example #{removed.id} from {bold(removed.label)} in set "
-        f"{bold(request.set)}: “{text.neutralise(label_sets.shorten(removed.text, 200))}”"
+        f"{bold(command.set)}: “{text.neutralise(label_sets.shorten(removed.text, 200))}”"
     )
 
 
-def _sets(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+def _sets(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
     sets = deps.store.list_sets(team)
     team_note = text.context(
         f"This workspace's team id is `{text.escape(team)}`: on the command line, "
@@ -302,21 +299,22 @@ def _sets(deps: Deps, replier: Replier, team: str, request: Request) -> None:
     replier.ephemeral(heading, blocks=[text.section(heading), *body, team_note])
 
 
-def _eval(deps: Deps, replier: Replier, team: str, request: Request) -> None:
-    assert request.option is not None
+def _eval(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
+    assert command.option is not None
     problem = label_sets.set_problem(
-        deps.store, team, request.set_name, command="/label eval", purpose="to be evaluated"
+        deps.store, team, command.set_name, command="/label eval", purpose="to be evaluated"
     )
     if problem:
         replier.ephemeral(problem)
         return
-    version = deps.store.get_set(team, request.set).version
-    header = [text.context(f"{mention(replier.where.user)} asked to evaluate label set {bold(request.set)}:")]
+    version = deps.store.get_set(team, command.set).version
+    header = [text.context(f"{mention(request.user)} asked to evaluate label set {bold(command.set)}:")]
     working = replier.working("Evaluating the label set…", header=header)
-    evaluation = deps.engine.evaluate(team, request.set, method=request.option)
+    evaluation = deps.engine.evaluate(team, command.set, method=command.option)
     deps.store.record_evaluation(
         team,
-        request.set,
+        command.set,
         set_version=version,
         method=evaluation.method,
         strategy=evaluation.strategy,
@@ -327,83 +325,105 @@ def _eval(deps: Deps, replier: Replier, team: str, request: Request) -> None:
         ece=evaluation.ece,
     )
     working.finish(
-        evaluation_markdown(request.set, evaluation),
+        evaluation_markdown(command.set, evaluation),
         header=header,
-        filename=f"{_file_stem(request.set)}-evaluation.md",
-        title=f"Evaluation of label set {request.set}",
+        filename=f"{_file_stem(command.set)}-evaluation.md",
+        title=f"Evaluation of label set {command.set}",
     )
     # matplotlib costs a second to import: only an evaluation pays for it.
     from core.plots import confusion_png
 
     replier.upload(
         confusion_png(evaluation.confusion, evaluation.labels),
-        filename=f"{_file_stem(request.set)}-confusion.png",
-        title=f"Confusion matrix of label set {request.set}",
-        comment=f"Confusion matrix of label set {bold(request.set)} (rows: true label, columns: predicted).",
+        filename=f"{_file_stem(command.set)}-confusion.png",
+        title=f"Confusion matrix of label set {command.set}",
+        comment=f"Confusion matrix of label set {bold(command.set)} (rows: true label, columns: predicted).",
     )
 
 
-def _export(deps: Deps, replier: Replier, team: str, request: Request) -> None:
-    found = label_sets.find_set(deps.store, team, request.set_name, command="/label export")
-    if isinstance(found, str):
-        replier.ephemeral(found)
+def _export(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
+    found = _found(deps, request, command, "/label export")
+    if found is None:
         return
-    records = deps.store.list_examples(team, request.set)
+    records = deps.store.list_examples(team, command.set)
     if not records:
-        replier.ephemeral(f"Set {bold(request.set)} has no examples to export yet.")
+        replier.ephemeral(f"Set {bold(command.set)} has no examples to export yet.")
         return
     rows = [LabelRow(r.label, r.text, r.author, r.source_url) for r in records]
-    content = rows_to_json(rows, set_name=request.set) if request.option == "json" else rows_to_csv(rows)
-    filename = f"{_file_stem(request.set)}.{request.option}"
+    content = rows_to_json(rows, set_name=command.set) if command.option == "json" else rows_to_csv(rows)
+    filename = f"{_file_stem(command.set)}.{command.option}"
     sent = replier.upload_privately(
         content,
         filename=filename,
-        title=f"Label set {request.set}",
+        title=f"Label set {command.set}",
         comment=(
-            f"Label set {bold(request.set)}: {_size(found)}, exported by {mention(replier.where.user)}. "
+            f"Label set {bold(command.set)}: {_size(found)}, exported by {mention(request.user)}. "
             "Import it with `gembot labels import FILE`, or send it to me in a DM with the word `import`."
         ),
     )
     if sent is not None and not sent.in_place:
         replier.ephemeral(
-            f"I sent you `{filename}`, the export of set {bold(request.set)}, in your DM with me."
+            f"I sent you `{filename}`, the export of set {bold(command.set)}, in your DM with me."
         )
 
 
-def _tune(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+def _tune(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
     problem = label_sets.set_problem(
-        deps.store, team, request.set_name, command="/label tune", purpose="to be tuned"
+        deps.store, team, command.set_name, command="/label tune", purpose="to be tuned"
     )
     if problem:
         replier.ephemeral(problem)
         return
-    user = replier.where.user
-    refusal = deps.rights.curation_refusal(replier.client, team, user)
-    if refusal:
-        replier.ephemeral(f":no_entry: {refusal}")
+    user = request.user
+    if label_sets.curation_refused(deps, request):
         return
     if not deps.settings.retune:
         replier.ephemeral(
             "Tuning in the background is off here (GEMBOT_RETUNE=0): whoever runs Gembot can tune "
-            f"set {bold(request.set)} with `gembot tune --set NAME`."
+            f"set {bold(command.set)} with `gembot tune --set NAME`."
         )
         return
-    deps.store.request_tune(team, request.set, requested_by=user)
-    replier.ephemeral(tune_notices.requested(request.set, settle_seconds=deps.settings.retune_settle_seconds))
+    deps.store.request_tune(team, command.set, requested_by=user)
+    replier.ephemeral(tune_notices.requested(command.set, settle_seconds=deps.settings.retune_settle_seconds))
 
 
-def _history(deps: Deps, replier: Replier, team: str, request: Request) -> None:
+def _history(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
+    replier, team = request.replier, request.workspace
     changes = deps.store.label_history(
-        team, set_name=request.set_name, limit=request.count or HISTORY_DEFAULT
+        team, set_name=command.set_name, limit=command.count or HISTORY_DEFAULT
     )
-    scope = f"label set {bold(request.set_name)}" if request.set_name else "the label sets"
+    scope = f"label set {bold(command.set_name)}" if command.set_name else "the label sets"
     if not changes:
         replier.ephemeral(f"No changes to {scope} on record yet.")
         return
     heading = f"The latest {plural(len(changes), 'change')} to {scope}, newest first:"
-    lines = [change_line(c, with_set=request.set_name is None) for c in changes]
+    lines = [change_line(c, with_set=command.set_name is None) for c in changes]
     body = text.sections("\n".join(lines))[: text.MAX_BLOCKS - 1]
     replier.ephemeral(text.fallback(heading), blocks=[text.section(heading), *body])
+
+
+def _found(deps: Deps, request: SlackRequest, command: LabelCommand, name: str) -> SetSummary | None:
+    """The command's set, or None when there is no such set (then the requester has been told,
+    privately, which sets there are; `name` is the command they typed, "/label list")."""
+    found = label_sets.find_set(deps.store, request.workspace, command.set_name, command=name)
+    if isinstance(found, str):
+        request.replier.ephemeral(found)
+        return None
+    return found
+
+
+SUBCOMMANDS: dict[str, Callable[[Deps, SlackRequest, LabelCommand], None]] = {
+    "add": _add,
+    "list": _list,
+    "remove": _remove,
+    "sets": _sets,
+    "eval": _eval,
+    "export": _export,
+    "history": _history,
+    "tune": _tune,
+}
 
 
 # -- formatting ---------------------------------------------------------------------------------

@@ -5,21 +5,19 @@ user opens the Home tab."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import App, BoltContext
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.store import EvaluationRecord, SetSummary, TunedEncoderInfo, TuneJob
 from handlers import label_sets, text, tune_notices
 from handlers.acks import acknowledge
-from handlers.deps import Deps
-from handlers.label_sets import bold, plural
-from handlers.scope import workspace_of
-from handlers.text import Block
+from handlers.deps import deps_of
+from handlers.label_sets import bold
+from handlers.request import SlackRequest
+from handlers.text import Block, plural
 
 #: A Home view holds at most 100 blocks: beyond this many sets, `/label sets` lists them all.
 MAX_SETS = 30
@@ -39,36 +37,35 @@ HOW_TO = "\n".join(
 )
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App) -> None:
     """`app_home_opened` on the Home tab: acknowledged, then the view is built and published."""
+    app.event("app_home_opened")(ack=acknowledge, lazy=[publish_home])
 
-    def publish(
-        event: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
-    ) -> None:
-        if event.get("tab", "home") != "home" or not event.get("user"):
-            return  # the Messages tab: nothing to publish
-        team = workspace_of(context)
-        store = deps.store
-        try:
-            sets = store.list_sets(team)
-            # One small read per set shown (no bulk read of tuned encoders yet).
-            # Only weights the engine classifies with: a tune for another embedder is ignored.
-            tuned = {
-                s.name: found
-                for s in sets[:MAX_SETS]
-                if (found := store.tuned_encoder(team, s.name)) and deps.engine.serves(found)
-            }
-            jobs = {job.set_name: job for job in store.tune_jobs(team)}
-            view = home_view(team, sets, store.latest_evaluations(team), tuned=tuned, tune_jobs=jobs)
-        except Exception:
-            logger.exception("could not read the label sets for App Home")
-            view = home_view(team, [], {}, problem=True)
-        try:
-            client.views_publish(user_id=event["user"], view=view)
-        except SlackApiError as exc:
-            logger.warning("could not publish App Home: %s", exc.response.get("error"))
 
-    app.event("app_home_opened")(ack=acknowledge, lazy=[publish])
+def publish_home(event: dict[str, Any], context: BoltContext) -> None:
+    """Build the Home tab from the workspace's label sets and publish it for the user."""
+    if event.get("tab", "home") != "home" or not event.get("user"):
+        return  # the Messages tab: nothing to publish
+    deps, request = deps_of(context), SlackRequest.of_event(event, context, in_thread=False)
+    team, logger, store = request.workspace, request.logger, deps.store
+    try:
+        sets = store.list_sets(team)
+        # One small read per set shown (no bulk read of tuned encoders yet).
+        # Only weights the engine classifies with: a tune for another embedder is ignored.
+        tuned = {
+            s.name: found
+            for s in sets[:MAX_SETS]
+            if (found := store.tuned_encoder(team, s.name)) and deps.engine.serves(found)
+        }
+        jobs = {job.set_name: job for job in store.tune_jobs(team)}
+        view = home_view(team, sets, store.latest_evaluations(team), tuned=tuned, tune_jobs=jobs)
+    except Exception:
+        logger.exception("could not read the label sets for App Home")
+        view = home_view(team, [], {}, problem=True)
+    try:
+        request.client.views_publish(user_id=event["user"], view=view)
+    except SlackApiError as exc:
+        logger.warning("could not publish App Home: %s", exc.response.get("error"))
 
 
 def home_view(

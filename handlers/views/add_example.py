@@ -8,7 +8,7 @@ the message's author and permalink; the user is told privately in the channel, e
 
 The message's text, author, channel, ts and the shortcut's response_url travel in the view's
 `private_metadata` (3,000 characters at most): a text too long for it is cut, and the modal says so.
-A message longer than GEMBOT_MAX_TEXT_CHARS is refused instead (`too_long`): the shortcut says so
+A message longer than GEMBOT_MAX_TEXT_CHARS is refused instead (`message_too_long`): the shortcut says so
 privately and opens no modal, and a submission is checked again (the bound may have been lowered
 while the modal was open), the user told privately and nothing stored.
 """
@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from core.errors import GembotError
@@ -31,10 +29,10 @@ from core.store import ExampleInput, SetSummary, Store
 from core.store import validation as checks
 from handlers import bounds, label_sets, text
 from handlers.acks import acknowledge
-from handlers.deps import Deps
+from handlers.deps import deps_of
 from handlers.label_sets import bold, option
-from handlers.replies import Replier, Where, describe_error
-from handlers.scope import workspace_of
+from handlers.replies import Replier, describe_error
+from handlers.request import SlackRequest
 from handlers.text import Block
 
 CALLBACK_ID = "add_label_example_modal"
@@ -48,21 +46,19 @@ PREVIEW = 1_200
 #: A static_select holds at most 100 options.
 MAX_OPTIONS = 100
 
-log = logging.getLogger(__name__)
 
-
-def too_long(content: str, limit: int) -> str | None:
+def message_too_long(content: str, limit: int) -> str | None:
     """The sentence refusing a message of more than `limit` characters as an example, else None.
 
     Measure the text as it is stored (`text.plain`). The message is someone's as it stands,
     so the way out is to add the part that matters by hand.
     """
-    if len(content) <= limit:
-        return None
-    return (
-        f"That message is {len(content):,} characters long, and a label example may have at most "
-        f"{limit:,}: add the part that matters with `/label add LABEL: TEXT` (whoever runs me can "
-        f"raise {bounds.SETTING})."
+    return bounds.too_long(
+        content,
+        limit,
+        what="That message",
+        allowed="a label example may have at most",
+        fix="add the part that matters with `/label add LABEL: TEXT`",
     )
 
 
@@ -260,99 +256,93 @@ def _typed(state: Mapping[str, Any] | None) -> str | None:
     return str(value).strip() or None if value else None
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App) -> None:
     """The modal's set picker (refreshes the labels) and its submission (stores the example)."""
-
-    def refresh_labels(
-        body: dict[str, Any], context: BoltContext, client: WebClient, logger: logging.Logger
-    ) -> None:
-        view = body.get("view") or {}
-        action = (body.get("actions") or [{}])[0]
-        chosen = _selected(action)
-        sets = deps.store.list_sets(workspace_of(context))
-        if chosen is not None and chosen.startswith("sha:"):
-            chosen = label_sets.from_option(chosen, [s.name for s in sets])
-        origin = Origin.from_metadata(str(view.get("private_metadata") or ""))
-        try:
-            client.views_update(
-                view_id=view.get("id"),
-                hash=view.get("hash"),
-                view=build_view(origin, sets, chosen=chosen),
-            )
-        except SlackApiError as exc:
-            # hash_conflict: the user changed the set again meanwhile, and that update wins.
-            logger.info("could not refresh the labels of the modal: %s", exc.response.get("error"))
-
-    def check(ack: Ack, view: dict[str, Any]) -> None:
-        choice = read_choice(view)
-        if isinstance(choice, dict):
-            ack(response_action="errors", errors=choice)
-        else:
-            ack()
-
-    def store_example(
-        body: dict[str, Any],
-        view: dict[str, Any],
-        context: BoltContext,
-        client: WebClient,
-        logger: logging.Logger,
-    ) -> None:
-        choice = read_choice(view)
-        if isinstance(choice, dict):
-            return  # the modal showed the errors
-        origin = Origin.from_metadata(str(view.get("private_metadata") or ""))
-        user = (body.get("user") or {}).get("id")
-        replier = Replier(
-            client,
-            Where(channel=origin.channel or "", user=user, response_url=origin.response_url),
-            logger=logger,
-        )
-        team = workspace_of(context)
-        try:
-            # Checked again here, as the shortcut checked them: the bound and rights can change
-            # while a modal is open.
-            refusal = too_long(origin.text, deps.settings.max_text_chars)
-            if refusal:
-                _tell(replier, f":warning: {refusal}")
-                return
-            refusal = deps.rights.curation_refusal(client, team, user)
-            if refusal:
-                _tell(replier, f":no_entry: {refusal}")
-                return
-            resolved = choice.resolve(deps.store, team)
-            if resolved is None:
-                _tell(replier, ":warning: That label set or label is gone; try the shortcut again.")
-                return
-            choice = resolved
-            link = label_sets.permalink(client, origin.channel, origin.ts)
-            result = deps.store.add_examples(
-                team,
-                choice.set_name,
-                [ExampleInput(choice.label, origin.text, author=origin.author, source_url=link)],
-                actor=user,
-                added_by=user,
-            )
-            summary = deps.store.get_set(team, choice.set_name)
-        except GembotError as exc:
-            _tell(replier, f":warning: {describe_error(exc)}")
-            return
-        except Exception as exc:
-            logger.exception("could not store an example from the modal")
-            _tell(replier, f":warning: {describe_error(exc)}")
-            return
-        where = f"{bold(choice.label)} in label set {bold(choice.set_name)}"
-        if result.added:
-            size = label_sets.examples_count(summary)
-            _tell(
-                replier,
-                f":white_check_mark: Added the message as example #{result.ids[0]} of {where} "
-                f"({label_sets.plural(size, 'example')} in the set now).",
-            )
-        else:
-            _tell(replier, f"{where} already has that text as an example; nothing changed.")
-
     app.action(SET_CHANGED)(ack=acknowledge, lazy=[refresh_labels])
-    app.view(CALLBACK_ID)(ack=check, lazy=[store_example])
+    app.view(CALLBACK_ID)(ack=check_choice, lazy=[store_example])
+
+
+def refresh_labels(body: dict[str, Any], context: BoltContext) -> None:
+    """Offer the labels of the set just picked (`views.update`)."""
+    deps, request = deps_of(context), SlackRequest.of_action(body, context)
+    view = body.get("view") or {}
+    action = (body.get("actions") or [{}])[0]
+    chosen = _selected(action)
+    sets = deps.store.list_sets(request.workspace)
+    if chosen is not None and chosen.startswith("sha:"):
+        chosen = label_sets.from_option(chosen, [s.name for s in sets])
+    origin = Origin.from_metadata(str(view.get("private_metadata") or ""))
+    try:
+        request.client.views_update(
+            view_id=view.get("id"),
+            hash=view.get("hash"),
+            view=build_view(origin, sets, chosen=chosen),
+        )
+    except SlackApiError as exc:
+        # hash_conflict: the user changed the set again meanwhile, and that update wins.
+        request.logger.info("could not refresh the labels of the modal: %s", exc.response.get("error"))
+
+
+def check_choice(ack: Ack, view: dict[str, Any]) -> None:
+    """Show the modal's mistakes in it (`response_action: errors`), or close it."""
+    choice = read_choice(view)
+    if isinstance(choice, dict):
+        ack(response_action="errors", errors=choice)
+    else:
+        ack()
+
+
+def store_example(body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Store the message as an example of the chosen label, and tell the user privately."""
+    choice = read_choice(view)
+    if isinstance(choice, dict):
+        return  # the modal showed the errors
+    origin = Origin.from_metadata(str(view.get("private_metadata") or ""))
+    deps = deps_of(context)
+    request = SlackRequest.of_view(body, context, channel=origin.channel, response_url=origin.response_url)
+    team, user, replier = request.workspace, request.user, request.replier
+    try:
+        # Checked again here, as the shortcut checked them: the bound and rights can change
+        # while a modal is open.
+        refusal = message_too_long(origin.text, deps.settings.max_text_chars)
+        if refusal:
+            _tell(replier, f":warning: {refusal}")
+            return
+        refusal = deps.rights.curation_refusal(request.client, team, user)
+        if refusal:
+            _tell(replier, f":no_entry: {refusal}")
+            return
+        resolved = choice.resolve(deps.store, team)
+        if resolved is None:
+            _tell(replier, ":warning: That label set or label is gone; try the shortcut again.")
+            return
+        choice = resolved
+        link = label_sets.permalink(request.client, origin.channel, origin.ts)
+        result = deps.store.add_examples(
+            team,
+            choice.set_name,
+            [ExampleInput(choice.label, origin.text, author=origin.author, source_url=link)],
+            actor=user,
+            added_by=user,
+        )
+        summary = deps.store.get_set(team, choice.set_name)
+    except GembotError as exc:
+        _tell(replier, f":warning: {describe_error(exc)}")
+        return
+    except Exception as exc:
+        request.logger.exception("could not store an example from the modal")
+        _tell(replier, f":warning: {describe_error(exc)}")
+        return
+    where = f"{bold(choice.label)} in label set {bold(choice.set_name)}"
+    if result.added:
+        size = label_sets.examples_count(summary)
+        _tell(
+            replier,
+            f":white_check_mark: Added the message as example #{result.ids[0]} of {where} "
+            f"({text.plural(size, 'example')} in the set now).",
+        )
+    else:
+        _tell(replier, f"{where} already has that text as an example; nothing changed.")
 
 
 def _tell(replier: Replier, message: str) -> None:
@@ -363,8 +353,8 @@ def _tell(replier: Replier, message: str) -> None:
         return
     except SlackClientError as exc:
         replier.log.info("could not answer in the channel (%s); sending a DM", exc)
-    if replier.where.user:
+    if replier.to.user:
         try:
-            replier.client.chat_postMessage(channel=replier.where.user, text=message)
+            replier.client.chat_postMessage(channel=replier.to.user, text=message)
         except SlackClientError as exc:
             replier.log.warning("could not tell the user about their example (%s): %s", exc, message)

@@ -4,7 +4,7 @@ still healthy.
 
 Through the running HTTP app, with faults injected by the Slack stand-in (`fail_next`); the real
 slack_sdk clients retry them with the handlers `bot.app.web_client` (Web API) and
-`handlers.replies.webhook_retry_handlers` (`response_url`) give them.
+`handlers.replies.retry_handlers` (`response_url`) give them.
 """
 
 from __future__ import annotations
