@@ -1,4 +1,5 @@
-"""`bot.retune.Retuner`: the background re-tune of a serving process, on both databases.
+"""`bot.background.Retuner` (its tunes: `bot.retune`): the background re-tune of a serving process,
+on both databases.
 
 The scheduling is what these tests are about, so the engine is a small stand-in of our own
 (`FakeTuner`, answering like `Engine.tune`); the store, the leases and the Slack stand-in the DMs
@@ -18,8 +19,9 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import update
 
+from bot.background import Retuner
 from bot.lifecycle import Lifecycle
-from bot.retune import Abandoned, Progress, Retuner
+from bot.retune import Abandoned, Progress
 from core.engine import TuneOutcome
 from core.errors import GembotError, NotEnoughLabels, NotFound
 from core.settings import Settings

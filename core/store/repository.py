@@ -407,7 +407,7 @@ class Store:
 
     def prune_conversations(self, older_than: datetime) -> int:
         """Delete the conversation turns (of every thread) created before `older_than`, with their
-        images; returns how many turns went (`bot.housekeeping`)."""
+        images; returns how many turns went (`bot.background.Housekeeping`)."""
         if older_than.tzinfo is None:
             raise InvalidInput("prune_conversations needs a timezone-aware datetime")
         with self._session() as s, s.begin():
@@ -642,7 +642,7 @@ class Store:
         """Forget the counters of days before `before`; returns how many rows went.
 
         Limits are per UTC day, so only today's counters are read: older ones are kept a while for
-        whoever looks at the table, then pruned (`bot.housekeeping`).
+        whoever looks at the table, then pruned (`bot.background.Housekeeping`).
         """
         with self._session() as s, s.begin():
             return usage_counters.prune(s, before)
