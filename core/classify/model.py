@@ -71,6 +71,12 @@ class Prediction:
     reason: str | None
 
 
+def check_method(method: str) -> None:
+    """InvalidInput unless `method` is one of METHODS."""
+    if method not in METHODS:
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+
+
 def _check_training_data(X: np.ndarray, y: Sequence[str]) -> np.ndarray:
     points = as_matrix(X, name="X")
     if len(points) != len(y):
@@ -345,8 +351,7 @@ def train(
     closer to each other than any new text will, so the threshold and the confidence are
     calibrated on the other examples only, when there are at least `MIN_UNSEEN` of them.
     """
-    if method not in METHODS:
-        raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    check_method(method)
     if temperature is not None and temperature <= 0:
         raise InvalidInput("the temperature must be above 0")
     if not 0 < target_coverage <= 1:
