@@ -159,14 +159,6 @@ class TrainedModel:
             )
         return normalize_rows(points)
 
-    def similarities(self, X: np.ndarray) -> np.ndarray:
-        """Cosine of every row of `X` to every label centroid, shape (n, len(labels)).
-
-        Plain cosines in the embedder's own scale, for people to read; decisions use the set's
-        own coordinates.
-        """
-        return self._raw_centroid.decision_function(self._points(X))
-
     def _raw_probabilities(self, centred: np.ndarray) -> np.ndarray:
         if self._logreg is not None:
             return np.asarray(self._logreg.predict_proba(centred))

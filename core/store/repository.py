@@ -413,13 +413,6 @@ class Store:
         with self._session() as s, s.begin():
             return conversations.prune(s, older_than)
 
-    @read_retried
-    def has_conversation(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
-        """Whether a thread holds a conversation with Gemini (cheap: no images are read)."""
-        key = conversations.thread_key(team_id, channel_id, thread_ts)
-        with self._session() as s, s.begin():
-            return conversations.exists_for(s, key)
-
     # -- evaluation history ----------------------------------------------------------------
 
     def record_evaluation(
