@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from slack_sdk import WebClient
@@ -60,13 +61,7 @@ class Tuner(Protocol):
     """What tunes a set: `core.engine.Engine` (`Engine.tune`)."""
 
     def tune(
-        self,
-        team_id: str,
-        set_name: str,
-        *,
-        kind: str | None = None,
-        progress: Progress | None = None,
-        seed: int = 0,
+        self, team_id: str, set_name: str, *, kind: str | None = None, progress: Progress | None = None
     ) -> TuneOutcome: ...
 
 
@@ -112,37 +107,27 @@ class _Attempt:
             _ONE_TUNE.release()
 
 
+@dataclass
 class TuneJobs:
     """Claims due tune jobs and sees each through, one at a time per process (see the module doc).
 
-    `tuner` is the engine (default: `deps.engine`, built when the first job comes); `client_for`
+    `tuner` is the engine (None: `deps.engine`, built when the first job comes); `client_for`
     how a DM to a requester reaches their workspace; `thread_name` the name of a tune's thread.
     """
 
-    def __init__(
-        self,
-        deps: Deps,
-        *,
-        client_for: WorkspaceClientFor,
-        tuner: Tuner | None = None,
-        lease_seconds: float = LEASE_SECONDS,
-        renew_every: float = RENEW_EVERY,
-        max_attempts: int = MAX_ATTEMPTS,
-        thread_name: str = "gembot-tune",
-    ) -> None:
-        self.deps = deps
-        self.client_for = client_for
-        self._tuner = tuner
-        self.lease_seconds = lease_seconds
-        self.renew_every = renew_every
-        self.max_attempts = max_attempts
-        self.thread_name = thread_name
-        # The name this process's bulk jobs are held under: one name per process in the log.
-        self.owner = deps.jobs.owner
+    deps: Deps
+    _: KW_ONLY
+    client_for: WorkspaceClientFor
+    tuner: Tuner | None = None
+    lease_seconds: float = LEASE_SECONDS
+    renew_every: float = RENEW_EVERY
+    max_attempts: int = MAX_ATTEMPTS
+    thread_name: str = "gembot-tune"
 
     @property
-    def tuner(self) -> Tuner:
-        return self._tuner if self._tuner is not None else self.deps.engine
+    def owner(self) -> str:
+        """The name this process's bulk jobs are held under: one name per process in the log."""
+        return self.deps.jobs.owner
 
     def take_one(self, *, stopping: threading.Event) -> int:
         """Claim one due job and see it through, abandoning its tune once `stopping` is set; returns
@@ -181,7 +166,7 @@ class TuneJobs:
 
         def work(progress: Progress) -> TuneOutcome:
             # Built here, so that an engine that cannot be built fails the job like a failed tune.
-            tuner = self.tuner
+            tuner = self.tuner if self.tuner is not None else self.deps.engine
             # Gemini embeddings the tune needs count against the workspace (and the requester).
             with daily_limits.acting_for(self.deps.meter, actor):
                 try:
