@@ -105,9 +105,8 @@ def run_import(ctx: Context) -> int:
     a = ctx.args
     # The same bound on texts as in Slack: no example longer than it enters a set from a file.
     rows = parse_labels(read_text_file(a.file), filename=a.file, max_chars=ctx.settings.max_text_chars)
-    items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     # A file's authors are its own claim; no Slack user added the rows.
-    result = ctx.store.add_examples(ctx.team, ctx.set_name, items, actor=actor(), author_from_file=True)
+    result = ctx.store.add_examples(ctx.team, ctx.set_name, rows, actor=actor(), author_from_file=True)
     if a.json:
         emit_json({"added": result.added, "skipped": result.skipped, "set": ctx.set_name})
     else:
