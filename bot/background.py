@@ -38,7 +38,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.retune import LEASE_SECONDS, MAX_ATTEMPTS, RENEW_EVERY, TuneJobs, Tuner, WorkspaceClientFor
+from bot.retune import TuneJobs
 from bot.slack_retries import REPLAY, DeliveryTracker
 from core.bulk_runner import KIND_CLASSIFY_CSV
 from core.errors import GembotError
@@ -385,42 +385,20 @@ def _one_line(exc: BaseException, engine: Engine | None = None) -> str:
 
 
 class Retuner(BackgroundRound):
-    """When GEMBOT_RETUNE is on, claims one due tune job a round and sees it through
-    (`bot.retune.TuneJobs`; the round returns 1 when it took one, else 0).
-
-    `tuner` is the engine (default: `deps.engine`, built when the first job comes); `client_for`
-    how a DM to a requester reaches their workspace; `lease_seconds`, `renew_every` and
-    `max_attempts` the tune jobs' lease and patience. `interval` defaults to a twentieth of the
-    settle time, between one and LONGEST_RETUNE_INTERVAL seconds. A stop abandons a running tune.
+    """When GEMBOT_RETUNE is on, claims one due tune job a round and sees it through (`tunes`,
+    `bot.retune.TuneJobs`); the round returns 1 when it took one, else 0. `interval` defaults to a
+    twentieth of the settle time, between one and LONGEST_RETUNE_INTERVAL seconds. A stop abandons
+    a running tune.
     """
 
     name = "gembot-retuner"
     looking_for = "label sets to tune again"
 
-    def __init__(
-        self,
-        deps: Deps,
-        *,
-        client_for: WorkspaceClientFor,
-        tuner: Tuner | None = None,
-        interval: float | None = None,
-        lease_seconds: float = LEASE_SECONDS,
-        renew_every: float = RENEW_EVERY,
-        max_attempts: int = MAX_ATTEMPTS,
-    ) -> None:
-        settle = deps.settings.retune_settle_seconds
+    def __init__(self, tunes: TuneJobs, *, interval: float | None = None) -> None:
+        settle = tunes.deps.settings.retune_settle_seconds
         default_interval = min(LONGEST_RETUNE_INTERVAL, max(1.0, settle / 20))
         super().__init__(interval if interval is not None else default_interval)
-        self.deps = deps
-        self.tunes = TuneJobs(
-            deps,
-            client_for=client_for,
-            tuner=tuner,
-            lease_seconds=lease_seconds,
-            renew_every=renew_every,
-            max_attempts=max_attempts,
-            thread_name=f"{self.name}-tune",
-        )
+        self.tunes = tunes
 
     @property
     def owner(self) -> str:
@@ -428,6 +406,6 @@ class Retuner(BackgroundRound):
         return self.tunes.owner
 
     def round(self) -> int:
-        if not self.deps.settings.retune or self._stop.is_set():
+        if not self.tunes.deps.settings.retune or self._stop.is_set():
             return 0
         return self.tunes.take_one(stopping=self._stop)

@@ -36,7 +36,7 @@ from bot.background import (
     Retention,
     Retuner,
 )
-from bot.retune import WorkspaceClientFor
+from bot.retune import TuneJobs, WorkspaceClientFor
 from bot.slack_retries import DeliveryTracker
 from core.settings import Settings
 from core.store import JobRecord, Store
@@ -100,7 +100,9 @@ class Lifecycle:
         self.deliveries = DeliveryTracker(deps.store, lease=lease)
         self.requests: RequestResumer | None = None
         self.housekeeping = Housekeeping(deps.store, retention=Retention.of(deps.settings))
-        self.retuner = retuner or Retuner(deps, client_for=workspace_clients(deps.settings, deps.store))
+        self.retuner = retuner or Retuner(
+            TuneJobs(deps, client_for=workspace_clients(deps.settings, deps.store))
+        )
         self._stopped = False
 
     def start(self, app: App | None = None) -> None:

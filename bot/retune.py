@@ -112,7 +112,8 @@ class TuneJobs:
     """Claims due tune jobs and sees each through, one at a time per process (see the module doc).
 
     `tuner` is the engine (None: `deps.engine`, built when the first job comes); `client_for`
-    how a DM to a requester reaches their workspace; `thread_name` the name of a tune's thread.
+    how a DM to a requester reaches their workspace; `lease_seconds`, `renew_every` and
+    `max_attempts` a job's lease and the patience with it.
     """
 
     deps: Deps
@@ -122,7 +123,6 @@ class TuneJobs:
     lease_seconds: float = LEASE_SECONDS
     renew_every: float = RENEW_EVERY
     max_attempts: int = MAX_ATTEMPTS
-    thread_name: str = "gembot-tune"
 
     @property
     def owner(self) -> str:
@@ -178,7 +178,7 @@ class TuneJobs:
                     return tuner.tune(job.team_id, job.set_name, progress=progress)
 
         log.info("tuning label set %r of %s (attempt %d)", job.set_name, job.team_id, job.attempts)
-        attempt = _Attempt(work, name=self.thread_name)
+        attempt = _Attempt(work, name="gembot-retuner-tune")
         attempt.start()
         return attempt
 

@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from bot.background import Retuner
 from bot.lifecycle import Lifecycle
-from bot.retune import Abandoned, Progress
+from bot.retune import Abandoned, Progress, TuneJobs
 from core.engine import TuneOutcome
 from core.errors import GembotError, NotEnoughLabels, NotFound
 from core.settings import Settings
@@ -115,9 +115,11 @@ def deps_for(store: Store, **env: str) -> Deps:
     return Deps(settings=settings, store=store, gemini=None)
 
 
-def retuner(deps: Deps, slack: SlackStandIn, tuner: FakeTuner, **options: float) -> Retuner:
+def retuner(
+    deps: Deps, slack: SlackStandIn, tuner: FakeTuner, *, interval: float | None = None, **options: float
+) -> Retuner:
     client = WebClient(token=slack.bot_token, base_url=slack.api_url)
-    return Retuner(deps, client_for=lambda key: client, tuner=tuner, **options)
+    return Retuner(TuneJobs(deps, client_for=lambda key: client, tuner=tuner, **options), interval=interval)
 
 
 def seed(store: Store, set_name: str = "billing", *, asked_by: str | None = ASKER) -> None:
