@@ -1,11 +1,12 @@
-"""Re-tuning label sets in the background of a serving process: `Retuner`.
+"""Re-tuning label sets: `TuneJobs` sees one due tune job through, for the `bot.background.Retuner` round.
 
 A tuned set is tuned again once its edits have settled, and any set once `/label tune` asks for it
-(the store's tune jobs: `core.store.tuned_encoders`). Each round, when GEMBOT_RETUNE is on, the retuner
-claims one due job and runs `Engine.tune` on a thread of its own while the round's thread renews
-the job's lease; then it finishes the job, or gives it back to be tried again after
-GEMBOT_RETUNE_SETTLE seconds, and after MAX_ATTEMPTS failures gives it up. A set gone meanwhile,
-or one that cannot be tuned as it is (fewer than two labels), is dropped: its next edit asks again.
+(the store's tune jobs: `core.store.tuned_encoders`). Each round of the retuner, when GEMBOT_RETUNE
+is on, `TuneJobs.take_one` claims one due job and runs `Engine.tune` on a thread of its own while
+the round's thread renews the job's lease; then it finishes the job, or gives it back to be tried
+again after GEMBOT_RETUNE_SETTLE seconds, and after MAX_ATTEMPTS failures gives it up. A set gone
+meanwhile, or one that cannot be tuned as it is (fewer than two labels), is dropped: its next edit
+asks again.
 
 - One tune at a time per process: a tune takes minutes of every core. Across processes the lease
   keeps a set to one tune; a process that dies leaves its job to whoever claims it once the lease
@@ -25,11 +26,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from slack_sdk import WebClient
 
-from bot.sweeps import Sweeper
 from core import daily_limits
 from core.errors import GembotError, InvalidInput, NotEnoughLabels, NotFound
 from core.store import TuneJob
@@ -46,8 +47,6 @@ LEASE_SECONDS = 120.0
 RENEW_EVERY = 30.0
 #: Takings of a job (failed, or died with their process) before it is given up.
 MAX_ATTEMPTS = 3
-#: The longest a round waits for jobs between two looks: a job is due only after it has settled.
-LONGEST_INTERVAL = 30.0
 #: How often the round's thread looks up from a running tune (to renew, or to stop).
 _POLL = 0.1
 #: Never two tunes at once in one process, however many retuners it has.
@@ -62,13 +61,7 @@ class Tuner(Protocol):
     """What tunes a set: `core.engine.Engine` (`Engine.tune`)."""
 
     def tune(
-        self,
-        team_id: str,
-        set_name: str,
-        *,
-        kind: str | None = None,
-        progress: Progress | None = None,
-        seed: int = 0,
+        self, team_id: str, set_name: str, *, kind: str | None = None, progress: Progress | None = None
     ) -> TuneOutcome: ...
 
 
@@ -114,55 +107,38 @@ class _Attempt:
             _ONE_TUNE.release()
 
 
-class Retuner(Sweeper):
-    """Claims due tune jobs and runs them, one at a time (see the module doc).
+@dataclass
+class TuneJobs:
+    """Claims due tune jobs and sees each through, one at a time per process (see the module doc).
 
-    `tuner` is the engine (default: `deps.engine`, built when the first job comes); `client_for`
-    how a DM to a requester reaches their workspace. `interval` defaults to a twentieth of the
-    settle time, between one and LONGEST_INTERVAL seconds.
+    `tuner` is the engine (None: `deps.engine`, built when the first job comes); `client_for`
+    how a DM to a requester reaches their workspace; `lease_seconds`, `renew_every` and
+    `max_attempts` a job's lease and the patience with it.
     """
 
-    name = "gembot-retuner"
-    looking_for = "label sets to tune again"
-
-    def __init__(
-        self,
-        deps: Deps,
-        *,
-        client_for: WorkspaceClientFor,
-        tuner: Tuner | None = None,
-        interval: float | None = None,
-        lease_seconds: float = LEASE_SECONDS,
-        renew_every: float = RENEW_EVERY,
-        max_attempts: int = MAX_ATTEMPTS,
-    ) -> None:
-        settle = deps.settings.retune_settle_seconds
-        super().__init__(interval if interval is not None else min(LONGEST_INTERVAL, max(1.0, settle / 20)))
-        self.deps = deps
-        self.client_for = client_for
-        self._tuner = tuner
-        self.lease_seconds = lease_seconds
-        self.renew_every = renew_every
-        self.max_attempts = max_attempts
-        # The name this process's bulk jobs are held under: one name per process in the log.
-        self.owner = deps.jobs.owner
+    deps: Deps
+    _: KW_ONLY
+    client_for: WorkspaceClientFor
+    tuner: Tuner | None = None
+    lease_seconds: float = LEASE_SECONDS
+    renew_every: float = RENEW_EVERY
+    max_attempts: int = MAX_ATTEMPTS
 
     @property
-    def tuner(self) -> Tuner:
-        return self._tuner if self._tuner is not None else self.deps.engine
+    def owner(self) -> str:
+        """The name this process's bulk jobs are held under: one name per process in the log."""
+        return self.deps.jobs.owner
 
-    def round(self) -> int:
-        """Claim one due job and see it through; returns 1 when one was taken, else 0."""
-        settings = self.deps.settings
-        if not settings.retune or self._stop.is_set():
-            return 0
+    def take_one(self, *, stopping: threading.Event) -> int:
+        """Claim one due job and see it through, abandoning its tune once `stopping` is set; returns
+        1 when one was taken, else 0 (none due, or a tune of this process still running)."""
         if not _ONE_TUNE.acquire(blocking=False):
             return 0  # a tune is running (or an abandoned one is still winding down)
         started = False
         try:
             job = self.deps.store.claim_tune(
                 owner=self.owner,
-                settle_seconds=settings.retune_settle_seconds,
+                settle_seconds=self.deps.settings.retune_settle_seconds,
                 lease_seconds=self.lease_seconds,
             )
             if job is None:
@@ -176,7 +152,7 @@ class Retuner(Sweeper):
         finally:
             if not started:
                 _ONE_TUNE.release()
-        self._see_through(job, attempt)
+        self._see_through(job, attempt, stopping)
         return 1
 
     # -- one job ----------------------------------------------------------------------------
@@ -190,7 +166,7 @@ class Retuner(Sweeper):
 
         def work(progress: Progress) -> TuneOutcome:
             # Built here, so that an engine that cannot be built fails the job like a failed tune.
-            tuner = self.tuner
+            tuner = self.tuner if self.tuner is not None else self.deps.engine
             # Gemini embeddings the tune needs count against the workspace (and the requester).
             with daily_limits.acting_for(self.deps.meter, actor):
                 try:
@@ -202,16 +178,16 @@ class Retuner(Sweeper):
                     return tuner.tune(job.team_id, job.set_name, progress=progress)
 
         log.info("tuning label set %r of %s (attempt %d)", job.set_name, job.team_id, job.attempts)
-        attempt = _Attempt(work, name=f"{self.name}-tune")
+        attempt = _Attempt(work, name="gembot-retuner-tune")
         attempt.start()
         return attempt
 
-    def _see_through(self, job: TuneJob, attempt: _Attempt) -> None:
+    def _see_through(self, job: TuneJob, attempt: _Attempt, stopping: threading.Event) -> None:
         """Renew the lease until the tune ends, then finish, fail or drop the job."""
         held = True
         renew_at = time.monotonic() + self.renew_every
         while not attempt.done.wait(timeout=min(_POLL, self.renew_every)):
-            if self._stop.is_set():
+            if stopping.is_set():
                 attempt.abandon()
                 log.info(
                     "stopping: the tune of label set %r is abandoned; once its lease lapses another "

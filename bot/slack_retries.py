@@ -11,10 +11,10 @@ the process killed then, Slack would resend nothing and the user would wait fore
   is acknowledged and dropped.
 * `TrackedExecutor` counts the lazy listeners each request starts; when the last one ends, the
   claim is marked finished and its stored request dropped.
-* `RequestResumer`, on every serving process, renews the leases of the requests it works on, and
-  runs again (through the app, as if the request had just arrived) any request whose process
-  stopped renewing its lease: at most `MAX_ATTEMPTS` runs in all, so a request that kills every
-  process that takes it does not go round forever. Old claims are pruned by `bot.housekeeping`.
+* `DeliveryTracker.renew` keeps the leases of the requests this process works on; the
+  `bot.background.RequestResumer` round calls it, and runs again (through the app, as if the
+  request had just arrived) any request whose process stopped renewing its lease. Old claims are
+  pruned by `bot.background.Housekeeping`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from slack_bolt.middleware import Middleware
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.sweeps import Sweeper, every_third_of
 from core.errors import GembotError
 from core.store import Store
 from core.store.deliveries import Claim
@@ -42,10 +41,6 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Runs of one request in all: the first, and one more by another process if the first died.
-MAX_ATTEMPTS = 2
-# Requests taken over from dead processes per round of one process.
-RESUMED_PER_ROUND = 10
 # Set in `BoltRequest.context` of a request run again: it was claimed already. HTTP requests
 # cannot set it, so it cannot be forged.
 REPLAY = "gembot_replay_of"
@@ -216,38 +211,3 @@ class TrackedExecutor(Executor):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
-
-
-class RequestResumer(Sweeper):
-    """Every `interval` seconds: renew this process's leases, run again what dead processes left,
-    and give up on what was tried `MAX_ATTEMPTS` times."""
-
-    name = "gembot-request-resumer"
-    looking_for = "requests to run again"
-
-    def __init__(self, app: App, tracker: DeliveryTracker, *, interval: float | None = None) -> None:
-        super().__init__(interval if interval is not None else every_third_of(tracker.lease.total_seconds()))
-        self.app = app
-        self.tracker = tracker
-
-    def round(self) -> int:
-        """Returns how many requests were run again."""
-        deliveries = self.tracker.store.deliveries
-        self.tracker.renew()
-        for key in deliveries.give_up(max_attempts=MAX_ATTEMPTS):
-            log.error("request %s stopped its process %d times: given up", key, MAX_ATTEMPTS)
-        abandoned = deliveries.take_abandoned(
-            lease=self.tracker.lease, max_attempts=MAX_ATTEMPTS, limit=RESUMED_PER_ROUND
-        )
-        for request in abandoned:
-            log.warning("running request %s again: the process that took it stopped", request.key)
-            self._replay(request.key, request.payload)
-        return len(abandoned)
-
-    def _replay(self, key: str, payload: dict[str, Any]) -> None:
-        # Socket Mode's kind of request: a parsed body with no signature to check (it was checked
-        # when it first arrived). The ack goes nowhere; the lazy listeners answer as usual.
-        request = BoltRequest(body=payload, mode="socket_mode", context={REPLAY: key})
-        response = self.app.dispatch(request)
-        if response.status != 200:
-            log.warning("request %s run again was refused (%d)", key, response.status)

@@ -66,8 +66,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METHODS = ("auto", "centroid", "logreg")
-
 
 @dataclass(frozen=True)
 class Similarity:

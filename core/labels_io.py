@@ -12,23 +12,17 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from core.csv_cells import csv_text, original_cell
 from core.errors import InvalidInput, TextsTooLong
+from core.store.records import ExampleInput
 
 EXPORT_FORMAT = "gembot.labels/1"
 CSV_COLUMNS = ("text", "label", "author", "source_url")
 
 
-@dataclass(frozen=True)
-class LabelRow:
-    """One example as it travels through a file."""
-
-    label: str
-    text: str
-    author: str | None = None
-    source_url: str | None = None
+#: One example as it travels through a file: what the store takes to add it.
+LabelRow = ExampleInput
 
 
 def parse_labels(content: str, *, filename: str = "", max_chars: int | None = None) -> list[LabelRow]:

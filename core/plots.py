@@ -61,26 +61,31 @@ def _square(matrix: np.ndarray, labels: Sequence[str], what: str) -> np.ndarray:
     return array
 
 
-def _matrix_axes(axes: Axes, labels: Sequence[str], *, font: float) -> None:
-    ticks = np.arange(len(labels))
+def _matrix_plot(
+    array: np.ndarray, labels: Sequence[str], *, cmap: str, low: float, high: float | None, scale: str
+) -> tuple[Figure, Axes]:
+    """A figure of the square `array` as an image (colours `cmap` from `low` to `high`, None: its
+    largest value), its colour bar named `scale`, each row and column named by its label."""
+    n = len(labels)
+    side = _size(n, base=4.0)
+    figure = Figure(figsize=(side + 1.5, side), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(array, cmap=cmap, vmin=low, vmax=high)
+    figure.colorbar(image, ax=axes, label=scale, shrink=0.8)
+    font = 9.0 if n <= MAX_ANNOTATED else max(4.0, 9.0 - n / 15)
+    ticks = np.arange(n)
     short = [shorten(label) for label in labels]
     axes.set_xticks(ticks, short, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
     axes.set_yticks(ticks, short, fontsize=font)
+    return figure, axes
 
 
 def heatmap_png(matrix: np.ndarray, labels: Sequence[str]) -> bytes:
     """A similarity matrix as a heatmap (colour scale from min(0, lowest) to 1), values in small ones."""
     array = _square(matrix, labels, "heatmap")
-    n = len(labels)
-    side = _size(n, base=4.0)
-    figure = Figure(figsize=(side + 1.5, side), dpi=DPI, layout="constrained")
-    axes = figure.add_subplot()
     low = min(0.0, float(array.min()))
-    image = axes.imshow(array, cmap="viridis", vmin=low, vmax=1.0)
-    figure.colorbar(image, ax=axes, label="cosine similarity", shrink=0.8)
-    font = 9.0 if n <= MAX_ANNOTATED else max(4.0, 9.0 - n / 15)
-    _matrix_axes(axes, labels, font=font)
-    if n <= MAX_ANNOTATED:
+    figure, axes = _matrix_plot(array, labels, cmap="viridis", low=low, high=1.0, scale="cosine similarity")
+    if len(labels) <= MAX_ANNOTATED:
         for (i, j), value in np.ndenumerate(array):
             colour = "white" if value < (low + 1.0) / 2 else "black"
             axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
@@ -91,15 +96,8 @@ def heatmap_png(matrix: np.ndarray, labels: Sequence[str]) -> bytes:
 def confusion_png(matrix: np.ndarray, labels: Sequence[str]) -> bytes:
     """A confusion matrix (rows: true label, columns: predicted) with counts in the cells when small."""
     array = _square(matrix, labels, "confusion matrix")
-    n = len(labels)
-    side = _size(n, base=4.0)
-    figure = Figure(figsize=(side + 1.5, side), dpi=DPI, layout="constrained")
-    axes = figure.add_subplot()
-    image = axes.imshow(array, cmap="Blues", vmin=0)
-    figure.colorbar(image, ax=axes, label="examples", shrink=0.8)
-    font = 9.0 if n <= MAX_ANNOTATED else max(4.0, 9.0 - n / 15)
-    _matrix_axes(axes, labels, font=font)
-    if n <= MAX_ANNOTATED:
+    figure, axes = _matrix_plot(array, labels, cmap="Blues", low=0.0, high=None, scale="examples")
+    if len(labels) <= MAX_ANNOTATED:
         top = float(array.max()) or 1.0
         for (i, j), value in np.ndenumerate(array):
             if value:

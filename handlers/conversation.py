@@ -10,7 +10,7 @@ GEMBOT_MAX_FILES files are read; each question replays the thread's latest
 GEMBOT_MAX_THREAD_TURNS turns, and of their images the newest that fit in
 GEMBOT_MAX_THREAD_IMAGE_BYTES in all (the question's own images always go). Only that much is read
 from the database. Turns older than GEMBOT_CONVERSATION_RETENTION_DAYS are pruned
-(`bot.housekeeping`).
+(`bot.background.Housekeeping`).
 """
 
 from __future__ import annotations

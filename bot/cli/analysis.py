@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -60,11 +61,19 @@ def _texts(args: argparse.Namespace, *, at_least: int) -> list[str]:
     return texts
 
 
-def _plots() -> ModuleType:
-    # matplotlib takes a second to import; only the commands that draw pay for it.
-    from core import plots
+def _draw(path: str | None, render: Callable[[ModuleType], bytes]) -> None:
+    """Write the PNG `render` draws with `core.plots` to `path`, when a command was asked for one."""
+    if path:
+        # matplotlib takes a second to import; only the commands that draw pay for it.
+        from core import plots
 
-    return plots
+        write_atomic(path, render(plots))
+
+
+def _drawn(what: str, path: str | None) -> None:
+    """Say on stderr where the figure `_draw` wrote went, if it wrote one."""
+    if path:
+        print(f"{what} written to {path}", file=sys.stderr)
 
 
 def _prediction_json(text: str, p: Prediction) -> dict[str, object]:
@@ -132,8 +141,7 @@ def run_similar(ctx: Context) -> int:
     a = ctx.args
     texts = _texts(a, at_least=2)
     result = ctx.engine.similarity(texts, pairs=a.top)
-    if a.heatmap:
-        write_atomic(a.heatmap, _plots().heatmap_png(result.matrix, result.texts))
+    _draw(a.heatmap, lambda plots: plots.heatmap_png(result.matrix, result.texts))
     if a.json:
         emit_json(
             {
@@ -145,8 +153,7 @@ def run_similar(ctx: Context) -> int:
         return 0
     for p in result.pairs:
         print(f"{p.score:.3f}  {shorten(result.texts[p.i], 35)!s:<36} ↔ {shorten(result.texts[p.j], 35)}")
-    if a.heatmap:
-        print(f"heatmap written to {a.heatmap}", file=sys.stderr)
+    _drawn("heatmap", a.heatmap)
     return 0
 
 
@@ -154,8 +161,7 @@ def run_cluster(ctx: Context) -> int:
     a = ctx.args
     texts = _texts(a, at_least=2)
     view = ctx.engine.cluster(texts, k=a.k)
-    if a.plot:
-        write_atomic(a.plot, _plots().scatter_png(view.points, view.clustering.assignments, texts=view.texts))
+    _draw(a.plot, lambda plots: plots.scatter_png(view.points, view.clustering.assignments, texts=view.texts))
     assignments = [int(x) for x in view.clustering.assignments]
     if a.json:
         emit_json(
@@ -182,16 +188,14 @@ def run_cluster(ctx: Context) -> int:
         print(f"\ncluster {c + 1} ({len(members)}):")
         for t in members:
             print(f"  - {shorten(t, 76)}")
-    if a.plot:
-        print(f"plot written to {a.plot}", file=sys.stderr)
+    _drawn("plot", a.plot)
     return 0
 
 
 def run_eval(ctx: Context) -> int:
     a = ctx.args
     ev = ctx.engine.evaluate(ctx.team, ctx.set_name, method=a.method)
-    if a.confusion:
-        write_atomic(a.confusion, _plots().confusion_png(ev.confusion, ev.labels))
+    _draw(a.confusion, lambda plots: plots.confusion_png(ev.confusion, ev.labels))
     if a.json:
         emit_json(
             {
@@ -227,6 +231,5 @@ def run_eval(ctx: Context) -> int:
     print(f"\n{'label':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}")
     for s in ev.per_label:
         print(f"{shorten(s.label, 24):<24} {s.precision:>9.2f} {s.recall:>7.2f} {s.f1:>6.2f} {s.support:>5}")
-    if a.confusion:
-        print(f"confusion matrix written to {a.confusion}", file=sys.stderr)
+    _drawn("confusion matrix", a.confusion)
     return 0

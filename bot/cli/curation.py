@@ -7,7 +7,7 @@ import getpass
 import sys
 
 from bot.cli.context import Context
-from bot.cli.output import emit_json, read_text_file, shorten, write_output
+from bot.cli.output import emit_json, fields_json, read_text_file, shorten, write_output
 from core.errors import InvalidInput
 from core.labels_io import LabelRow, parse_labels, rows_to_csv, rows_to_json
 from core.store import ExampleInput, ExampleRecord, LabelChangeRecord
@@ -74,14 +74,7 @@ def actor() -> str:
 
 
 def _record_json(r: ExampleRecord) -> dict[str, object]:
-    return {
-        "id": r.id,
-        "label": r.label,
-        "text": r.text,
-        "author": r.author,
-        "source_url": r.source_url,
-        "created_at": r.created_at.isoformat(),
-    }
+    return fields_json(r, "id", "label", "text", "author", "source_url", "created_at")
 
 
 def run_add(ctx: Context) -> int:
@@ -112,9 +105,8 @@ def run_import(ctx: Context) -> int:
     a = ctx.args
     # The same bound on texts as in Slack: no example longer than it enters a set from a file.
     rows = parse_labels(read_text_file(a.file), filename=a.file, max_chars=ctx.settings.max_text_chars)
-    items = [ExampleInput(r.label, r.text, author=r.author, source_url=r.source_url) for r in rows]
     # A file's authors are its own claim; no Slack user added the rows.
-    result = ctx.store.add_examples(ctx.team, ctx.set_name, items, actor=actor(), author_from_file=True)
+    result = ctx.store.add_examples(ctx.team, ctx.set_name, rows, actor=actor(), author_from_file=True)
     if a.json:
         emit_json({"added": result.added, "skipped": result.skipped, "set": ctx.set_name})
     else:
@@ -200,17 +192,8 @@ def run_history(ctx: Context) -> int:
 
 
 def _change_json(c: LabelChangeRecord) -> dict[str, object]:
-    return {
-        "id": c.id,
-        "set": c.set_name,
-        "actor": c.actor,
-        "action": c.action,
-        "label": c.label,
-        "example_id": c.example_id,
-        "text": c.text,
-        "count": c.count,
-        "created_at": c.created_at.isoformat(),
-    }
+    names = ("id", "set_name", "actor", "action", "label", "example_id", "text", "count", "created_at")
+    return fields_json(c, *names, renamed={"set_name": "set"})
 
 
 def _change_text(c: LabelChangeRecord) -> str:

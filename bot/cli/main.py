@@ -50,6 +50,24 @@ def _configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+# What a file the user named can do wrong, in the user's words.
+_FILE_ERRORS: dict[type[OSError], str] = {
+    FileNotFoundError: "no such file: {}",
+    IsADirectoryError: "{} is a directory, not a file",
+    PermissionError: "permission denied: {}",
+}
+
+
+def _error_line(exc: Exception) -> str:
+    """An error the user can fix, in one line."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "the input is not UTF-8 text"
+    for kind, words in _FILE_ERRORS.items():
+        if isinstance(exc, kind):
+            return words.format(exc.filename)
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors the user can fix are one line on stderr and exit status 1."""
     parser = build_parser()
@@ -58,20 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ctx = Context(args)
         return int(args.run(ctx))
-    except GembotError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"error: no such file: {exc.filename}", file=sys.stderr)
-        return 1
-    except IsADirectoryError as exc:
-        print(f"error: {exc.filename} is a directory, not a file", file=sys.stderr)
-        return 1
-    except PermissionError as exc:
-        print(f"error: permission denied: {exc.filename}", file=sys.stderr)
-        return 1
-    except UnicodeDecodeError:
-        print("error: the input is not UTF-8 text", file=sys.stderr)
+    except (GembotError, FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        print(f"error: {_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

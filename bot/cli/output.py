@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -14,6 +15,14 @@ from typing import Any, TextIO
 def emit_json(obj: Any, *, stream: TextIO | None = None) -> None:
     """One JSON document on one line (JSON Lines when called once per result)."""
     print(json.dumps(obj, ensure_ascii=False), file=stream or sys.stdout)
+
+
+def fields_json(record: object, *names: str, renamed: dict[str, str] | None = None) -> dict[str, object]:
+    """The attributes `names` of `record`, in that order, as a JSON object (datetimes in ISO 8601),
+    each under its own name or the one `renamed` gives it."""
+    keys = renamed or {}
+    values = ((name, getattr(record, name)) for name in names)
+    return {keys.get(n, n): v.isoformat() if isinstance(v, datetime) else v for n, v in values}
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> None:

@@ -44,6 +44,8 @@ def nearest_similarity(queries: np.ndarray, examples: np.ndarray) -> np.ndarray:
     """Each query row's largest cosine to any example row (both already unit length)."""
     if len(examples) == 0:
         raise InvalidInput("no examples to compare with")
+    # A plain product, not `core.similarity.cosine_matrix`: the rows are unit length already, and
+    # the examples stay the float32 array the model holds instead of a float64 copy a call.
     out = np.empty(len(queries))
     for start in range(0, len(queries), CHUNK):
         out[start : start + CHUNK] = (queries[start : start + CHUNK] @ examples.T).max(axis=1)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from core.errors import InvalidInput
-from core.similarity import as_matrix, normalize_rows
+from core.similarity import as_matrix, cosine_matrix, normalize_rows
 
 #: Used when there is too little data to calibrate; about right for MiniLM and Gemini embeddings.
 DEFAULT_TEMPERATURE = 0.05
@@ -51,7 +51,7 @@ def leave_one_out_cosines(X: np.ndarray, y: Sequence[str] | np.ndarray) -> tuple
     sums = np.zeros((len(labels), points.shape[1]))
     np.add.at(sums, index, points)
     counts = np.bincount(index, minlength=len(labels))
-    cosines = points @ normalize_rows(sums).T
+    cosines = cosine_matrix(points, sums)
 
     own_sum = sums[index]
     dot_own = np.einsum("ij,ij->i", points, own_sum)

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from core.classify.calibration import calibrate_temperature, softmax
 from core.errors import InvalidInput
-from core.similarity import as_matrix, normalize_rows
+from core.similarity import as_matrix, cosine_matrix, normalize_rows
 
 
 def encode_labels(y: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ class CentroidClassifier(ClassifierMixin, BaseEstimator):
         points = as_matrix(X, name="X")
         if points.shape[1] != self.n_features_in_:
             raise InvalidInput(f"expected {self.n_features_in_}-d vectors, got {points.shape[1]}-d")
-        return np.clip(normalize_rows(points) @ self.centroids_.T, -1.0, 1.0)
+        return cosine_matrix(points, self.centroids_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         return softmax(self.decision_function(X), self.temperature_)

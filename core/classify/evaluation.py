@@ -11,7 +11,14 @@ from sklearn.model_selection import KFold, LeaveOneOut, StratifiedKFold
 
 from core.classify.centroid import encode_labels
 from core.classify.confidence import expected_calibration_error
-from core.classify.model import DEFAULT_COVERAGE, METHOD_NAMES, METHODS, Prediction, choose_method, train
+from core.classify.model import (
+    DEFAULT_COVERAGE,
+    METHOD_NAMES,
+    Prediction,
+    check_method,
+    choose_method,
+    train,
+)
 from core.errors import InvalidInput, NotEnoughLabels
 from core.similarity import as_matrix, cosine_matrix, normalize_rows
 
@@ -100,8 +107,7 @@ def evaluate(
     `train` would choose on the whole set is evaluated. A left-out example whose label has no
     other example can only be misclassified: that is the honest answer for such a label.
     """
-    if method not in METHODS:
-        raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    check_method(method)
     points = as_matrix(X, name="X")
     if len(points) != len(y):
         raise InvalidInput(f"got {len(points)} vectors but {len(y)} labels")

@@ -71,6 +71,12 @@ class Prediction:
     reason: str | None
 
 
+def check_method(method: str) -> None:
+    """InvalidInput unless `method` is one of METHODS."""
+    if method not in METHODS:
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+
+
 def _check_training_data(X: np.ndarray, y: Sequence[str]) -> np.ndarray:
     points = as_matrix(X, name="X")
     if len(points) != len(y):
@@ -152,14 +158,6 @@ class TrainedModel:
                 f"the model was trained on {self.dimensions}-d vectors, not {points.shape[1]}-d ones"
             )
         return normalize_rows(points)
-
-    def similarities(self, X: np.ndarray) -> np.ndarray:
-        """Cosine of every row of `X` to every label centroid, shape (n, len(labels)).
-
-        Plain cosines in the embedder's own scale, for people to read; decisions use the set's
-        own coordinates.
-        """
-        return self._raw_centroid.decision_function(self._points(X))
 
     def _raw_probabilities(self, centred: np.ndarray) -> np.ndarray:
         if self._logreg is not None:
@@ -345,8 +343,7 @@ def train(
     closer to each other than any new text will, so the threshold and the confidence are
     calibrated on the other examples only, when there are at least `MIN_UNSEEN` of them.
     """
-    if method not in METHODS:
-        raise InvalidInput(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    check_method(method)
     if temperature is not None and temperature <= 0:
         raise InvalidInput("the temperature must be above 0")
     if not 0 < target_coverage <= 1:

@@ -113,6 +113,17 @@ def seen_mask(weights: TunedWeights, texts: Sequence[str]) -> np.ndarray:
     return np.array([bytes.fromhex(text_hash(t))[:_SEEN_BYTES] in known for t in texts], dtype=bool)
 
 
+def _expect(weights: TunedWeights, kind: str) -> None:
+    if weights.kind != kind:
+        raise InvalidInput(f"not {kind} weights but {weights.kind!r}")
+
+
+def _tuned_model(base_model: str, weights_digest: str) -> str:
+    """The model name of a tuned embedder: its base's and its weights', so the vectors of two
+    tunes never share a cache key."""
+    return f"{base_model}@{weights_digest[:16]}"
+
+
 class AdaptedEmbeddings:
     """A set's adapter over the cached base embeddings: `unit((base(x) - shift) @ matrix)`.
 
@@ -122,8 +133,7 @@ class AdaptedEmbeddings:
     """
 
     def __init__(self, base: CachedEmbedder, weights: TunedWeights, weights_digest: str) -> None:
-        if weights.kind != KIND_ADAPTER:
-            raise InvalidInput(f"not adapter weights but {weights.kind!r}")
+        _expect(weights, KIND_ADAPTER)
         matrix = np.asarray(weights.tensors.get("matrix"), dtype=np.float32)
         shift = np.asarray(weights.tensors.get("shift"), dtype=np.float32)
         d = base.dimensions
@@ -134,7 +144,7 @@ class AdaptedEmbeddings:
         self.weights = weights
         self._matrix = matrix
         self._shift = shift
-        self._model = f"{base.embedder.model}@{weights_digest[:16]}"
+        self._model = _tuned_model(base.embedder.model, weights_digest)
 
     @property
     def dimensions(self) -> int:
@@ -161,8 +171,7 @@ class TunedLocalEmbedder(Embedder):
 
     def __init__(self, base: Any, weights: TunedWeights, weights_digest: str) -> None:
         """`base` is the `LocalEmbedder` the weights were tuned from."""
-        if weights.kind != KIND_ENCODER:
-            raise InvalidInput(f"not encoder weights but {weights.kind!r}")
+        _expect(weights, KIND_ENCODER)
         import torch
 
         model = copy.deepcopy(base._model())
@@ -178,7 +187,7 @@ class TunedLocalEmbedder(Embedder):
         self._base = base
         self.weights = weights
         self._st = model
-        self._model = f"{base.model}@{weights_digest[:16]}"
+        self._model = _tuned_model(base.model, weights_digest)
 
     @property
     def model(self) -> str:

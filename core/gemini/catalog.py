@@ -22,14 +22,6 @@ class ModelInfo:
     input_token_limit: int | None
     output_token_limit: int | None
 
-    @property
-    def generates(self) -> bool:
-        return "generateContent" in self.methods
-
-    @property
-    def embeds(self) -> bool:
-        return "embedContent" in self.methods
-
 
 def _info(model: types.Model) -> ModelInfo:
     name = (model.name or "").removeprefix("models/")

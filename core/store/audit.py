@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.store import validation
-from core.store.records import ClassificationRecord
+from core.store.records import ClassificationRecord, from_row
 from core.store.schema import Classification
 
 #: One classification to log: (text, label or None when abstained, confidence, method, scores).
@@ -42,19 +42,7 @@ def rows(
 
 
 def record(r: Classification) -> ClassificationRecord:
-    return ClassificationRecord(
-        id=r.id,
-        team_id=r.team_id,
-        set_name=r.set_name,
-        user_id=r.user_id,
-        source=r.source,
-        text=r.text,
-        label=r.label,
-        confidence=r.confidence,
-        method=r.method,
-        scores=dict(r.scores),
-        created_at=r.created_at,
-    )
+    return from_row(ClassificationRecord, r, scores=dict(r.scores))
 
 
 def recent(s: Session, team_id: str, limit: int) -> list[ClassificationRecord]:

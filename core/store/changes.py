@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.store.records import AddResult, LabelChangeRecord
+from core.store.records import AddResult, LabelChangeRecord, from_row
 from core.store.schema import ACTOR_LENGTH, LabelChange
 from core.store.validation import CleanExample
 
@@ -79,20 +79,7 @@ def latest(s: Session, team_id: str, *, set_name: str | None, limit: int) -> lis
         query = query.where(LabelChange.set_name == set_name.strip())
     # By id rather than by time: ids follow commit order closely enough, and never tie.
     rows = s.scalars(query.order_by(LabelChange.id.desc()).limit(limit)).all()
-    return [
-        LabelChangeRecord(
-            id=row.id,
-            set_name=row.set_name,
-            actor=row.actor,
-            action=row.action,
-            label=row.label,
-            example_id=row.example_id,
-            text=row.text,
-            count=row.count,
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
+    return [from_row(LabelChangeRecord, row) for row in rows]
 
 
 def _preview(text: str) -> str:

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput
@@ -154,17 +154,3 @@ def prune(s: Session, older_than: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def exists_for(s: Session, key: tuple[str, str, str]) -> bool:
-    return bool(
-        s.scalar(
-            select(
-                exists().where(
-                    ConversationTurn.team_id == key[0],
-                    ConversationTurn.channel_id == key[1],
-                    ConversationTurn.thread_ts == key[2],
-                )
-            )
-        )
-    )

@@ -5,25 +5,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.store.records import EvaluationRecord
+from core.store.records import EvaluationRecord, from_row
 from core.store.schema import EvaluationRun
 
 
 def record(r: EvaluationRun) -> EvaluationRecord:
-    return EvaluationRecord(
-        id=r.id,
-        team_id=r.team_id,
-        set_name=r.set_name,
-        set_version=r.set_version,
-        method=r.method,
-        strategy=r.strategy,
-        n=r.n,
-        accuracy=r.accuracy,
-        coverage=r.coverage,
-        answered_accuracy=r.answered_accuracy,
-        created_at=r.created_at,
-        ece=r.ece,
-    )
+    return from_row(EvaluationRecord, r)
 
 
 def latest(s: Session, team_id: str) -> dict[str, EvaluationRecord]:

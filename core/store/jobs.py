@@ -26,6 +26,7 @@ from core.errors import InvalidInput, NotFound
 from core.store import audit, validation
 from core.store.audit import LoggedResult
 from core.store.db import execute_dml, read_retried
+from core.store.records import from_row
 from core.store.schema import JOB_KIND_LENGTH, JOB_OWNER_LENGTH, Job, JobRow, utcnow
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -300,19 +301,4 @@ def _owner(owner: str) -> str:
 
 
 def _record(row: Job) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        team_id=row.team_id,
-        kind=row.kind,
-        state=row.state,
-        input=bytes(row.input),
-        parameters=dict(row.parameters),
-        rows_total=row.rows_total,
-        rows_done=row.rows_done,
-        error=row.error,
-        owner=row.owner,
-        lease_expires_at=row.lease_expires_at,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(JobRecord, row, input=bytes(row.input), parameters=dict(row.parameters))

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
+
+
+def from_row(record: type[R], row: object, **converted: Any) -> R:
+    """A `record` whose fields are the same-named attributes of an ORM `row`, but for those given
+    in `converted` (a column that needs turning into a plain value, or one the row lacks)."""
+    copied = {f.name: getattr(row, f.name) for f in fields(record) if f.name not in converted}
+    return record(**copied, **converted)
 
 
 def text_hash(text: str) -> str:

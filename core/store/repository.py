@@ -407,18 +407,11 @@ class Store:
 
     def prune_conversations(self, older_than: datetime) -> int:
         """Delete the conversation turns (of every thread) created before `older_than`, with their
-        images; returns how many turns went (`bot.housekeeping`)."""
+        images; returns how many turns went (`bot.background.Housekeeping`)."""
         if older_than.tzinfo is None:
             raise InvalidInput("prune_conversations needs a timezone-aware datetime")
         with self._session() as s, s.begin():
             return conversations.prune(s, older_than)
-
-    @read_retried
-    def has_conversation(self, team_id: str, channel_id: str, thread_ts: str) -> bool:
-        """Whether a thread holds a conversation with Gemini (cheap: no images are read)."""
-        key = conversations.thread_key(team_id, channel_id, thread_ts)
-        with self._session() as s, s.begin():
-            return conversations.exists_for(s, key)
 
     # -- evaluation history ----------------------------------------------------------------
 
@@ -642,7 +635,7 @@ class Store:
         """Forget the counters of days before `before`; returns how many rows went.
 
         Limits are per UTC day, so only today's counters are read: older ones are kept a while for
-        whoever looks at the table, then pruned (`bot.housekeeping`).
+        whoever looks at the table, then pruned (`bot.background.Housekeeping`).
         """
         with self._session() as s, s.begin():
             return usage_counters.prune(s, before)

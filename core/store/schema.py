@@ -262,23 +262,39 @@ class EvaluationRun(Base):
 # token columns are TEXT, not VARCHAR(200) (migration 0007), because they hold the tokens
 # encrypted (`bot.token_crypto`), and an encrypted rotating token is some 320 characters.
 
+
+def _app_and_enterprise_columns() -> list[Column[Any]]:
+    """The columns both of slack_sdk's installation tables open with (new objects each call: a
+    column belongs to one table)."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+    ]
+
+
+def _team_and_bot_columns() -> list[Column[Any]]:
+    """The workspace and bot token columns both of slack_sdk's installation tables hold."""
+    return [
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", Text),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", Text),
+        Column("bot_token_expires_at", DateTime),
+    ]
+
+
 slack_installations = Table(
     "slack_installations",
     Base.metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("client_id", String(32), nullable=False),
-    Column("app_id", String(32), nullable=False),
-    Column("enterprise_id", String(32)),
-    Column("enterprise_name", String(200)),
+    *_app_and_enterprise_columns(),
     Column("enterprise_url", String(200)),
-    Column("team_id", String(32)),
-    Column("team_name", String(200)),
-    Column("bot_token", Text),
-    Column("bot_id", String(32)),
-    Column("bot_user_id", String(32)),
-    Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", Text),
-    Column("bot_token_expires_at", DateTime),
+    *_team_and_bot_columns(),
     Column("user_id", String(32), nullable=False),
     Column("user_token", Text),
     Column("user_scopes", String(1000)),
@@ -297,19 +313,8 @@ slack_installations = Table(
 slack_bots = Table(
     "slack_bots",
     Base.metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("client_id", String(32), nullable=False),
-    Column("app_id", String(32), nullable=False),
-    Column("enterprise_id", String(32)),
-    Column("enterprise_name", String(200)),
-    Column("team_id", String(32)),
-    Column("team_name", String(200)),
-    Column("bot_token", Text),
-    Column("bot_id", String(32)),
-    Column("bot_user_id", String(32)),
-    Column("bot_scopes", String(1000)),
-    Column("bot_refresh_token", Text),
-    Column("bot_token_expires_at", DateTime),
+    *_app_and_enterprise_columns(),
+    *_team_and_bot_columns(),
     Column("is_enterprise_install", Boolean, nullable=False),
     Column("installed_at", DateTime, nullable=False),
     Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInput, NotFound
 from core.store import upserts, validation
 from core.store.db import execute_dml
-from core.store.records import TunedEncoderInfo, TunedEncoderInput, TuneJob
+from core.store.records import TunedEncoderInfo, TunedEncoderInput, TuneJob, from_row
 from core.store.schema import (
     ACTOR_LENGTH,
     JOB_OWNER_LENGTH,
@@ -313,14 +313,4 @@ def _owner(owner: str) -> str:
 
 
 def _record(row: TuneJobRow) -> TuneJob:
-    return TuneJob(
-        team_id=row.team_id,
-        set_name=row.set_name,
-        requested_at=row.requested_at,
-        attempts=row.attempts,
-        requested_by=row.requested_by,
-        owner=row.owner,
-        lease_until=row.lease_until,
-        last_error=row.last_error,
-        not_before=row.not_before,
-    )
+    return from_row(TuneJob, row)

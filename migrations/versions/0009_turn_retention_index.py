@@ -4,7 +4,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-01
 
-`bot.housekeeping` deletes the turns older than GEMBOT_CONVERSATION_RETENTION_DAYS every hour in
+`bot.background.Housekeeping` deletes the turns older than GEMBOT_CONVERSATION_RETENTION_DAYS every hour in
 every serving process; without this index each of those deletes reads the whole table.
 """
 

@@ -1,5 +1,5 @@
-"""Pruning (`bot.housekeeping`): daily usage counters older than a week, expired OAuth install
-states, conversation turns (and their images) past their retention, old finished jobs and old
+"""Pruning (`bot.background.Housekeeping`): daily usage counters older than a week, expired OAuth
+install states, conversation turns (and their images) past their retention, old finished jobs and old
 request claims are deleted by one background round of each serving process, never on a request's
 thread; a failure is one log line a part. On SQLite and PostgreSQL; once through the running app.
 """
@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.housekeeping import (
+from bot.background import (
     JOB_RETENTION,
     USAGE_RETENTION,
     Housekeeping,
@@ -324,13 +324,13 @@ def test_a_database_that_is_away_costs_one_line_a_part(
     monkeypatch.setattr(store_db, "CONNECT_RETRY_DELAY", 0.01)
     store = Store(make_engine("postgresql://gembot:hunter2@127.0.0.1:1/gembot"))
     try:
-        with caplog.at_level(logging.INFO, logger="bot.housekeeping"):
+        with caplog.at_level(logging.INFO, logger="bot.background"):
             keeper = Housekeeping(store)
             assert keeper.run() == Pruned(None, None, None, None, None)
             assert keeper.sweep() == 0  # what the background thread runs: nothing raised
     finally:
         store.close()
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.housekeeping"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.background"]
     assert len(lines) == 10 and all("\n" not in line for line in lines), lines
     assert lines[0].startswith("could not prune usage counters of days before ")
     assert lines[1].startswith("could not prune expired OAuth install states: cannot use the database ")

@@ -1,4 +1,5 @@
-"""`bot.retune.Retuner`: the background re-tune of a serving process, on both databases.
+"""`bot.background.Retuner` (its tunes: `bot.retune`): the background re-tune of a serving process,
+on both databases.
 
 The scheduling is what these tests are about, so the engine is a small stand-in of our own
 (`FakeTuner`, answering like `Engine.tune`); the store, the leases and the Slack stand-in the DMs
@@ -19,8 +20,9 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import update
 
+from bot.background import Retuner
 from bot.lifecycle import Lifecycle
-from bot.retune import Abandoned, Progress, Retuner
+from bot.retune import Abandoned, Progress, TuneJobs
 from core.engine import TuneOutcome
 from core.errors import GembotError, NotEnoughLabels, NotFound
 from core.settings import Settings
@@ -114,9 +116,11 @@ def deps_for(store: Store, **env: str) -> Deps:
     return Deps(settings=settings, store=store, gemini=None)
 
 
-def retuner(deps: Deps, slack: SlackStandIn, tuner: FakeTuner, **options: float) -> Retuner:
+def retuner(
+    deps: Deps, slack: SlackStandIn, tuner: FakeTuner, *, interval: float | None = None, **options: float
+) -> Retuner:
     client = WebClient(token=slack.bot_token, base_url=slack.api_url)
-    return Retuner(deps, client_for=lambda key: client, tuner=tuner, **options)
+    return Retuner(TuneJobs(deps, client_for=lambda key: client, tuner=tuner, **options), interval=interval)
 
 
 def seed(store: Store, set_name: str = "billing", *, asked_by: str | None = ASKER) -> None:

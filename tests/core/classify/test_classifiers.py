@@ -177,7 +177,6 @@ def test_logreg_probabilities_with_centroid_cosines() -> None:
     assert prediction.scores["billing"] > 0.9
     assert abs(prediction.scores["praise"]) < 0.3
     assert prediction.method == "logreg"
-    np.testing.assert_allclose(model.similarities(centres).argmax(axis=1), [0, 1, 2])
     np.testing.assert_allclose(model.probabilities(centres).sum(axis=1), 1.0)
 
 

@@ -63,7 +63,6 @@ def test_a_model_read_back_from_its_bytes_answers_exactly_the_same(
         model.calibration,
     )
     assert np.array_equal(restored.probabilities(queries), model.probabilities(queries))
-    assert np.array_equal(restored.similarities(queries), model.similarities(queries))
     assert np.array_equal(restored.nearest(queries), model.nearest(queries))
     for overrides in ({}, {"min_similarity": 0.3, "min_margin": 0.2}):
         assert restored.predict(queries, **overrides) == model.predict(queries, **overrides)
