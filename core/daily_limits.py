@@ -26,9 +26,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from core.errors import GembotError
+
+if TYPE_CHECKING:
+    # Only for the annotation: the store imports this module's Scope and UsageCount.
+    from core.store import Store
 
 Scope = Literal["user", "team"]
 
@@ -73,23 +77,6 @@ class UsageCount:
     team: int
 
 
-class UsageCounter(Protocol):
-    """What a `Meter` needs from the store."""
-
-    def consume_usage(
-        self,
-        team_id: str,
-        user_id: str | None,
-        day: date,
-        n: int = 1,
-        *,
-        user_limit: int | None,
-        team_limit: int | None,
-    ) -> Scope | None: ...
-
-    def usage(self, team_id: str, user_id: str | None, day: date) -> UsageCount: ...
-
-
 def utc_today() -> date:
     return datetime.now(UTC).date()
 
@@ -100,9 +87,7 @@ class Meter:
     With no limit configured it does nothing at all, not even a database write.
     """
 
-    def __init__(
-        self, counter: UsageCounter, limits: UsageLimits, *, today: Callable[[], date] = utc_today
-    ) -> None:
+    def __init__(self, counter: Store, limits: UsageLimits, *, today: Callable[[], date] = utc_today) -> None:
         self.counter = counter
         self.limits = limits
         self._today = today

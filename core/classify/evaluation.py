@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -66,6 +67,11 @@ class Evaluation:
     min_similarity: float | None
     min_margin: float | None
     predictions: list[Prediction]
+
+    def headline(self) -> dict[str, Any]:
+        """The figures a set's evaluation history keeps (`Store.record_evaluation`'s keywords)."""
+        kept = ("method", "strategy", "n", "accuracy", "coverage", "answered_accuracy", "ece")
+        return {name: getattr(self, name) for name in kept}
 
 
 def _lone_label_predictions(

@@ -20,6 +20,7 @@ from core.store import (
     escalations,
     evaluations,
     labels,
+    records,
     tuned_encoders,
     validation,
     vectors,
@@ -31,21 +32,6 @@ from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_re
 from core.store.deliveries import DeliveryStore
 from core.store.escalations import EscalationKey, EscalationRecord
 from core.store.jobs import JobStore
-from core.store.records import (
-    AddResult,
-    CacheKey,
-    ClassificationRecord,
-    EvaluationRecord,
-    ExampleInput,
-    ExampleRecord,
-    LabelChangeRecord,
-    SetSummary,
-    TrainingData,
-    TunedEncoderInfo,
-    TunedEncoderInput,
-    TuneJob,
-    TurnRecord,
-)
 from core.store.schema import ACTOR_LENGTH, JOB_OWNER_LENGTH, Example, Label, LabelSet, utcnow
 from core.store.schema import EvaluationRun as _EvaluationRun
 from core.store.trained_models import TrainedModelKey
@@ -117,12 +103,12 @@ class Store:
         self,
         team_id: str,
         set_name: str,
-        items: Sequence[ExampleInput],
+        items: Sequence[records.ExampleInput],
         *,
         actor: str | None = None,
         added_by: str | None = None,
         author_from_file: bool = False,
-    ) -> AddResult:
+    ) -> records.AddResult:
         """Add examples to a set, creating the set and its labels as needed; all or nothing.
 
         Every item is checked before anything is written (InvalidInput names the bad row). A
@@ -142,7 +128,7 @@ class Store:
             actor if added_by is None else added_by, what="adder", limit=ACTOR_LENGTH
         )
         if not rows:
-            return AddResult(added=0, skipped=0, ids=[])
+            return records.AddResult(added=0, skipped=0, ids=[])
         for _ in range(_ADD_ATTEMPTS):
             try:
                 with self._session() as s, s.begin():
@@ -156,7 +142,9 @@ class Store:
         raise DatabaseUnavailable(f"label set '{name}' kept changing while examples were added: try again")
 
     @read_retried
-    def list_examples(self, team_id: str, set_name: str, *, label: str | None = None) -> list[ExampleRecord]:
+    def list_examples(
+        self, team_id: str, set_name: str, *, label: str | None = None
+    ) -> list[records.ExampleRecord]:
         """A set's examples (or one label's), ordered by label name, then id."""
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
@@ -165,7 +153,7 @@ class Store:
 
     def remove_example(
         self, team_id: str, set_name: str, example_id: int, *, actor: str | None = None
-    ) -> ExampleRecord:
+    ) -> records.ExampleRecord:
         """Delete one example of a set and return what it was; logged as `remove` by `actor`."""
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
@@ -189,7 +177,7 @@ class Store:
             return removed
 
     @read_retried
-    def get_example(self, team_id: str, set_name: str, example_id: int) -> ExampleRecord:
+    def get_example(self, team_id: str, set_name: str, example_id: int) -> records.ExampleRecord:
         """One example of a set, by id (NotFound when the set has no such example)."""
         with self._session() as s, s.begin():
             label_set = labels.find_set(s, team_id, set_name)
@@ -254,19 +242,19 @@ class Store:
     @read_retried
     def label_history(
         self, team_id: str, *, set_name: str | None = None, limit: int = 20
-    ) -> list[LabelChangeRecord]:
+    ) -> list[records.LabelChangeRecord]:
         """The workspace's latest label-set changes (of one set when `set_name` is given), newest first."""
         with self._session() as s, s.begin():
             return changes.latest(s, team_id, set_name=set_name, limit=max(1, int(limit)))
 
     @read_retried
-    def list_sets(self, team_id: str) -> list[SetSummary]:
+    def list_sets(self, team_id: str) -> list[records.SetSummary]:
         """The workspace's sets, by name, each with its version and per-label example counts."""
         with self._session() as s, s.begin():
             return labels.summaries(s, team_id)
 
     @read_retried
-    def get_set(self, team_id: str, set_name: str) -> SetSummary:
+    def get_set(self, team_id: str, set_name: str) -> records.SetSummary:
         """One set's version and per-label example counts."""
         with self._session() as s, s.begin():
             found = labels.summaries(s, team_id, set_name)
@@ -275,13 +263,13 @@ class Store:
         return found[0]
 
     @read_retried
-    def training_data(self, team_id: str, set_name: str) -> TrainingData:
+    def training_data(self, team_id: str, set_name: str) -> records.TrainingData:
         """Every example of a set with its label, and the version they belong to, as one snapshot."""
         with self._session() as s, s.begin():
             return labels.training_data(s, team_id, set_name)
 
     @read_retried
-    def first_examples(self, team_id: str, set_name: str, *, per_label: int) -> TrainingData:
+    def first_examples(self, team_id: str, set_name: str, *, per_label: int) -> records.TrainingData:
         """The first `per_label` examples of each label and the set's version, as one snapshot."""
         with self._session() as s, s.begin():
             return labels.first_examples(s, team_id, set_name, per_label=per_label)
@@ -289,12 +277,12 @@ class Store:
     # -- embedding cache -------------------------------------------------------------------
 
     @read_retried
-    def get_vectors(self, key: CacheKey, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    def get_vectors(self, key: records.CacheKey, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached float32 vectors for those of `hashes` that are cached under `key`."""
         with self._session() as s, s.begin():
             return vectors.get_vectors(s, key, hashes)
 
-    def put_vectors(self, key: CacheKey, found: Mapping[str, np.ndarray]) -> None:
+    def put_vectors(self, key: records.CacheKey, found: Mapping[str, np.ndarray]) -> None:
         """Cache vectors by text hash; hashes already cached under `key` (by anyone) are left as they are."""
         if not found:
             return
@@ -348,13 +336,13 @@ class Store:
             return [row.id for row in rows]
 
     @read_retried
-    def recent_classifications(self, team_id: str, *, limit: int = 50) -> list[ClassificationRecord]:
+    def recent_classifications(self, team_id: str, *, limit: int = 50) -> list[records.ClassificationRecord]:
         """The workspace's latest classifications, newest first."""
         with self._session() as s, s.begin():
             return audit.recent(s, team_id, limit)
 
     @read_retried
-    def get_classification(self, team_id: str, classification_id: int) -> ClassificationRecord:
+    def get_classification(self, team_id: str, classification_id: int) -> records.ClassificationRecord:
         """One logged classification of the workspace, by id (NotFound when there is none).
 
         Slack buttons carry this id rather than the text, which may exceed what a button can hold.
@@ -392,7 +380,7 @@ class Store:
         *,
         limit: int | None = None,
         max_image_bytes: int | None = None,
-    ) -> list[TurnRecord]:
+    ) -> list[records.TurnRecord]:
         """A thread's turns, oldest first, each with its images; empty when there are none.
 
         `limit` reads only the newest `limit` turns. `max_image_bytes` reads only the newest
@@ -428,7 +416,7 @@ class Store:
         coverage: float,
         answered_accuracy: float | None = None,
         ece: float | None = None,
-    ) -> EvaluationRecord:
+    ) -> records.EvaluationRecord:
         """Keep the headline figures of an evaluation of a set (at `set_version`) and return them."""
         row = _EvaluationRun(
             team_id=validation.team_id(team_id),
@@ -448,7 +436,7 @@ class Store:
             return evaluations.record(row)
 
     @read_retried
-    def latest_evaluations(self, team_id: str) -> dict[str, EvaluationRecord]:
+    def latest_evaluations(self, team_id: str) -> dict[str, records.EvaluationRecord]:
         """The newest evaluation of each of the workspace's sets, by set name (unevaluated sets absent)."""
         with self._session() as s, s.begin():
             return evaluations.latest(s, team_id)
@@ -487,7 +475,7 @@ class Store:
 
     # -- tuned encoders and re-tune requests -------------------------------------------------
 
-    def save_tuned_encoder(self, encoder: TunedEncoderInput, blob: bytes) -> bool:
+    def save_tuned_encoder(self, encoder: records.TunedEncoderInput, blob: bytes) -> bool:
         """Keep `blob` as the set's tuned encoder, replacing the one kept before; its digest is
         the sha256 of `blob`, computed here.
 
@@ -499,7 +487,7 @@ class Store:
             return tuned_encoders.save(s, encoder, blob)
 
     @read_retried
-    def tuned_encoder(self, team_id: str, set_name: str) -> TunedEncoderInfo | None:
+    def tuned_encoder(self, team_id: str, set_name: str) -> records.TunedEncoderInfo | None:
         """The set's tuned encoder, without its bytes (one small SELECT), or None when it has none."""
         with self._session() as s, s.begin():
             return tuned_encoders.info(s, team_id, set_name)
@@ -526,7 +514,9 @@ class Store:
         with self._session() as s, s.begin():
             tuned_encoders.request(s, team_id, set_name, requested_by=requested_by)
 
-    def claim_tune(self, *, owner: str, settle_seconds: float, lease_seconds: float) -> TuneJob | None:
+    def claim_tune(
+        self, *, owner: str, settle_seconds: float, lease_seconds: float
+    ) -> records.TuneJob | None:
         """Take one tune job for `owner` until `lease_seconds` from now, or None when none is due.
 
         Due: last asked for at least `settle_seconds` ago, not held back after a failure, and not
@@ -557,14 +547,14 @@ class Store:
                 return job
         return None
 
-    def renew_tune(self, job: TuneJob, *, owner: str, lease_seconds: float) -> bool:
+    def renew_tune(self, job: records.TuneJob, *, owner: str, lease_seconds: float) -> bool:
         """Hold a claimed job `lease_seconds` longer (a heartbeat while the tune runs); False when
         `owner` no longer holds it: another process took it, or the set was removed."""
         lease = validation.duration(lease_seconds, what="lease")
         with self._session() as s, s.begin():
             return tuned_encoders.renew(s, job, owner=owner, until=utcnow() + timedelta(seconds=lease))
 
-    def finish_tune(self, job: TuneJob, *, owner: str) -> bool:
+    def finish_tune(self, job: records.TuneJob, *, owner: str) -> bool:
         """The tune of a claimed job is done (and saved): delete the job, True. When the set was
         edited or a tune asked for since the claim, the job stays, given back to be tuned again
         once settled, False; False too when `owner` no longer holds it (nothing is changed)."""
@@ -572,7 +562,7 @@ class Store:
             return tuned_encoders.finish(s, job, owner=owner)
 
     def fail_tune(
-        self, job: TuneJob, *, owner: str, error: str, retry_after: float, max_attempts: int
+        self, job: records.TuneJob, *, owner: str, error: str, retry_after: float, max_attempts: int
     ) -> bool:
         """The tune of a claimed job failed with `error` (kept cut to 500 characters): give the
         job back, not to be taken for `retry_after` seconds, True. Once it has been taken
@@ -593,7 +583,7 @@ class Store:
             )
 
     @read_retried
-    def tune_jobs(self, team_id: str) -> list[TuneJob]:
+    def tune_jobs(self, team_id: str) -> list[records.TuneJob]:
         """The workspace's pending and running tune jobs, by set name (for display)."""
         with self._session() as s, s.begin():
             return tuned_encoders.jobs(s, team_id)

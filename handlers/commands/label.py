@@ -312,18 +312,7 @@ def _eval(deps: Deps, request: SlackRequest, command: LabelCommand) -> None:
     header = [text.context(f"{mention(request.user)} asked to evaluate label set {bold(command.set)}:")]
     working = replier.working("Evaluating the label set…", header=header)
     evaluation = deps.engine.evaluate(team, command.set, method=command.option)
-    deps.store.record_evaluation(
-        team,
-        command.set,
-        set_version=version,
-        method=evaluation.method,
-        strategy=evaluation.strategy,
-        n=evaluation.n,
-        accuracy=evaluation.accuracy,
-        coverage=evaluation.coverage,
-        answered_accuracy=evaluation.answered_accuracy,
-        ece=evaluation.ece,
-    )
+    deps.store.record_evaluation(team, command.set, set_version=version, **evaluation.headline())
     working.finish(
         evaluation_markdown(command.set, evaluation),
         header=header,
