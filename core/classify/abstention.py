@@ -21,6 +21,8 @@ score 34%, all at the same in-scope accuracy within 1.5 points.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from core.errors import InvalidInput
@@ -77,3 +79,37 @@ def conformal_threshold(held_out_scores: np.ndarray, coverage: float) -> float:
     if not 0 < coverage <= 1:
         raise InvalidInput(f"coverage must be in (0, 1], not {coverage}")
     return float(np.quantile(scores, 1.0 - coverage))
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """A fitted model's "not sure" rule: its examples (unit length, float32 to halve what a kept
+    model holds), the cosine to the nearest of them below which it abstains (None: a set too small
+    to hold an example out, which never abstains this way), and the coverage that threshold was
+    calibrated for."""
+
+    examples: np.ndarray
+    threshold: float | None
+    target_coverage: float
+
+    @classmethod
+    def calibrate(cls, examples: np.ndarray, *, target_coverage: float, judged: np.ndarray) -> Abstention:
+        """The threshold at which `target_coverage` of the `judged` examples' held-out scores
+        would be answered (`judged`: a mask of the examples fit to calibrate on)."""
+        kept = np.asarray(examples, dtype=np.float32)
+        threshold = (
+            conformal_threshold(held_out_nearest_similarity(kept)[judged], target_coverage)
+            if len(kept) >= 2
+            else None
+        )
+        return cls(kept, threshold, target_coverage)
+
+    def nearest(self, points: np.ndarray) -> np.ndarray:
+        """Each unit-length row's cosine to the nearest example: its out-of-scope score."""
+        return nearest_similarity(points.astype(self.examples.dtype), self.examples)
+
+    def unlike(self, nearest: np.ndarray) -> np.ndarray:
+        """Which scores (from `nearest`) fall below the threshold: the texts to abstain on."""
+        if self.threshold is None:
+            return np.zeros(len(nearest), dtype=bool)
+        return np.asarray(nearest < self.threshold)

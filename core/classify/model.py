@@ -25,13 +25,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from core.classify.abstention import (
-    centre,
-    conformal_threshold,
-    held_out_nearest_similarity,
-    nearest_similarity,
-    set_mean,
-)
+from core.classify.abstention import Abstention, centre, set_mean
 from core.classify.calibration import DEFAULT_TEMPERATURE, leave_one_out_cosines, softmax
 from core.classify.centroid import CentroidClassifier, encode_labels
 from core.classify.confidence import ConfidenceCalibration, fit_confidence
@@ -111,9 +105,7 @@ class TrainedModel:
         cv_scores: dict[str, float],
         counts: dict[str, int],
         mean: np.ndarray,
-        examples: np.ndarray,
-        threshold: float | None,
-        target_coverage: float,
+        abstention: Abstention,
         calibration: ConfidenceCalibration,
     ) -> None:
         self.method = method
@@ -123,14 +115,14 @@ class TrainedModel:
         self.cv_scores = cv_scores
         self.counts = counts
         self.dimensions = int(centroid.n_features_in_)
-        self.threshold = threshold
-        self.target_coverage = target_coverage
+        self.abstention = abstention
+        self.threshold = abstention.threshold
+        self.target_coverage = abstention.target_coverage
         self.calibration = calibration
         self._raw_centroid = raw_centroid
         self._centroid = centroid
         self._logreg = logreg
         self._mean = mean
-        self._examples = examples
 
     def __repr__(self) -> str:
         return f"TrainedModel(method={self.method!r}, labels={len(self.labels)}, dim={self.dimensions})"
@@ -170,7 +162,7 @@ class TrainedModel:
 
     def nearest(self, X: np.ndarray) -> np.ndarray:
         """Every row's cosine to the set's nearest example (the abstention score)."""
-        return nearest_similarity(self._points(X).astype(self._examples.dtype), self._examples)
+        return self.abstention.nearest(self._points(X))
 
     def predict(
         self, X: np.ndarray, *, min_similarity: float | None = None, min_margin: float | None = None
@@ -188,7 +180,7 @@ class TrainedModel:
         cosines = self._raw_centroid.decision_function(points)
         centred = centre(points, self._mean)
         probabilities = self.calibration.apply(self._raw_probabilities(centred))
-        nearest = nearest_similarity(points.astype(self._examples.dtype), self._examples)
+        nearest = self.abstention.nearest(points)
         rows = np.arange(len(points))
         by_probability = np.argsort(-probabilities, axis=1, kind="stable")
         by_cosine = np.argsort(-cosines, axis=1, kind="stable")
@@ -196,7 +188,7 @@ class TrainedModel:
         confidence = probabilities[rows, first]
         margin = confidence - probabilities[rows, second]
         closest = cosines[rows, by_cosine[:, 0]]
-        unlike = np.zeros(len(points), dtype=bool) if self.threshold is None else nearest < self.threshold
+        unlike = self.abstention.unlike(nearest)
         too_far = ~unlike & (closest < min_similarity if min_similarity is not None else False)
         too_close = ~unlike & ~too_far & (margin < min_margin if min_margin is not None else False)
 
@@ -382,13 +374,6 @@ def train(
         if unseen.sum() >= MIN_UNSEEN:
             judged = unseen
     calibration = _confidence(method, centred, y, centroid, held_out, count_array, judged)
-    # float32 halves what a cached model holds; the threshold is computed from the same array.
-    examples = points.astype(np.float32)
-    threshold = (
-        conformal_threshold(held_out_nearest_similarity(examples)[judged], target_coverage)
-        if len(examples) >= 2
-        else None
-    )
     return TrainedModel(
         method=method,
         method_reason=reason,
@@ -398,9 +383,7 @@ def train(
         cv_scores=cv_scores,
         counts=counts,
         mean=mean,
-        examples=examples,
-        threshold=threshold,
-        target_coverage=target_coverage,
+        abstention=Abstention.calibrate(points, target_coverage=target_coverage, judged=judged),
         calibration=calibration,
     )
 
@@ -423,7 +406,7 @@ def _to_bytes(model: TrainedModel) -> bytes:
         "raw_centroids": np.asarray(model._raw_centroid.centroids_),
         "centroids": np.asarray(model._centroid.centroids_),
         "mean": np.asarray(model._mean),
-        "examples": np.asarray(model._examples),
+        "examples": np.asarray(model.abstention.examples),
     }
     logreg: dict[str, object] | None = None
     if model._logreg is not None:
@@ -502,9 +485,11 @@ def _from_bytes(blob: bytes) -> TrainedModel:
             cv_scores={str(k): float(v) for k, v in meta["cv_scores"].items()},
             counts={str(k): int(v) for k, v in meta["counts"].items()},
             mean=arrays["mean"],
-            examples=arrays["examples"],
-            threshold=None if meta["threshold"] is None else float(meta["threshold"]),
-            target_coverage=float(meta["target_coverage"]),
+            abstention=Abstention(
+                examples=arrays["examples"],
+                threshold=None if meta["threshold"] is None else float(meta["threshold"]),
+                target_coverage=float(meta["target_coverage"]),
+            ),
             calibration=ConfidenceCalibration(
                 float(meta["calibration"]["temperature"]),
                 tuple(int(c) for c in meta["calibration"]["counts"]),
