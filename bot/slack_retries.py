@@ -208,6 +208,3 @@ class TrackedExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)

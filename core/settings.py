@@ -1,7 +1,7 @@
 """One settings object, declared once and read once from the environment and an optional `.env` file.
 
 The environment variable names are Gembot's public configuration interface; the README lists
-them (tests/test_settings_secrets.py checks that the two agree). Each field declares its type,
+them (tests/core/test_settings_secrets.py checks that the two agree). Each field declares its type,
 default, variable name and meaning in one place. Secrets are `Secret`s, which never show up in a
 repr, a log line or an error message by accident.
 """
@@ -41,7 +41,7 @@ from core.errors import InvalidInput
 GEMINI_DIMENSIONS = (768, 1536, 3072)
 
 # The bot scopes an OAuth install asks for: the same list as manifest.yml's `oauth_config.scopes.bot`
-# (tests/test_slack_oauth.py checks that the two agree).
+# (tests/bot/test_oauth.py checks that the two agree).
 SLACK_BOT_SCOPES = (
     "commands",
     "chat:write",

@@ -2,7 +2,7 @@
 
 These classes are the store's private business: `Store` turns rows into frozen dataclasses
 before anything leaves `core.store`. The schema itself is created only by the Alembic
-migrations in `migrations/versions`, never by `create_all`; `tests/test_migrations.py` fails
+migrations in `migrations/versions`, never by `create_all`; `tests/migrations/test_migrations.py` fails
 when the two drift apart.
 """
 
@@ -257,7 +257,7 @@ class EvaluationRun(Base):
 # `bot.oauth`), never by `Store`. They are declared here, column for column as slack_sdk builds
 # them (`build_installations_table`, `build_bots_table`, `build_oauth_states_table`), only so that
 # migration 0003 and `alembic check` know them; `core` does not import slack_sdk, and
-# tests/test_migrations.py fails when slack_sdk's definitions and these drift apart. The naive
+# tests/migrations/test_migrations.py fails when slack_sdk's definitions and these drift apart. The naive
 # `DateTime` columns are slack_sdk's choice: it stores UTC without a zone. One difference: the
 # token columns are TEXT, not VARCHAR(200) (migration 0007), because they hold the tokens
 # encrypted (`bot.token_crypto`), and an encrypted rotating token is some 320 characters.
