@@ -30,33 +30,42 @@ TASK_TYPES = frozenset(
 )
 
 
+# Where a word's eight slots may fall: three in the leading 128 dimensions, two in the leading 768,
+# three anywhere, so that every Matryoshka prefix still carries every word.
+_SLOT_LIMITS = (128, 128, 128, 768, 768, 3072, 3072, 3072)
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def _word_slots(word: str) -> tuple[np.ndarray, np.ndarray]:
-    """The positions one word adds to and the signs it adds (cached: a big job repeats words)."""
+def _word_slots(word: str, full: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions one word adds to and the signs it adds, in a vector `full` wide (cached: a big
+    job repeats words). A narrower model has only the slots of the prefixes it has, the leading
+    ones always, folded into its width."""
     digest = hashlib.sha256(word.encode()).digest()
-    limits = (128, 128, 128, 768, 768, 3072, 3072, 3072)
-    indices = [
-        int.from_bytes(digest[slot * 3 : slot * 3 + 2], "big") % limit for slot, limit in enumerate(limits)
-    ]
-    signs = [1.0 if digest[slot * 3 + 2] & 1 else -1.0 for slot in range(len(limits))]
+    kept = [s for s, limit in enumerate(_SLOT_LIMITS) if limit <= max(full, _SLOT_LIMITS[0])]
+    indices = [int.from_bytes(digest[s * 3 : s * 3 + 2], "big") % min(_SLOT_LIMITS[s], full) for s in kept]
+    signs = [1.0 if digest[s * 3 + 2] & 1 else -1.0 for s in kept]
     return np.array(indices, dtype=np.intp), np.array(signs)
 
 
-def bag_of_words_vector(text: str, *, task_type: str | None = None, size: int = EMBEDDING_SIZE) -> np.ndarray:
-    """The stand-in's embedding of `text`: unit length at full size, prefix-truncated below it.
+def bag_of_words_vector(
+    text: str, *, task_type: str | None = None, size: int = EMBEDDING_SIZE, full: int = EMBEDDING_SIZE
+) -> np.ndarray:
+    """The hashed bag-of-words embedding of `text`: unit length at `full`, its first `size` values.
 
     Each lowercased word adds +-1 at a few hashed positions, spread so that every Matryoshka
     prefix (128, 768, ...) still carries every word, like the real model keeps most of its
     meaning in the leading dimensions. A little noise seeded by the text and task type makes
-    vectors differ per task type and keeps wordless texts from being zero.
+    vectors differ per task type and keeps wordless texts from being zero. The stand-in's
+    embedContent answers with it at `full` = 3072; `tests.support.fakes.BagOfWordsEmbedder` asks for
+    a model as wide as its `dimensions`.
     """
-    vector = np.zeros(EMBEDDING_SIZE, dtype=np.float64)
-    slots = [_word_slots(word) for word in re.findall(r"\w+", text.lower())]
+    vector = np.zeros(full, dtype=np.float64)
+    slots = [_word_slots(word, full) for word in re.findall(r"\w+", text.lower())]
     if slots:
         # Sums of whole numbers: exact in any order, so this equals adding word by word.
         np.add.at(vector, np.concatenate([i for i, _ in slots]), np.concatenate([s for _, s in slots]))
     seed = int.from_bytes(hashlib.sha256(f"{task_type or ''}\0{text}".encode()).digest()[:8], "big")
-    vector += np.random.default_rng(seed).normal(0.0, 0.02, EMBEDDING_SIZE)
+    vector += np.random.default_rng(seed).normal(0.0, 0.02, full)
     vector /= np.linalg.norm(vector)
     return vector[:size].astype(np.float32)
 
