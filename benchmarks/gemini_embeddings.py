@@ -41,7 +41,7 @@ from core.gemini.embedder import MAX_BATCH, GeminiEmbedder  # noqa: E402
 from core.gemini.ratelimit import RateLimiter  # noqa: E402
 from core.settings import Secret, Settings  # noqa: E402
 from core.store import Store  # noqa: E402
-from tests.support.gemini_standin import GeminiStandIn  # noqa: E402
+from tests.support.gemini import GeminiStandIn  # noqa: E402
 
 WORDS = (
     "printer",

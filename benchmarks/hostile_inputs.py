@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from handlers.text import plan_message  # noqa: E402
 from tests.bot.test_request_bounds import HUGE, PeakRss, closed_after, post_raw, stalled  # noqa: E402
-from tests.support.gemini_standin import GeminiStandIn  # noqa: E402
+from tests.support.gemini import GeminiStandIn  # noqa: E402
 from tests.support.image_bombs import measure_bomb  # noqa: E402
 from tests.support.servers import GembotProcess, rss_kib, server_env  # noqa: E402
 from tests.support.slack_standin import SlackStandIn  # noqa: E402

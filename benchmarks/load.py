@@ -39,7 +39,7 @@ from sqlalchemy import make_url, text  # noqa: E402
 from core.store import Store  # noqa: E402
 from core.store.db import make_engine  # noqa: E402
 from tests.support import load_driver  # noqa: E402
-from tests.support.gemini_standin import GeminiStandIn  # noqa: E402
+from tests.support.gemini import GeminiStandIn  # noqa: E402
 from tests.support.servers import GembotProcess, rss_kib, server_env  # noqa: E402
 from tests.support.slack_standin import SlackStandIn  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import load_driver
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_standin import SlackStandIn
 

@@ -24,7 +24,7 @@ import pytest
 
 from core.store import Store
 from tests.conftest import PostgresServer
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_standin import SlackStandIn, eventually
 

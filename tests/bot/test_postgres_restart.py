@@ -17,7 +17,7 @@ from pathlib import Path
 
 from handlers.replies import DATABASE_TROUBLE
 from tests.support import load_driver
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.paced_load import Outcome, PacedLoad, expected_label
 from tests.support.pg_cluster import PrivateCluster
 from tests.support.servers import GembotProcess, server_env

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import slack_fixtures
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.servers import GembotProcess, rss_kib, server_env
 from tests.support.slack_fixtures import BotServer
 from tests.support.slack_standin import SlackStandIn

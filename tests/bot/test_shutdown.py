@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from core.store import ExampleInput, Store
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_standin import SlackStandIn
 

@@ -22,7 +22,7 @@ from core.settings import Settings
 from core.store import ClassificationLog, ExampleInput, LeaseLost, Store
 from core.store.db import make_engine
 from tests.support.fakes import BagOfWordsEmbedder
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_settings
 
 TEAM = "T1"

@@ -17,7 +17,7 @@ from core.gemini.embedder import GeminiEmbedder
 from core.gemini.generation import generate
 from core.gemini.images import prepare_image
 from core.store import Store
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_client, image_bytes
 
 DAY = date(2025, 3, 14)

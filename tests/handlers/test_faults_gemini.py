@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from core.store import ExampleInput
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 
 CHANNEL = "C0GENERAL"

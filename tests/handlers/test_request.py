@@ -30,7 +30,7 @@ from handlers.commands import ask, classify
 from handlers.deps import CONTEXT_KEY, NOT_CONFIGURED, Deps
 from handlers.replies import ReplyTo, UnknownReplyTo
 from handlers.request import SlackRequest
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.slack_fixtures import BotServer, MakeBotServer, bot_settings
 from tests.support.slack_standin import SlackStandIn
 

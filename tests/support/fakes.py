@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from core.embeddings.base import Embedder, TaskType
+from tests.support.gemini import bag_of_words_vector
 
 
 class BagOfWordsEmbedder(Embedder):
-    """Hashed bag of words: texts that share words are close. Counts what it is asked to embed."""
+    """The Gemini stand-in's hashed bag of words, in process: texts that share words are close.
+
+    Counts what it is asked to embed. Its vectors do not depend on the task type even when
+    `uses_task_type` says they may (that flag only changes how the cache keys them).
+    """
 
     name = "fake"
 
@@ -38,10 +41,6 @@ class BagOfWordsEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str], *, task_type: TaskType) -> np.ndarray:
         self.calls.append((list(texts), task_type))
-        out = np.zeros((len(texts), self._dimensions), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"[a-z0-9]+", text.lower()):
-                digest = hashlib.sha256(word.encode()).digest()
-                out[row, int.from_bytes(digest[:4], "big") % self._dimensions] += 1.0
-            out[row, 0] += 0.05  # never a zero vector
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        width = self._dimensions
+        vectors = [bag_of_words_vector(text, size=width, full=width) for text in texts]
+        return np.array(vectors, dtype=np.float32).reshape(len(texts), width)

@@ -13,7 +13,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.gemini.client import GeminiClient
 from core.settings import Secret, Settings
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 
 # Retries as the product does them, with delays short enough for a test.
 FAST: dict[str, Any] = {

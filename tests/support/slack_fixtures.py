@@ -40,7 +40,7 @@ from core.embeddings.base import Embedder
 from core.settings import Settings
 from handlers.deps import Deps
 from tests.support.fakes import BagOfWordsEmbedder
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.slack_harness import (
     DEFAULT_SIGNING_SECRET,
     DispatchSender,

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from google.genai import errors, types
 
+from tests.support.gemini import EMBEDDING_SIZE, MODELS, GeminiStandIn, Prompt, bag_of_words_vector
 from tests.support.gemini_fixtures import sdk_client
-from tests.support.gemini_standin import EMBEDDING_SIZE, MODELS, GeminiStandIn, Prompt, bag_of_words_vector
 
 FLASH = "gemini-2.5-flash"
 EMBEDDING = "gemini-embedding-001"

@@ -11,7 +11,7 @@ import pytest
 
 from bot.cli.main import main
 from tests.support.cli_support import CLI, runner
-from tests.support.gemini_standin import MODELS, GeminiStandIn, ModelInfo
+from tests.support.gemini import MODELS, GeminiStandIn, ModelInfo
 from tests.support.gemini_support import decode_base64, image_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "core" / "examples" / "intents.csv"

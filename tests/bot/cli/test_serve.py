@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.servers import GembotProcess, server_env
 from tests.support.slack_harness import DEFAULT_SIGNING_SECRET, SlackSender
 from tests.support.slack_standin import SlackStandIn

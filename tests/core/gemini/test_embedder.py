@@ -18,7 +18,7 @@ from core.gemini.failures import GeminiNotConfigured, GeminiRejected, QuotaExhau
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import CacheKey, Store
-from tests.support.gemini_standin import GeminiStandIn, RecordedRequest, bag_of_words_vector
+from tests.support.gemini import GeminiStandIn, RecordedRequest, bag_of_words_vector
 from tests.support.gemini_support import gemini_client
 
 NO_DOTENV = Path("/nonexistent/.env")

@@ -29,7 +29,7 @@ from core.gemini.escalation import (
 from core.settings import Settings
 from core.store import ExampleInput, Store
 from tests.support.fakes import BagOfWordsEmbedder
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_settings
 
 TEAM, SET = "T1", "support"

@@ -25,7 +25,7 @@ from core.gemini.failures import (
 from core.gemini.generation import Turn, generate
 from core.gemini.images import prepare_image
 from core.settings import Settings
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_client, image_bytes
 
 NO_DOTENV = Path("/nonexistent/.env")

@@ -16,7 +16,7 @@ from core.gemini.failures import ImageTooLarge, NotAnImage, UploadFailed
 from core.gemini.generation import Turn, generate
 from core.gemini.images import MAX_PIXELS, prepare_image
 from core.settings import Settings
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import decode_base64, gemini_client, heif_header, image_bytes
 from tests.support.image_bombs import gif_bomb, measure_bomb
 

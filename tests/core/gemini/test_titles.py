@@ -8,7 +8,7 @@ import pytest
 
 from core.gemini.failures import BadResponse
 from core.gemini.titles import MAX_TITLE_CHARS, parse_titles, title_groups, title_prompt
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_client
 
 

@@ -12,7 +12,7 @@ from handlers.channel_history import written_by_a_person
 from handlers.commands.cluster import parse
 from handlers.text import plain
 from tests.support.fakes import BagOfWordsEmbedder
-from tests.support.gemini_standin import Prompt
+from tests.support.gemini import Prompt
 from tests.support.slack_fixtures import BotServer, MakeBotServer
 
 PNG = b"\x89PNG\r\n\x1a\n"

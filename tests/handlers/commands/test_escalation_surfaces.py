@@ -10,7 +10,7 @@ import pytest
 
 from tests.handlers.commands.test_classify import classify
 from tests.support.cli_support import CLI, on_database
-from tests.support.gemini_standin import GeminiStandIn
+from tests.support.gemini import GeminiStandIn
 from tests.support.label_support import block, element, seed, texts_of
 from tests.support.slack_fixtures import MakeBotServer
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.store import TurnImageRecord, TurnRecord
 from handlers import conversation
-from tests.support.gemini_standin import GeminiStandIn, RecordedRequest
+from tests.support.gemini import GeminiStandIn, RecordedRequest
 from tests.support.gemini_support import decode_base64, image_bytes
 from tests.support.image_bombs import gif_bomb
 from tests.support.slack_fixtures import BotServer, MakeBotServer
