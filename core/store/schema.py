@@ -83,6 +83,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 IntId = Annotated[int, mapped_column(Integer, primary_key=True)]
 #: A moment stamped with the time the row is written (created, updated, received).
 Stamp = Annotated[datetime, mapped_column(default=utcnow)]
+#: A workspace key (`TEAM` or `ENTERPRISE:TEAM`), a label set's name, a sha256 in hex: the same
+#: width in every table that holds one.
+TeamId = Annotated[str, mapped_column(String(TEAM_ID_LENGTH))]
+SetName = Annotated[str, mapped_column(String(SET_NAME_LENGTH))]
+Hash = Annotated[str, mapped_column(String(HASH_LENGTH))]
 
 
 class Base(DeclarativeBase):
@@ -101,8 +106,8 @@ class LabelSet(Base):
     __table_args__ = (UniqueConstraint("team_id", "name"),)
 
     id: Mapped[IntId]
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    team_id: Mapped[TeamId]
+    name: Mapped[SetName]
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[Stamp]
     updated_at: Mapped[Stamp]
@@ -127,7 +132,7 @@ class Example(Base):
     id: Mapped[IntId]
     label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
     text: Mapped[str]
-    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    text_hash: Mapped[Hash]
     author: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
     source_url: Mapped[str | None]
     created_at: Mapped[Stamp]
@@ -150,7 +155,7 @@ class Embedding(Base):
     model: Mapped[str] = mapped_column(String(200))
     task_type: Mapped[str] = mapped_column(String(32))
     dimensions: Mapped[int] = mapped_column(Integer)
-    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    text_hash: Mapped[Hash]
     # Little-endian float32, dimensions * 4 bytes.
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[Stamp]
@@ -164,8 +169,8 @@ class Classification(Base):
     __table_args__ = (Index(None, "team_id", "created_at"),)
 
     id: Mapped[IntId]
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    team_id: Mapped[TeamId]
+    set_name: Mapped[SetName]
     user_id: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
     text: Mapped[str]
@@ -200,7 +205,7 @@ class SlackEvent(Base):
 
     id: Mapped[IntId]
     event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    team_id: Mapped[TeamId]
     received_at: Mapped[Stamp]
     lease_until: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -216,7 +221,7 @@ class ConversationTurn(Base):
     __table_args__ = (Index(None, "team_id", "channel_id", "thread_ts", "id"), Index(None, "created_at"))
 
     id: Mapped[IntId]
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    team_id: Mapped[TeamId]
     channel_id: Mapped[str] = mapped_column(String(CHANNEL_ID_LENGTH))
     thread_ts: Mapped[str] = mapped_column(String(TS_LENGTH))
     role: Mapped[str] = mapped_column(String(8))
@@ -233,7 +238,7 @@ class TurnImage(Base):
     turn_id: Mapped[int] = mapped_column(ForeignKey("conversation_turns.id", ondelete="CASCADE"), index=True)
     mime_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    sha256: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    sha256: Mapped[Hash]
 
 
 class EvaluationRun(Base):
@@ -243,8 +248,8 @@ class EvaluationRun(Base):
     __table_args__ = (Index(None, "team_id", "set_name", "created_at"),)
 
     id: Mapped[IntId]
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    team_id: Mapped[TeamId]
+    set_name: Mapped[SetName]
     set_version: Mapped[int] = mapped_column(Integer)
     method: Mapped[str] = mapped_column(String(16))
     strategy: Mapped[str] = mapped_column(String(64))
@@ -355,7 +360,7 @@ class Job(Base):
     __table_args__ = (Index(None, "state", "lease_expires_at"),)
 
     id: Mapped[IntId]
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    team_id: Mapped[TeamId]
     kind: Mapped[str] = mapped_column(String(JOB_KIND_LENGTH))
     state: Mapped[str] = mapped_column(String(JOB_STATE_LENGTH))
     # The input as it came (a CSV file's text, UTF-8): bytes, because PostgreSQL's text refuses NUL.
@@ -415,8 +420,8 @@ class LabelChange(Base):
     __table_args__ = (Index(None, "team_id", "set_name", "id"), Index(None, "team_id", "id"))
 
     id: Mapped[IntId]
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    team_id: Mapped[TeamId]
+    set_name: Mapped[SetName]
     actor: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
     # add, import, remove, remove_label, remove_set
     action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
@@ -450,7 +455,7 @@ class Escalation(Base):
     set_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
     text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
-    prompt_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    prompt_hash: Mapped[Hash]
     label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
     created_at: Mapped[Stamp]
 
@@ -473,7 +478,7 @@ class TrainedModelRow(Base):
     set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH), primary_key=True)
     set_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     fit_key: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
-    data_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    data_hash: Mapped[Hash]
     format: Mapped[int] = mapped_column(Integer)
     model: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[Stamp]
@@ -502,7 +507,7 @@ class TunedEncoderRow(Base):
     set_version: Mapped[int] = mapped_column(Integer)
     base: Mapped[str] = mapped_column(String(TUNED_BASE_LENGTH))
     kind: Mapped[str] = mapped_column(String(TUNED_KIND_LENGTH))
-    digest: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    digest: Mapped[Hash]
     format: Mapped[int] = mapped_column(Integer)
     blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     examples: Mapped[int] = mapped_column(Integer)
