@@ -47,10 +47,19 @@ def register(commands: argparse._SubParsersAction, scoped: argparse.ArgumentPars
     lst.add_argument("label", nargs="?")
     lst.set_defaults(run=run_list)
 
-    rm = sub.add_parser("remove", parents=[scoped], help="remove an example by id, or a whole label")
+    rm = sub.add_parser(
+        "remove", parents=[scoped], help="remove an example by id, a whole label, or the whole set"
+    )
     target = rm.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", type=int, help="the example's id (see `labels list`)")
     target.add_argument("--label", dest="remove_label", help="remove this label and all its examples")
+    target.add_argument(
+        "--all",
+        dest="remove_set",
+        action="store_true",
+        help="remove the whole set: its labels, examples, tuned encoder and kept models "
+        "(its change log and classification log stay)",
+    )
     rm.set_defaults(run=run_remove)
 
     sets = sub.add_parser("sets", parents=[scoped], help="list the workspace's label sets")
@@ -144,6 +153,13 @@ def run_list(ctx: Context) -> int:
 
 def run_remove(ctx: Context) -> int:
     a = ctx.args
+    if a.remove_set:
+        ctx.store.remove_set(ctx.team, ctx.set_name, actor=actor())
+        if a.json:
+            emit_json({"set": ctx.set_name, "removed": True})
+        else:
+            print(f"removed label set {ctx.set_name!r}")
+        return 0
     if a.remove_label:
         removed = ctx.store.remove_label(ctx.team, ctx.set_name, a.remove_label, actor=actor())
         if a.json:

@@ -9,7 +9,7 @@ when the two drift apart.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import (
     JSON,
@@ -79,6 +79,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+#: The integer primary key most tables have (autoincrementing).
+IntId = Annotated[int, mapped_column(Integer, primary_key=True)]
+#: A moment stamped with the time the row is written (created, updated, received).
+Stamp = Annotated[datetime, mapped_column(default=utcnow)]
+#: A workspace key (`TEAM` or `ENTERPRISE:TEAM`), a label set's name, a sha256 in hex: the same
+#: width in every table that holds one.
+TeamId = Annotated[str, mapped_column(String(TEAM_ID_LENGTH))]
+SetName = Annotated[str, mapped_column(String(SET_NAME_LENGTH))]
+Hash = Annotated[str, mapped_column(String(HASH_LENGTH))]
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy reads this class attribute
@@ -94,22 +105,22 @@ class LabelSet(Base):
     __tablename__ = "label_sets"
     __table_args__ = (UniqueConstraint("team_id", "name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
+    name: Mapped[SetName]
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
+    updated_at: Mapped[Stamp]
 
 
 class Label(Base):
     __tablename__ = "labels"
     __table_args__ = (UniqueConstraint("set_id", "name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntId]
     set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(LABEL_NAME_LENGTH))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 class Example(Base):
@@ -118,13 +129,13 @@ class Example(Base):
     __tablename__ = "examples"
     __table_args__ = (UniqueConstraint("label_id", "text_hash"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntId]
     label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
     text: Mapped[str]
-    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    text_hash: Mapped[Hash]
     author: Mapped[str | None] = mapped_column(String(AUTHOR_LENGTH))
     source_url: Mapped[str | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
     # The Slack user who added it, as Slack said (None: the command line, or from before
     # migration 0008, when only the change log knew).
     added_by: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
@@ -139,15 +150,15 @@ class Embedding(Base):
     __tablename__ = "embeddings"
     __table_args__ = (UniqueConstraint("embedder", "model", "task_type", "dimensions", "text_hash"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntId]
     embedder: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(200))
     task_type: Mapped[str] = mapped_column(String(32))
     dimensions: Mapped[int] = mapped_column(Integer)
-    text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    text_hash: Mapped[Hash]
     # Little-endian float32, dimensions * 4 bytes.
     vector: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 class Classification(Base):
@@ -157,9 +168,9 @@ class Classification(Base):
     # `recent_classifications` reads one workspace's newest rows.
     __table_args__ = (Index(None, "team_id", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
+    set_name: Mapped[SetName]
     user_id: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
     text: Mapped[str]
@@ -168,7 +179,7 @@ class Classification(Base):
     confidence: Mapped[float]
     method: Mapped[str] = mapped_column(String(16))
     scores: Mapped[dict[str, float]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 EVENT_ID_LENGTH = 64
@@ -192,10 +203,10 @@ class SlackEvent(Base):
         Index(None, "finished_at", "lease_until"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntId]
     event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    team_id: Mapped[TeamId]
+    received_at: Mapped[Stamp]
     lease_until: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=1)
@@ -209,13 +220,13 @@ class ConversationTurn(Base):
     # `conversation` reads one thread's turns in order; the retention prune, the oldest turns.
     __table_args__ = (Index(None, "team_id", "channel_id", "thread_ts", "id"), Index(None, "created_at"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
     channel_id: Mapped[str] = mapped_column(String(CHANNEL_ID_LENGTH))
     thread_ts: Mapped[str] = mapped_column(String(TS_LENGTH))
     role: Mapped[str] = mapped_column(String(8))
     text: Mapped[str]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 class TurnImage(Base):
@@ -223,11 +234,11 @@ class TurnImage(Base):
 
     __tablename__ = "turn_images"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntId]
     turn_id: Mapped[int] = mapped_column(ForeignKey("conversation_turns.id", ondelete="CASCADE"), index=True)
     mime_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    sha256: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    sha256: Mapped[Hash]
 
 
 class EvaluationRun(Base):
@@ -236,9 +247,9 @@ class EvaluationRun(Base):
     __tablename__ = "evaluations"
     __table_args__ = (Index(None, "team_id", "set_name", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
+    set_name: Mapped[SetName]
     set_version: Mapped[int] = mapped_column(Integer)
     method: Mapped[str] = mapped_column(String(16))
     strategy: Mapped[str] = mapped_column(String(64))
@@ -247,7 +258,7 @@ class EvaluationRun(Base):
     coverage: Mapped[float]
     # None when the classifier would answer none of the examples at its thresholds.
     answered_accuracy: Mapped[float | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
     # The expected calibration error of the stated confidence (None: recorded before 0012).
     ece: Mapped[float | None]
 
@@ -348,8 +359,8 @@ class Job(Base):
     # Processes look for queued jobs and running jobs with a lapsed lease.
     __table_args__ = (Index(None, "state", "lease_expires_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
     kind: Mapped[str] = mapped_column(String(JOB_KIND_LENGTH))
     state: Mapped[str] = mapped_column(String(JOB_STATE_LENGTH))
     # The input as it came (a CSV file's text, UTF-8): bytes, because PostgreSQL's text refuses NUL.
@@ -362,8 +373,8 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None]
     # How many times a process has taken the job on: one that keeps dying is given up.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
+    updated_at: Mapped[Stamp]
 
 
 class JobRow(Base):
@@ -408,9 +419,9 @@ class LabelChange(Base):
     # `/label history` reads one workspace's newest changes, optionally of one set.
     __table_args__ = (Index(None, "team_id", "set_name", "id"), Index(None, "team_id", "id"))
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(TEAM_ID_LENGTH))
-    set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH))
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
+    set_name: Mapped[SetName]
     actor: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
     # add, import, remove, remove_label, remove_set
     action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
@@ -420,7 +431,7 @@ class LabelChange(Base):
     text: Mapped[str | None]
     # How many examples the change added or removed.
     count: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 # -- Gemini's answers for unsure classifications ----------------------------------------------------
@@ -444,9 +455,9 @@ class Escalation(Base):
     set_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
     text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
-    prompt_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    prompt_hash: Mapped[Hash]
     label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 # -- fitted classifiers, kept so that no process fits the same one twice ---------------------------
@@ -467,10 +478,10 @@ class TrainedModelRow(Base):
     set_name: Mapped[str] = mapped_column(String(SET_NAME_LENGTH), primary_key=True)
     set_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     fit_key: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
-    data_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    data_hash: Mapped[Hash]
     format: Mapped[int] = mapped_column(Integer)
     model: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 # -- tuned encoders and the requests to tune a set again -------------------------------------------
@@ -496,12 +507,12 @@ class TunedEncoderRow(Base):
     set_version: Mapped[int] = mapped_column(Integer)
     base: Mapped[str] = mapped_column(String(TUNED_BASE_LENGTH))
     kind: Mapped[str] = mapped_column(String(TUNED_KIND_LENGTH))
-    digest: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    digest: Mapped[Hash]
     format: Mapped[int] = mapped_column(Integer)
     blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     examples: Mapped[int] = mapped_column(Integer)
     seconds: Mapped[float]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[Stamp]
 
 
 class TuneJobRow(Base):
@@ -525,4 +536,4 @@ class TuneJobRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(TUNE_ERROR_LENGTH))
     not_before: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[Stamp]

@@ -152,6 +152,19 @@ def test_add_list_remove_and_sets(cli: CLI) -> None:
     assert cli("labels", "list", "--json").out == ""
 
 
+def test_removing_a_whole_set_leaves_the_others(cli: CLI) -> None:
+    cli("labels", "add", "bug", "The app crashes on start", "--set", "triage")
+    cli("labels", "add", "praise", "Love the new release", "--set", "triage")
+    cli("labels", "add", "sun", "Clear skies all day", "--set", "weather")
+    removed = cli("labels", "remove", "--all", "--set", "triage", "--json")
+    assert removed.code == 0 and removed.json_lines() == [{"set": "triage", "removed": True}]
+    assert [x["set"] for x in cli("labels", "sets", "--json").json_lines()] == ["weather"]
+    history = cli("labels", "history", "--set", "triage", "--json").json_lines()
+    assert history[0]["action"] == "remove_set" and history[0]["count"] == 2
+    again = cli("labels", "remove", "--all", "--set", "triage")
+    assert again.code != 0 and "triage" in again.err and "Traceback" not in again.err
+
+
 def test_teams_and_sets_are_separate(cli: CLI) -> None:
     cli("labels", "add", "a", "alpha text", "--team", "T1")
     cli("labels", "add", "b", "beta text", "--team", "T2", "--set", "other")
