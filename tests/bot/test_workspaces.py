@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from slack_bolt import BoltContext
 
+from bot.background import Housekeeping, JobResumer, RequestResumer, Retuner
 from bot.workspaces import ANOTHER_WORKSPACE, OneWorkspace
 from core.store import ExampleInput, Store
 from handlers.scope import workspace_key, workspace_of
@@ -31,13 +33,16 @@ STORE_METHODS = [
 
 @pytest.fixture
 def store_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
-    """Every `Store` method called from now on (by any instance, on any thread), with its arguments."""
+    """Every `Store` method called from now on for a request (by any instance, on any thread but the
+    process's background rounds, which read and prune on their own schedule), with its arguments."""
     calls: list[tuple[str, tuple[Any, ...]]] = []
+    rounds = {JobResumer.name, RequestResumer.name, Housekeeping.name, Retuner.name}
 
     def spy(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def recorded(self: Store, *args: Any, **kwargs: Any) -> Any:
-            calls.append((name, args))
+            if threading.current_thread().name not in rounds:
+                calls.append((name, args))
             return original(self, *args, **kwargs)
 
         return recorded
