@@ -88,6 +88,8 @@ Stamp = Annotated[datetime, mapped_column(default=utcnow)]
 TeamId = Annotated[str, mapped_column(String(TEAM_ID_LENGTH))]
 SetName = Annotated[str, mapped_column(String(SET_NAME_LENGTH))]
 Hash = Annotated[str, mapped_column(String(HASH_LENGTH))]
+#: A label's name, in the labels table and wherever a row names the label it was given.
+LabelName = Annotated[str, mapped_column(String(LABEL_NAME_LENGTH))]
 
 
 class Base(DeclarativeBase):
@@ -119,7 +121,7 @@ class Label(Base):
 
     id: Mapped[IntId]
     set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(LABEL_NAME_LENGTH))
+    name: Mapped[LabelName]
     created_at: Mapped[Stamp]
 
 
@@ -175,7 +177,7 @@ class Classification(Base):
     source: Mapped[str] = mapped_column(String(16))
     text: Mapped[str]
     # None when the classifier abstained.
-    label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
+    label: Mapped[LabelName | None]
     confidence: Mapped[float]
     method: Mapped[str] = mapped_column(String(16))
     scores: Mapped[dict[str, float]] = mapped_column(JSON)
@@ -425,7 +427,7 @@ class LabelChange(Base):
     actor: Mapped[str | None] = mapped_column(String(ACTOR_LENGTH))
     # add, import, remove, remove_label, remove_set
     action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
-    label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
+    label: Mapped[LabelName | None]
     example_id: Mapped[int | None] = mapped_column(Integer)
     # The example's text, cut to a preview.
     text: Mapped[str | None]
@@ -456,7 +458,7 @@ class Escalation(Base):
     model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
     text_hash: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
     prompt_hash: Mapped[Hash]
-    label: Mapped[str | None] = mapped_column(String(LABEL_NAME_LENGTH))
+    label: Mapped[LabelName | None]
     created_at: Mapped[Stamp]
 
 
