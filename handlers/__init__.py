@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def register_all(app: App, deps: Deps) -> None:
     """Hand every request `deps` (`handlers.deps.provide`) and register every surface's listeners."""
-    from handlers.actions import classify_feedback
+    from handlers.actions import answer_feedback, classify_feedback
     from handlers.commands import ask, classify, cluster, label, similar
     from handlers.deps import provide
     from handlers.events import app_home, app_mention, direct_message
@@ -34,6 +34,7 @@ def register_all(app: App, deps: Deps) -> None:
         direct_message,
         classify,
         classify_feedback,
+        answer_feedback,
         label,
         add_example_shortcut,
         add_example_modal,

@@ -29,6 +29,7 @@ from core.gemini.generation import Role, Turn, generate
 from core.gemini.images import ImageInput
 from core.store import TurnRecord
 from handlers import attachments, bounds, text
+from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
 from handlers.text import Block
@@ -302,4 +303,5 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
     footer[:0] = [text.context(note) for note in notes if note]
     if answer.truncated:
         footer.insert(0, text.context(CUT_OFF))
+    footer += feedback_footer(deps, request, working, model=answer.model)  # feedback hook (issue 12)
     working.finish(answer.text, footer=footer)

@@ -1,11 +1,13 @@
 """Where Gembot keeps its data: label sets and examples, the embedding cache, the classification log,
 Slack event claims, thread conversations, the evaluation history, bulk jobs, Gemini's answers
-for unsure classifications, fitted classifiers, and tuned encoders with their re-tune jobs.
+for unsure classifications, fitted classifiers, tuned encoders with their re-tune jobs, and
+Gemini's answers in Slack with the feedback people gave them.
 
 Callers use `Store` and the plain records below; the ORM models and Alembic plumbing stay inside
 this package.
 """
 
+from core.store.answers import ModelRating
 from core.store.db import current_revision, head_revision, make_engine, upgrade
 from core.store.escalations import EscalationKey, EscalationRecord
 from core.store.jobs import ClassificationLog, JobRecord, LeaseLost
@@ -42,6 +44,7 @@ __all__ = [
     "JobRecord",
     "LabelChangeRecord",
     "LeaseLost",
+    "ModelRating",
     "SetSummary",
     "Store",
     "TrainedModelKey",

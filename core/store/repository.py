@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.daily_limits import Scope, UsageCount
 from core.errors import DatabaseUnavailable, InvalidInput, NotFound
 from core.store import (
+    answers,
     audit,
     changes,
     conversations,
@@ -400,6 +401,39 @@ class Store:
             raise InvalidInput("prune_conversations needs a timezone-aware datetime")
         with self._session() as s, s.begin():
             return conversations.prune(s, older_than)
+
+    # -- Gemini's answers in Slack and their feedback -------------------------------------
+
+    def record_answer(self, team_id: str, channel_id: str, *, message_ts: str | None, model: str) -> int:
+        """Keep a note of an answer shown in Slack (where, which model; not its text) and return
+        its id, which its feedback buttons carry (`rate_answer`)."""
+        row = answers.new_answer(team_id, channel_id, message_ts=message_ts, model=model)
+        with self._session() as s, s.begin():
+            return answers.add(s, row)
+
+    def rate_answer(self, team_id: str, answer_id: int, user_id: str, *, good: bool) -> str:
+        """Keep `user_id`'s verdict on the answer (good or not), replacing their earlier one, and
+        return the answer's model. NotFound when the workspace has no answer `answer_id` (pruned,
+        or another workspace's)."""
+        with self._session() as s, s.begin():
+            return answers.rate(s, team_id, answer_id, user_id, good=good)
+
+    @read_retried
+    def answer_ratings(self, team_id: str, *, since: datetime) -> list[answers.ModelRating]:
+        """Per model (by name), the workspace's answers created since `since` that someone gave
+        feedback on, and how many of those were judged good (more good verdicts than bad)."""
+        if since.tzinfo is None:
+            raise InvalidInput("answer_ratings needs a timezone-aware datetime")
+        with self._session() as s, s.begin():
+            return answers.ratings(s, team_id, since=since)
+
+    def prune_answers(self, older_than: datetime) -> int:
+        """Delete the answers (of every workspace) created before `older_than`, with their
+        feedback; returns how many answers went (`bot.background.Housekeeping`)."""
+        if older_than.tzinfo is None:
+            raise InvalidInput("prune_answers needs a timezone-aware datetime")
+        with self._session() as s, s.begin():
+            return answers.prune(s, older_than)
 
     # -- evaluation history ----------------------------------------------------------------
 

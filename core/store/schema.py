@@ -539,3 +539,36 @@ class TuneJobRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(TUNE_ERROR_LENGTH))
     not_before: Mapped[datetime | None]
     updated_at: Mapped[Stamp]
+
+
+# -- Gemini's answers in Slack and what people thought of them --------------------------------------
+
+
+class AnswerRow(Base):
+    """A Gemini answer shown in Slack, recorded when it is finished so that its feedback buttons can
+    name it by `id` (the buttons carry the id, never the text, which is not kept here).
+
+    `message_ts` is None when the answer went out through a response_url, which returns no ts.
+    """
+
+    __tablename__ = "answers"
+    # App Home reads one workspace's recent answers; the retention prune, the oldest of all.
+    __table_args__ = (Index(None, "team_id", "created_at"), Index(None, "created_at"))
+
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
+    channel_id: Mapped[str] = mapped_column(String(CHANNEL_ID_LENGTH))
+    message_ts: Mapped[str | None] = mapped_column(String(TS_LENGTH))
+    model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
+    created_at: Mapped[Stamp]
+
+
+class AnswerFeedbackRow(Base):
+    """One person's verdict on one answer: a later press by the same person replaces it."""
+
+    __tablename__ = "answer_feedback"
+
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
+    good: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[Stamp]

@@ -10,6 +10,7 @@ from core import daily_limits
 from core.gemini.generation import generate
 from handlers import bounds, text
 from handlers.acks import acknowledge_or_refuse
+from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
 
@@ -52,4 +53,5 @@ def answer_ask(command: dict[str, Any], context: BoltContext) -> None:
         footer = (
             [text.context("_The answer was cut off at the model's output limit._")] if reply.truncated else []
         )
+        footer += feedback_footer(deps, request, working, model=reply.model)  # feedback hook (issue 12)
         working.finish(reply.text, header=asked, footer=footer)

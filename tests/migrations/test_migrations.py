@@ -48,6 +48,9 @@ TABLES = {
     # tuned encoders and their re-tune jobs (migration 0013)
     "tuned_encoders",
     "tune_jobs",
+    # Gemini's answers in Slack and the feedback on them (migration 0014)
+    "answers",
+    "answer_feedback",
 }
 
 
@@ -185,6 +188,56 @@ def test_escalations_columns_and_key(engine: Engine) -> None:
     )
     downgrade(engine, "0009")
     assert "escalations" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert schema_differences(engine) == []
+
+
+def test_answers_and_feedback_columns_and_keys(engine: Engine) -> None:
+    upgrade(engine)
+    inspector = inspect(engine)
+    stamp = "TIMESTAMP" if engine.dialect.name == "postgresql" else "DATETIME"
+    expected = {
+        "answers": {
+            # name: (type as the database reports it, nullable, length)
+            "id": ("INTEGER", False, None),
+            "team_id": ("VARCHAR", False, 64),
+            "channel_id": ("VARCHAR", False, 64),
+            "message_ts": ("VARCHAR", True, 32),
+            "model": ("VARCHAR", False, 200),
+            "created_at": (stamp, False, None),
+        },
+        "answer_feedback": {
+            "answer_id": ("INTEGER", False, None),
+            "user_id": ("VARCHAR", False, 64),
+            "good": ("BOOLEAN", False, None),
+            "updated_at": (stamp, False, None),
+        },
+    }
+    for table, wanted in expected.items():
+        columns = {c["name"]: c for c in inspector.get_columns(table)}
+        assert list(columns) == list(wanted), table
+        for name, (type_name, nullable, length) in wanted.items():
+            column = columns[name]
+            assert type(column["type"]).__name__ == type_name, (table, name)
+            assert column["nullable"] is nullable, (table, name)
+            assert getattr(column["type"], "length", None) == length, (table, name)
+    primary_key = inspector.get_pk_constraint("answer_feedback")
+    assert (primary_key["name"], primary_key["constrained_columns"]) == (
+        "pk_answer_feedback",
+        ["answer_id", "user_id"],
+    )
+    (fk,) = inspector.get_foreign_keys("answer_feedback")
+    assert (fk["name"], fk["referred_table"], fk["options"].get("ondelete")) == (
+        "fk_answer_feedback_answer_id_answers",
+        "answers",
+        "CASCADE",
+    )
+    assert {i["name"] for i in inspector.get_indexes("answers")} == {
+        "ix_answers_team_id_created_at",
+        "ix_answers_created_at",
+    }
+    downgrade(engine, "0013")
+    assert not {"answers", "answer_feedback"} & set(inspect(engine).get_table_names())
     upgrade(engine)
     assert schema_differences(engine) == []
 
@@ -371,4 +424,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0013"
+    assert head_revision() == "0014"
