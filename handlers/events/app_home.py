@@ -1,17 +1,19 @@
 """App Home: the workspace's label sets, their label and example counts and latest evaluation
 (accuracy, and coverage: how often the set answers rather than saying "not sure"), whether each is
-tuned and has a re-tune pending, and how to use the bot; published (`views.publish`) whenever a
-user opens the Home tab."""
+tuned and has a re-tune pending, how people rated Gemini's answers per model over the last
+RATINGS_DAYS days (the feedback buttons of `handlers.actions.answer_feedback`), and how to use the
+bot; published (`views.publish`) whenever a user opens the Home tab."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk.errors import SlackApiError
 
-from core.store import EvaluationRecord, SetSummary, TunedEncoderInfo, TuneJob
+from core.store import EvaluationRecord, ModelRating, SetSummary, Store, TunedEncoderInfo, TuneJob
 from handlers import label_sets, text, tune_notices
 from handlers.acks import acknowledge
 from handlers.deps import deps_of
@@ -22,6 +24,18 @@ from handlers.text import Block, plural
 #: A Home view holds at most 100 blocks: beyond this many sets, `/label sets` lists them all.
 MAX_SETS = 30
 LABELS_SHOWN = 600
+#: The window of answers whose feedback App Home counts, and how many models it lists.
+RATINGS_DAYS = 30
+MAX_MODELS = 20
+RATINGS_MEANING = (
+    f"Over the last {RATINGS_DAYS} days, per model: of the answers someone pressed *Good* or *Not good* "
+    "under, how many were marked good (more of the people who rated the answer said *Good* than "
+    "*Not good*). Answers nobody rated are not counted."
+)
+NO_RATINGS = (
+    f"No feedback on answers in the last {RATINGS_DAYS} days yet: press *Good* or *Not good* under "
+    "an answer of `/ask` or of a mention."
+)
 
 HOW_TO = "\n".join(
     [
@@ -48,6 +62,7 @@ def publish_home(event: dict[str, Any], context: BoltContext) -> None:
         return  # the Messages tab: nothing to publish
     deps, request = deps_of(context), SlackRequest.of_event(event, context, in_thread=False)
     team, logger, store = request.workspace, request.logger, deps.store
+    answers = ratings_blocks(_ratings(store, team, logger))
     try:
         sets = store.list_sets(team)
         # One small read per set shown (no bulk read of tuned encoders yet).
@@ -58,10 +73,12 @@ def publish_home(event: dict[str, Any], context: BoltContext) -> None:
             if (found := store.tuned_encoder(team, s.name)) and deps.engine.serves(found)
         }
         jobs = {job.set_name: job for job in store.tune_jobs(team)}
-        view = home_view(team, sets, store.latest_evaluations(team), tuned=tuned, tune_jobs=jobs)
+        view = home_view(
+            team, sets, store.latest_evaluations(team), tuned=tuned, tune_jobs=jobs, answers=answers
+        )
     except Exception:
         logger.exception("could not read the label sets for App Home")
-        view = home_view(team, [], {}, problem=True)
+        view = home_view(team, [], {}, problem=True, answers=answers)
     try:
         request.client.views_publish(user_id=event["user"], view=view)
     except SlackApiError as exc:
@@ -76,9 +93,11 @@ def home_view(
     tuned: dict[str, TunedEncoderInfo] | None = None,
     tune_jobs: dict[str, TuneJob] | None = None,
     problem: bool = False,
+    answers: list[Block] | None = None,
 ) -> dict[str, Any]:
     """The Home tab for a workspace with `sets`, their latest `evaluations`, their `tuned`
-    encoders and pending `tune_jobs` (each by set name)."""
+    encoders and pending `tune_jobs` (each by set name), and the `answers` part (`ratings_blocks`)
+    between the sets and the how-to."""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Gembot"}},
         text.section("Sort texts into your team's own labels, find related messages, and ask Gemini."),
@@ -102,6 +121,7 @@ def home_view(
         blocks.extend(_set_blocks(summary, evaluations.get(summary.name), tuned_line))
     if len(sets) > MAX_SETS:
         blocks.append(text.context(f"…and {len(sets) - MAX_SETS} more: `/label sets` lists them all."))
+    blocks += answers or []
     blocks += [
         {"type": "divider"},
         {"type": "header", "text": {"type": "plain_text", "text": "How to"}},
@@ -112,6 +132,46 @@ def home_view(
         ),
     ]
     return {"type": "home", "blocks": blocks}
+
+
+def _ratings(store: Store, team: str, logger: logging.Logger) -> list[ModelRating] | None:
+    """The workspace's answer ratings of the last RATINGS_DAYS days; None when they cannot be read
+    (the label sets may still be shown)."""
+    try:
+        return store.answer_ratings(team, since=datetime.now(UTC) - timedelta(days=RATINGS_DAYS))
+    except Exception:
+        logger.exception("could not read the answer ratings for App Home")
+        return None
+
+
+def ratings_blocks(ratings: list[ModelRating] | None) -> list[Block]:
+    """The "Answers" part of the Home tab: per model, the share of its rated answers marked good
+    (`rating_line`), and what that share counts."""
+    blocks: list[Block] = [
+        {"type": "divider"},
+        {"type": "header", "text": {"type": "plain_text", "text": "Answers"}},
+    ]
+    if ratings is None:
+        return [
+            *blocks,
+            text.section(":warning: The answer ratings could not be read just now; reopen this tab."),
+        ]
+    if not ratings:
+        return [*blocks, text.context(NO_RATINGS)]
+    ranked = sorted(ratings, key=lambda r: (-r.rated, r.model))
+    lines = [rating_line(r) for r in ranked[:MAX_MODELS]]
+    if len(ranked) > MAX_MODELS:
+        lines.append(f"…and {len(ranked) - MAX_MODELS} more models.")
+    return [*blocks, text.section("\n".join(lines)), text.context(RATINGS_MEANING)]
+
+
+def rating_line(rating: ModelRating) -> str:
+    """One model's line, e.g. "gemini-2.5-flash: 12 of 15 answers marked good (80%)"."""
+    answers = "answer" if rating.rated == 1 else "answers"
+    return (
+        f"`{text.escape(rating.model)}`: {rating.good} of {rating.rated} {answers} marked good "
+        f"({rating.share:.0%})"
+    )
 
 
 def _set_blocks(summary: SetSummary, latest: EvaluationRecord | None, tuned_line: str = "") -> list[Block]:

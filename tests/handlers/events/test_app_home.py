@@ -143,3 +143,36 @@ def test_home_on_postgres_too(make_bot_server: MakeBotServer, database_url: str)
     server = make_bot_server(database_url=database_url)
     seed(server)
     assert "*default* — 2 labels, 8 examples" in texts_of(open_home(server))
+
+
+def test_home_shows_the_share_of_rated_answers_marked_good_per_model(bot_server: BotServer) -> None:
+    assert bot_server.deps is not None
+    store, team = bot_server.deps.store, bot_server.team
+
+    def answered(model: str, *goods: bool, workspace: str = team) -> int:
+        answer = store.record_answer(workspace, "C0GENERAL", message_ts=None, model=model)
+        for n, good in enumerate(goods):
+            store.rate_answer(workspace, answer, f"U{n}", good=good)
+        return answer
+
+    for _ in range(4):
+        answered("gemini-2.5-flash", True)
+    answered("gemini-2.5-flash", False)
+    answered("gemini-2.5-flash")  # nobody rated it: not in the count
+    answered("gemini-2.5-pro", True, False)  # a tie is not "good"
+    answered("gemini-2.5-pro", True, True, workspace="T0ELSEWHERE")  # another workspace's
+    view = open_home(bot_server)
+    assert len(view["blocks"]) <= 100
+    shown = texts_of(view)
+    assert (
+        "`gemini-2.5-flash`: 4 of 5 answers marked good (80%)\n"
+        "`gemini-2.5-pro`: 0 of 1 answer marked good (0%)"
+    ) in shown
+    assert "of the answers someone pressed *Good* or *Not good* under" in shown
+    assert shown.index("Answers") < shown.index("How to")
+
+
+def test_home_without_feedback_says_how_to_give_it(bot_server: BotServer) -> None:
+    shown = texts_of(open_home(bot_server))
+    assert "No feedback on answers in the last 30 days yet" in shown
+    assert "marked good" not in shown
