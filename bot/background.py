@@ -277,10 +277,18 @@ class Pruned:
     conversation_turns: int | None = 0
     jobs: int | None = 0
     requests: int | None = 0
+    answers: int | None = 0
 
     @property
     def total(self) -> int:
-        parts = (self.usage_counters, self.oauth_states, self.conversation_turns, self.jobs, self.requests)
+        parts = (
+            self.usage_counters,
+            self.oauth_states,
+            self.conversation_turns,
+            self.jobs,
+            self.requests,
+            self.answers,
+        )
         return sum(n for n in parts if n)
 
 
@@ -312,6 +320,8 @@ class Housekeeping(BackgroundRound):
       the table's declaration in `core.store.schema` (tests keep it equal to slack_sdk's own).
     - Conversation turns in threads, and the images they brought, older than
       GEMBOT_CONVERSATION_RETENTION_DAYS (`Store.prune_conversations`).
+    - Gemini's answers in Slack and the feedback on them, older than the same
+      GEMBOT_CONVERSATION_RETENTION_DAYS (`Store.prune_answers`).
     - Finished bulk jobs, their input and rows, JOB_RETENTION after they ended (`JobStore.prune`).
     - Request claims (`bot.slack_retries`), GEMBOT_EVENT_RETENTION_HOURS after they were taken: by
       then Slack resends nothing (`DeliveryStore.prune`).
@@ -359,6 +369,10 @@ class Housekeeping(BackgroundRound):
             requests=self._part(
                 f"request ids older than {_span(kept.requests)}",
                 lambda: store.deliveries.prune(moment - kept.requests),
+            ),
+            answers=self._part(
+                f"answers and their feedback older than {_span(kept.conversations)}",
+                lambda: store.prune_answers(moment - kept.conversations),
             ),
         )
 

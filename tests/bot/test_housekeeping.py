@@ -46,7 +46,7 @@ from handlers.deps import Deps
 from tests.support.slack_fixtures import MakeBotServer
 
 NO_DOTENV = Path("/nonexistent/.env")
-NOTHING = Pruned(usage_counters=0, oauth_states=0, conversation_turns=0, jobs=0, requests=0)
+NOTHING = Pruned(usage_counters=0, oauth_states=0, conversation_turns=0, jobs=0, requests=0, answers=0)
 
 
 def count_days(store: Store, team: str, user: str | None, *days: date) -> list[UsageCount]:
@@ -253,6 +253,8 @@ def test_one_round_prunes_every_kind_of_old_row(store: Store) -> None:
     count_days(store, "T1", "U1", today)
     SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=store.engine).issue()
     store.add_turn("T1", "C1", "1.1", "user", "hi", images=[("image/png", b"a")])
+    answer = store.record_answer("T1", "C1", message_ts="1.2", model="gemini-2.5-flash")
+    store.rate_answer("T1", answer, "U1", good=True)
     job = store.jobs.create("T1", kind="k", input=b"x", rows_total=1, parameters={}, owner="a")
     assert store.jobs.fail(job.id, error="gone", owner="a")
     store.jobs.create("T1", kind="k", input=b"x", rows_total=1, parameters={})  # waiting: kept
@@ -269,7 +271,7 @@ def test_one_round_prunes_every_kind_of_old_row(store: Store) -> None:
     assert keeper.run(now=datetime.now(UTC) + timedelta(days=8)) == Pruned(usage_counters=2, jobs=1)
     assert [j.state for j in store.jobs.find()] == ["queued"]
     # A month on: the conversation.
-    assert keeper.run(now=datetime.now(UTC) + timedelta(days=31)) == Pruned(conversation_turns=1)
+    assert keeper.run(now=datetime.now(UTC) + timedelta(days=31)) == Pruned(conversation_turns=1, answers=1)
     assert row_counts(store) == (0, 0)
     with pytest.raises(ValueError, match="timezone-aware"):
         keeper.run(now=datetime.now())
@@ -326,12 +328,12 @@ def test_a_database_that_is_away_costs_one_line_a_part(
     try:
         with caplog.at_level(logging.INFO, logger="bot.background"):
             keeper = Housekeeping(store)
-            assert keeper.run() == Pruned(None, None, None, None, None)
+            assert keeper.run() == Pruned(None, None, None, None, None, None)
             assert keeper.sweep() == 0  # what the background thread runs: nothing raised
     finally:
         store.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.background"]
-    assert len(lines) == 10 and all("\n" not in line for line in lines), lines
+    assert len(lines) == 12 and all("\n" not in line for line in lines), lines
     assert lines[0].startswith("could not prune usage counters of days before ")
     assert lines[1].startswith("could not prune expired OAuth install states: cannot use the database ")
     assert lines[2].startswith(
@@ -339,6 +341,7 @@ def test_a_database_that_is_away_costs_one_line_a_part(
     )
     assert lines[3].startswith("could not prune finished jobs older than 7 days: ")
     assert lines[4].startswith("could not prune request ids older than 24 hours: ")
+    assert lines[5].startswith("could not prune answers and their feedback older than 30 days: ")
     assert all("127.0.0.1" in line and "hunter2" not in line for line in lines)
 
 
