@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 from sqlalchemy import select
 
+from core.errors import DatabaseUnavailable
 from core.store import Store
 from core.store.schema import AnswerFeedbackRow, AnswerRow
 from handlers.actions import answer_feedback
@@ -152,3 +154,16 @@ def test_unknown_or_malformed_values_get_one_line(bot_server: BotServer) -> None
         said = press(bot_server, value)
         assert said == ":warning: That button no longer works.", value
     assert verdicts(bot_server) == []
+
+
+def test_an_answer_that_cannot_be_recorded_is_shown_without_buttons(
+    bot_server: BotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def away(*args: object, **kwargs: object) -> int:
+        raise DatabaseUnavailable("cannot use the database just now")
+
+    monkeypatch.setattr(store_of(bot_server), "record_answer", away)
+    bot_server.send_command("/ask", "What is the capital of Australia?")
+    (update,) = bot_server.slack.wait_for("chat.update", timeout=15)
+    assert "echo: What is the capital of Australia?" in update.params["text"]
+    assert feedback_elements(update.params) == []
