@@ -41,6 +41,8 @@ def test_events_interactivity_and_scopes() -> None:
     assert set(settings["event_subscriptions"]["bot_events"]) == {
         "app_mention",
         "message.im",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
         "app_home_opened",
         "app_uninstalled",
         "tokens_revoked",
@@ -49,6 +51,7 @@ def test_events_interactivity_and_scopes() -> None:
     assert settings["interactivity"] == {"is_enabled": True, "request_url": URL}
     assert settings["socket_mode_enabled"] is False
     assert set(data["oauth_config"]["scopes"]["bot"]) >= {
+        "assistant:write",
         "commands",
         "chat:write",
         "app_mentions:read",
@@ -63,3 +66,11 @@ def test_events_interactivity_and_scopes() -> None:
         "channels:join",
     }
     assert len(data["display_information"]["long_description"]) >= 174  # Slack refuses shorter
+
+
+def test_the_agent_surface_offers_the_prompts_the_threads_get() -> None:
+    from handlers.events import assistant
+
+    view = manifest()["features"]["assistant_view"]
+    assert view["assistant_description"] and len(view["assistant_description"]) <= 200
+    assert view["suggested_prompts"] == list(assistant.PROMPTS)
