@@ -48,7 +48,6 @@ SLACK_BOT_SCOPES = (
     "chat:write",
     "app_mentions:read",
     "im:history",
-    "im:read",
     "im:write",
     "files:read",
     "files:write",
