@@ -43,11 +43,11 @@ GEMINI_DIMENSIONS = (768, 1536, 3072)
 # The bot scopes an OAuth install asks for: the same list as manifest.yml's `oauth_config.scopes.bot`
 # (tests/bot/test_oauth.py checks that the two agree).
 SLACK_BOT_SCOPES = (
+    "assistant:write",
     "commands",
     "chat:write",
     "app_mentions:read",
     "im:history",
-    "im:read",
     "im:write",
     "files:read",
     "files:write",

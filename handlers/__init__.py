@@ -21,7 +21,7 @@ def register_all(app: App, deps: Deps) -> None:
     from handlers.actions import answer_feedback, classify_feedback
     from handlers.commands import ask, classify, cluster, label, similar
     from handlers.deps import provide
-    from handlers.events import app_home, app_mention, direct_message
+    from handlers.events import app_home, app_mention, assistant, direct_message
     from handlers.shortcuts import add_from_message as add_example_shortcut
     from handlers.views import add_example as add_example_modal
 
@@ -31,6 +31,7 @@ def register_all(app: App, deps: Deps) -> None:
         similar,
         cluster,
         app_mention,
+        assistant,
         direct_message,
         classify,
         classify_feedback,

@@ -28,7 +28,7 @@ from core.errors import GembotError
 from core.gemini.generation import Role, Turn, generate
 from core.gemini.images import ImageInput
 from core.store import TurnRecord
-from handlers import attachments, bounds, text
+from handlers import attachments, bounds, text, thread_context
 from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
@@ -286,7 +286,7 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
             ),
             max_turns=settings.max_thread_turns,
         )
-        earlier = history(replay.records)
+        earlier = history(replay.records) or thread_context.earlier_messages(request)
         answer = generate(
             gemini, with_question(earlier, question.text, images), system_instruction=SYSTEM_INSTRUCTION
         )

@@ -936,6 +936,40 @@ class SlackStandIn(Loopback):
             raise _ApiError("file_not_found")
         return {"file": info, "comments": [], "response_metadata": {"next_cursor": ""}}
 
+    # ---------------------------------------------- the agent surface (assistant.threads.*)
+    # Slack's app messages surface: suggested prompts and titles of assistant threads. Slack
+    # answers `{"ok": true}`; a call without its channel or thread is refused as Slack refuses it.
+    # What was set is read back with `calls("assistant.threads.setSuggestedPrompts")` and
+    # `thread_titles()`.
+
+    def thread_titles(self) -> dict[tuple[str, str], str]:
+        """The latest title set on each (channel, thread ts) by assistant.threads.setTitle."""
+        with self._lock:
+            return {
+                (c.params["channel_id"], c.params["thread_ts"]): c.params["title"]
+                for c in self._calls
+                if c.method == "assistant.threads.setTitle"
+                and c.status == 200
+                and (c.response or {}).get("ok")
+            }
+
+    def _api_assistant_threads_setSuggestedPrompts(self, p: dict[str, Any]) -> dict[str, Any]:
+        prompts = p.get("prompts")
+        if not p.get("channel_id"):
+            raise _ApiError("channel_not_found")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            raise _ApiError("invalid_arguments")
+        if any(not isinstance(x, dict) or not x.get("title") or not x.get("message") for x in prompts):
+            raise _ApiError("invalid_arguments")
+        return {}
+
+    def _api_assistant_threads_setTitle(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("channel_id"):
+            raise _ApiError("channel_not_found")
+        if not p.get("thread_ts") or not p.get("title"):
+            raise _ApiError("invalid_arguments")
+        return {}
+
 
 def _user(user_id: str, *, name: str | None = None, real_name: str | None = None) -> dict[str, Any]:
     real = real_name or f"Person {user_id}"
