@@ -4,15 +4,20 @@ stand-in (tests/support/socket_mode_standin.py), with the Slack and Gemini stand
 
 The scenarios are those the HTTP tests run (`/classify`, a mention with an image, the message
 shortcut, a redelivery), here as envelopes and acks; then what only Socket Mode has: the
-connection handshake, a `disconnect` that asks for a new connection, and the acks' payloads.
+connection handshake, a `disconnect` that asks for a new connection, and the acks' payloads; and
+last `gembot serve --socket` itself, in a subprocess, answering and stopping on SIGTERM.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from slack_sdk import WebClient
@@ -25,6 +30,8 @@ from handlers.confidence_words import stated
 from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import decode_base64, image_bytes
 from tests.support.label_support import BILLING, SHIPPING, block, element, texts_of
+from tests.support.servers import server_env
+from tests.support.slack_harness import command_body
 from tests.support.slack_standin import SlackStandIn, eventually
 from tests.support.socket_mode_bot import SocketModeBot, socket_mode_settings
 from tests.support.socket_mode_standin import ACK_DEADLINE, SocketModeStandIn
@@ -307,3 +314,67 @@ def test_a_disconnect_makes_the_app_reconnect_and_carry_on(socket_bot: SocketMod
     # One reconnection, no more: the app stays on the new connection.
     assert len(socket.connections()) == 2 and new.open
     assert len(slack.calls("apps.connections.open")) == 2
+
+
+# -- the command itself --------------------------------------------------------------------------
+
+
+def test_gembot_serve_socket_answers_over_socket_mode_and_stops_on_sigterm(
+    slack_standin: SlackStandIn,
+    socket_mode_standin: SocketModeStandIn,
+    gemini_standin: GeminiStandIn,
+    tmp_path: Path,
+) -> None:
+    env = server_env(
+        slack_standin,
+        gemini_standin,
+        f"sqlite:///{tmp_path / 'gembot.db'}",
+        extra={"SLACK_APP_TOKEN": socket_mode_standin.app_token, "SLACK_SIGNING_SECRET": ""},
+    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli.main", "serve", "--socket"],
+            cwd=tmp_path,  # no .env of the checkout
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            (connection,) = socket_mode_standin.wait_for_connections(1, timeout=60)
+            payload = dict(
+                parse_qsl(
+                    command_body(
+                        "/ask",
+                        "Are you there?",
+                        channel_id="C0SOCKET",
+                        team_id=slack_standin.team_id,
+                        response_url=slack_standin.response_url(),
+                    )
+                )
+            )
+            envelope = socket_mode_standin.send("slash_commands", payload)
+            ack = socket_mode_standin.wait_for_ack(envelope)
+            assert ack.payload is None and ack.elapsed is not None and ack.elapsed < ACK_DEADLINE
+            eventually(
+                lambda: "echo: Are you there?" in texts_in(slack_standin, "C0SOCKET"),
+                timeout=20,
+                what="the answer",
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise AssertionError(
+                    f"gembot serve --socket ignored SIGTERM:\n{log_path.read_text()}"
+                ) from None
+    log = log_path.read_text(errors="replace")
+    assert code == 0, log
+    assert "serving Slack over Socket Mode" in log and "Traceback" not in log, log
+    eventually(lambda: not connection.open, timeout=5, what="the connection closed")
+    assert [c.token for c in slack_standin.calls("apps.connections.open")] == [socket_mode_standin.app_token]
+    for secret in (socket_mode_standin.app_token, slack_standin.bot_token, gemini_standin.api_key):
+        assert secret not in log
