@@ -225,7 +225,27 @@ def test_a_mention_with_an_image_is_answered_in_its_thread(socket_bot: SocketMod
     assert message["text"].startswith("echo: What is in this chart? [image image/png")
 
 
-def test_the_message_shortcut_opens_its_modal(socket_bot: SocketModeBot) -> None:
+def modal_values(view: dict[str, Any], *, set_name: str, label: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The `state.values` Slack sends for the "Add as label example" modal with `set_name` picked and
+    `label` typed as a new label (an empty one: nothing typed)."""
+    values: dict[str, dict[str, dict[str, Any]]] = {}
+    for found in view["blocks"]:
+        if found["type"] != "input":
+            continue
+        control = found["element"]
+        if control["type"] == "static_select":
+            picked = next((o for o in control["options"] if o["value"] == set_name), None)
+            values[found["block_id"]] = {
+                control["action_id"]: {"type": "static_select", "selected_option": picked}
+            }
+        else:
+            typed = label if found["block_id"] == "label_new" else ""
+            values[found["block_id"]] = {control["action_id"]: {"type": "plain_text_input", "value": typed}}
+    return values
+
+
+def test_the_message_shortcut_opens_its_modal_and_stores_the_example(socket_bot: SocketModeBot) -> None:
+    slack, socket = socket_bot.slack, socket_bot.socket
     seed(socket_bot)
     message = {
         "ts": "1700000000.000100",
@@ -234,16 +254,45 @@ def test_the_message_shortcut_opens_its_modal(socket_bot: SocketModeBot) -> None
     }
     envelope = socket_bot.send_shortcut("add_label_example", message=message, trigger_id="1.2.trigger")
     assert envelope.message["accepts_response_payload"] is False
-    ack = socket_bot.socket.wait_for_ack(envelope)
+    ack = socket.wait_for_ack(envelope)
     assert ack.envelope_id == envelope.envelope_id and ack.payload is None
     assert ack.elapsed is not None and ack.elapsed < ACK_DEADLINE
 
-    (opened,) = socket_bot.slack.wait_for("views.open")
+    (opened,) = slack.wait_for("views.open")
     assert opened.params["trigger_id"] == "1.2.trigger"
-    (view,) = socket_bot.slack.views().values()
+    (view,) = slack.views().values()
     assert view["type"] == "modal" and view["callback_id"] == "add_label_example_modal"
     assert "The courier left my parcel in the rain" in texts_of(view)
     assert "<@U0AUTHOR> wrote:" in texts_of(view)
+
+    def submit(label: str) -> dict[str, Any] | None:
+        sent = socket_bot.send_view_submission(
+            "add_label_example_modal",
+            values=modal_values(view, set_name="default", label=label),
+            private_metadata=view["private_metadata"],
+            blocks=view["blocks"],
+            view_id=view["id"],
+        )
+        assert sent.message["accepts_response_payload"] is True
+        return socket.wait_for_ack(sent).payload
+
+    # The modal's errors travel in the ack, as they do in the HTTP response.
+    assert submit("   ") == {
+        "response_action": "errors",
+        "errors": {"label_new": "Pick a label above or name a new one."},
+    }
+    assert submit("weather") is None  # closed, no errors
+    (confirmation,) = slack.wait_for_response()
+    socket_bot.settle()
+    assert confirmation["text"].startswith(":white_check_mark: Added the message as example #")
+    assert socket_bot.deps is not None
+    (example,) = [
+        e
+        for e in socket_bot.deps.store.list_examples(socket_bot.team, "default")
+        if e.text == message["text"]
+    ]
+    assert (example.label, example.author) == ("weather", "U0AUTHOR")
+    assert example.source_url == "https://standin.slack.com/archives/C0GENERAL/p1700000000000100"
 
 
 def test_a_redelivered_envelope_is_acked_and_answered_once(socket_bot: SocketModeBot) -> None:

@@ -25,7 +25,12 @@ from handlers.deps import Deps
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini import GeminiStandIn
 from tests.support.slack_fixtures import TrackingExecutor, bot_settings
-from tests.support.slack_harness import command_body, event_body, message_action_payload
+from tests.support.slack_harness import (
+    command_body,
+    event_body,
+    message_action_payload,
+    view_submission_payload,
+)
 from tests.support.slack_standin import SlackStandIn
 from tests.support.socket_mode_standin import Envelope, SocketModeStandIn
 
@@ -122,4 +127,13 @@ class SocketModeBot:
         fields.setdefault("response_url", self.slack.response_url())
         payload = message_action_payload(callback_id, message=message, **fields)
         # Through JSON, as it travels: nothing the app gets can be a Python-only object.
+        return self.socket.send("interactive", json.loads(json.dumps(payload)))
+
+    def send_view_submission(
+        self, callback_id: str, *, values: dict[str, dict[str, dict[str, Any]]], **fields: Any
+    ) -> Envelope:
+        """An `interactive` envelope with a modal submitted with `values`; Slack lets its ack carry
+        a `response_action` (`accepts_response_payload`)."""
+        fields.setdefault("team_id", self.team)
+        payload = view_submission_payload(callback_id, values=values, **fields)
         return self.socket.send("interactive", json.loads(json.dumps(payload)))
