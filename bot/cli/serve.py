@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli.context import Context
 from core.errors import GembotError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.lifecycle import Lifecycle
+    from handlers.deps import Deps
 
 log = logging.getLogger("gembot.serve")
 
@@ -73,10 +79,31 @@ def _check_slack(settings: Settings) -> None:
     log.info("connected to Slack as %s in %s", identity.get("user"), identity.get("team"))
 
 
-def _serve_socket(settings: Settings) -> int:
+def socket_mode_handler(deps: Deps, lifecycle: Lifecycle) -> SocketModeHandler:
+    """The Bolt app for `deps` behind slack_bolt's built-in Socket Mode handler, not connected yet.
+
+    Its lazy listeners run on `lifecycle`'s executor and its requests are tracked by `lifecycle`'s
+    deliveries, so that `lifecycle.start(handler.app)` resumes what another process left; requests
+    over the app's own WebSocket carry no signature, so the signing secret is optional. The
+    handler reaches Slack (`apps.connections.open`) through the app's client, at SLACK_API_URL.
+    `gembot serve --socket` runs this; the tests run it against a Socket Mode stand-in.
+    """
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.app import build_app, require
+    from bot.app import build_app
+
+    settings = deps.settings
+    if settings.slack_app_token is None:
+        raise GembotError("SLACK_APP_TOKEN is not set: Socket Mode needs the app-level token (xapp-…)")
+    verify = bool(settings.slack_signing_secret)
+    app = build_app(
+        deps, executor=lifecycle.executor, deliveries=lifecycle.deliveries, verify_requests=verify
+    )
+    return SocketModeHandler(app, settings.slack_app_token.get())
+
+
+def _serve_socket(settings: Settings) -> int:
+    from bot.app import require
     from bot.lifecycle import Lifecycle
     from handlers.deps import Deps
 
@@ -86,13 +113,8 @@ def _serve_socket(settings: Settings) -> int:
     lifecycle = Lifecycle(deps)
     handler = None
     try:
-        verify = bool(settings.slack_signing_secret)
-        app = build_app(
-            deps, executor=lifecycle.executor, deliveries=lifecycle.deliveries, verify_requests=verify
-        )
-        assert settings.slack_app_token is not None
-        handler = SocketModeHandler(app, settings.slack_app_token.get())
-        lifecycle.start(app)
+        handler = socket_mode_handler(deps, lifecycle)
+        lifecycle.start(handler.app)
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt

@@ -35,10 +35,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from tests.support.loopback import Loopback
+
+if TYPE_CHECKING:
+    from tests.support.socket_mode_standin import SocketModeStandIn
 
 __all__ = ["SlackCall", "SlackStandIn", "UploadedFile"]
 
@@ -191,6 +194,8 @@ class SlackStandIn(Loopback):
         self._codes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         # Token rotation: unused refresh tokens -> the bot token they replace.
         self._refresh: dict[str, str] = {}
+        # Socket Mode: the server `apps.connections.open` hands out URLs of (serve_socket_mode).
+        self._socket_mode: SocketModeStandIn | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -548,6 +553,8 @@ class SlackStandIn(Loopback):
             return _Reply(404, b"not found", "text/plain")
         if call.method == "oauth.v2.access":
             return self._oauth_v2_access(call)
+        if call.method == "apps.connections.open":
+            return self._apps_connections_open(call)
         if call.token is None:
             return _json(200, {"ok": False, "error": "not_authed"})
         if not self._known_token(call.token):
@@ -675,6 +682,22 @@ class SlackStandIn(Loopback):
                 "is_enterprise_install": False,
             }
         return _json(200, {"ok": True, **answer})
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    def serve_socket_mode(self, server: SocketModeStandIn) -> None:
+        """Answer `apps.connections.open` (app-level token) with URLs of `server`
+        (tests/support/socket_mode_standin.py)."""
+        with self._lock:
+            self._socket_mode = server
+
+    def _apps_connections_open(self, call: SlackCall) -> _Reply:
+        with self._lock:
+            server = self._socket_mode
+        if server is None:
+            # No app-level token is known: Socket Mode is not on for this app.
+            return _json(200, {"ok": False, "error": "invalid_auth" if call.token else "not_authed"})
+        return _json(200, server.connections_open(call.token))
 
     def _download(self, call: SlackCall, path: str) -> _Reply:
         match = re.match(r"/files-pri/[^/]+-(F[0-9A-Z]+)/", path)
