@@ -241,7 +241,10 @@ def test_a_job_stored_by_the_old_code_still_resumes(make_bot_server: MakeBotServ
     updates = server.slack.calls("chat.update")
     assert updates and all(u.params["ts"] == progress["ts"] for u in updates)
     assert server.deps is not None
-    (stored,) = server.deps.store.jobs.find()
+    # The uploads go out just before the job records that it is done: wait (bounded) for that.
+    deadline = time.monotonic() + 10
+    while (stored := server.deps.store.jobs.find()[0]).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert (stored.state, stored.rows_done) == ("done", 2)
 
 
