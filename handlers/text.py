@@ -291,3 +291,59 @@ def plan_message(
 def plural(n: int, word: str) -> str:
     """`n` and `word`, the word in the plural unless `n` is 1 ("1 example", "2,500 examples")."""
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+# -- Markdown for Slack's `markdown` block and streamed messages ------------------------------
+
+#: What one `markdown` block, and one streamed message, holds (Slack's documented limit).
+MARKDOWN_LIMIT = 12_000
+_LINK_OPEN = re.compile(r"\[[^\]\n]*(?:\](?:\([^\s()<>|]*)?)?")
+_TRAILING_AT_WORD = re.compile(r"@\w*\Z")
+# How far back an unfinished `[label](url` is held while streaming; a stray `[` further back is let go.
+_LINK_HOLD = 600
+
+
+def safe_markdown(markdown: str) -> str:
+    """Model output (standard Markdown) made safe for a `markdown` block or a streamed message.
+
+    Neutralised as `neutralise` does (Slack's `<...>` sequences escaped, so nothing pings; the
+    bare @channel/@here/@everyone broken by a zero-width space), and each `[label](https://…)`
+    shown as `label (https://…)`, so a link says where it goes. A prefix of an answer cut at
+    `stable_end` renders as a prefix of the whole answer's rendering, which is what lets an answer
+    be streamed piece by piece.
+    """
+    return _LINK.sub(_markdown_link, neutralise(markdown))
+
+
+def _markdown_link(match: re.Match[str]) -> str:
+    label, url = match.group(1), match.group(2)
+    if label.strip().rstrip("/") in (url.rstrip("/"), url.split("://", 1)[-1].rstrip("/")):
+        return url
+    return f"{label} ({url})"
+
+
+def stable_end(markdown: str) -> int:
+    """Where `markdown` (an answer still being written) can be cut so that what comes later cannot
+    change how the part before renders: before a trailing `@word` (it may grow into `@here`) and
+    before an unfinished `[label](url` on the last line (it may become a link)."""
+    end = len(markdown)
+    at = _TRAILING_AT_WORD.search(markdown)
+    if at:
+        end = at.start()
+    line_start = max(markdown.rfind("\n", 0, end) + 1, end - _LINK_HOLD)
+    at_bracket = markdown.find("[", line_start, end)
+    while at_bracket != -1:
+        if _LINK_OPEN.fullmatch(markdown, at_bracket, end):
+            return at_bracket
+        at_bracket = markdown.find("[", at_bracket + 1, end)
+    return end
+
+
+def markdown_block(markdown: str) -> Block:
+    """A `markdown` block for text already made safe (`safe_markdown`), within MARKDOWN_LIMIT."""
+    return {"type": "markdown", "text": markdown}
+
+
+def split_markdown(markdown: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
+    """`markdown` in pieces of at most `limit` characters, cut where a reader would (`split_text`)."""
+    return split_text(markdown, limit)

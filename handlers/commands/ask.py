@@ -7,12 +7,14 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from core import daily_limits
-from core.gemini.generation import generate
+from core.gemini.generation import generate_stream
 from handlers import bounds, text
 from handlers.acks import acknowledge_or_refuse
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
+from handlers.streaming import StreamedAnswer, stream_into
 
+ANSWERED_BELOW = ":speech_balloon: The answer is in the thread."
 USAGE = "Usage: `/ask QUESTION`, for example `/ask What makes a good incident report?`"
 
 
@@ -48,8 +50,23 @@ def answer_ask(command: dict[str, Any], context: BoltContext) -> None:
         # Over a daily limit, said privately before anything is posted (`core.daily_limits`).
         daily_limits.check()
         working = replier.working("Asking Gemini…", header=asked)
-        reply = generate(deps.require_gemini(), prompt)
+        gemini = deps.require_gemini()
+        # The answer streams into the thread of the "asked" message, which stays as its header;
+        # where Slack will not stream, it replaces the "working" line as before.
+        shown = StreamedAnswer(
+            replier,
+            thread_ts=working.ts,
+            placeholder=working,
+            user=request.user,
+            team=request.team,
+            header=asked,
+            keep_placeholder=True,
+        )
+        reply = stream_into(shown, lambda: generate_stream(gemini, prompt))
         footer = (
             [text.context("_The answer was cut off at the model's output limit._")] if reply.truncated else []
         )
-        working.finish(reply.text, header=asked, footer=footer)
+        shown.finish(footer=footer)
+        if shown.streamed and working.ts:
+            pointer = [*asked, text.context(ANSWERED_BELOW)]
+            working.update(text.fallback(text.safe_markdown(reply.text)), blocks=pointer)
