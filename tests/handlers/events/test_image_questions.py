@@ -70,8 +70,9 @@ def direct(text: str, *, files: list[dict[str, Any]] | None = None, **extra: Any
 def texts_of(params: dict[str, Any]) -> str:
     found = [str(params.get("text") or "")]
     for block in params.get("blocks") or []:
-        if "text" in block:
-            found.append(block["text"]["text"])
+        if "text" in block:  # a markdown block's text is a string, a section's an object
+            shown = block["text"]
+            found.append(shown if isinstance(shown, str) else shown["text"])
         for element in block.get("elements") or []:
             found.append(element.get("text", ""))
     return " ".join(found)
