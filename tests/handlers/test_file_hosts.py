@@ -244,8 +244,12 @@ def test_a_file_on_slacks_host_is_still_read(
     slack = bot_server.slack
     file = slack.add_file(surface.data, surface.name, surface.mimetype)
     bot_server.send_event(surface.event([file]))
-    (update,) = slack.wait_for_streams()
-    assert surface.answered in texts_of(update)
+    # Gemini's answers about an image stream; a CSV's import replaces the working message.
+    if surface.mimetype.startswith("image/"):
+        (shown,) = slack.wait_for_streams()
+    else:
+        shown = slack.wait_for("chat.update")[0].params
+    assert surface.answered in texts_of(shown)
     (download,) = slack.calls("download")
     assert download.token == slack.bot_token
     assert outside.requests() == []
