@@ -297,7 +297,9 @@ def plural(n: int, word: str) -> str:
 
 #: What one `markdown` block, and one streamed message, holds (Slack's documented limit).
 MARKDOWN_LIMIT = 12_000
-_LINK_OPEN = re.compile(r"\[[^\]\n]*(?:\](?:\([^\s()<>|]*)?)?")
+# Any inline link, whatever its scheme: in a markdown block a `[label](slack://…)` would hide it too.
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:[^\s()<>|]|\([^\s()<>|]*\))+)\)")
+_LINK_OPEN = re.compile(r"\[[^\]\n]*+(?:\](?:\((?:[^\s()<>|]++|\([^\s()<>|]*+\)?)*+)?)?")
 _TRAILING_AT_WORD = re.compile(r"@\w*\Z")
 # How far back an unfinished `[label](url` is held while streaming; a stray `[` further back is let go.
 _LINK_HOLD = 600
@@ -307,12 +309,13 @@ def safe_markdown(markdown: str) -> str:
     """Model output (standard Markdown) made safe for a `markdown` block or a streamed message.
 
     Neutralised as `neutralise` does (Slack's `<...>` sequences escaped, so nothing pings; the
-    bare @channel/@here/@everyone broken by a zero-width space), and each `[label](https://…)`
-    shown as `label (https://…)`, so a link says where it goes. A prefix of an answer cut at
+    bare @channel/@here/@everyone broken by a zero-width space), and each `[label](target)`
+    shown as `label (target)`, so a link says where it goes (and a `javascript:` or `slack://`
+    target is plain text, not a link). A prefix of an answer cut at
     `stable_end` renders as a prefix of the whole answer's rendering, which is what lets an answer
     be streamed piece by piece.
     """
-    return _LINK.sub(_markdown_link, neutralise(markdown))
+    return _MD_LINK.sub(_markdown_link, neutralise(markdown))
 
 
 def _markdown_link(match: re.Match[str]) -> str:
@@ -330,12 +333,15 @@ def stable_end(markdown: str) -> int:
     at = _TRAILING_AT_WORD.search(markdown)
     if at:
         end = at.start()
-    line_start = max(markdown.rfind("\n", 0, end) + 1, end - _LINK_HOLD)
-    at_bracket = markdown.find("[", line_start, end)
-    while at_bracket != -1:
-        if _LINK_OPEN.fullmatch(markdown, at_bracket, end):
-            return at_bracket
-        at_bracket = markdown.find("[", at_bracket + 1, end)
+    start = max(markdown.rfind("\n", 0, end) + 1, end - _LINK_HOLD)
+    # A `[` that may still open a link has at most one `]` after it (the label's end); of the
+    # `[`s between the same two `]`s, the first decides for all. So at most two are tried.
+    last = markdown.rfind("]", start, end)
+    before = markdown.rfind("]", start, last) if last != -1 else -1
+    for low in (before + 1 if before != -1 else start, last + 1 if last != -1 else end):
+        bracket = markdown.find("[", low, end)
+        if bracket != -1 and _LINK_OPEN.fullmatch(markdown, bracket, end):
+            return bracket
     return end
 
 

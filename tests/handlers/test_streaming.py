@@ -5,6 +5,7 @@ thread status refused; plus the buffering that bounds Slack calls and the neutra
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -140,3 +141,14 @@ def test_safe_markdown_defuses_pings_and_shows_where_links_go() -> None:
     assert "@here" not in shown and "@\u200bhere" in shown
     assert "your invoice (https://evil.example/pay)" in shown
     assert text.safe_markdown("[https://a.example](https://a.example)") == "https://a.example"
+    hidden = text.safe_markdown("[x](javascript:alert(1)) [y](slack://open)")
+    assert "](" not in hidden and "y (slack://open)" in hidden
+
+
+def test_holding_back_links_stays_fast_on_hostile_text() -> None:
+    hostile = ["[x](" + "(aaaa" * 5_000 + " ", "[" * 20_000, "[a]" * 7_000 + "[b](c"]
+    started = time.perf_counter()
+    for answer in hostile:
+        for cut in range(0, len(answer), 500):
+            text.stable_end(answer[:cut])
+    assert time.perf_counter() - started < 1.0
