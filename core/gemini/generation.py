@@ -290,7 +290,7 @@ class AnswerStream:
                 break  # `_answer` below says why
             # Later pieces are not charged again (one charge per answer), nor retried: what was
             # shown cannot be taken back by asking again.
-            response = self._client.call(lambda: next(self._rest, None), model=self._model, metered=False)
+            response = self._client.call(lambda: next(self._rest, None), model=self._model, continuing=True)
         if last is None:
             raise BadResponse("Gemini sent no answer and no reason; try again")
         whole = last.model_copy(deep=True)

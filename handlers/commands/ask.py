@@ -15,6 +15,8 @@ from handlers.request import SlackRequest
 from handlers.streaming import StreamedAnswer, stream_into
 
 ANSWERED_BELOW = ":speech_balloon: The answer is in the thread."
+# The question's message once answered, as notifications and screen readers read it.
+ANSWERED_TEXT = "Asked: {question} (the answer is in the thread)"
 USAGE = "Usage: `/ask QUESTION`, for example `/ask What makes a good incident report?`"
 
 
@@ -44,7 +46,8 @@ def answer_ask(command: dict[str, Any], context: BoltContext) -> None:
     prompt = (command.get("text") or "").strip()
     if refusal(deps, prompt):
         return  # already answered by the ack
-    asked = [text.context(f"<@{request.user}> asked: {text.fallback(text.neutralise(prompt), 2_500)}")]
+    question = text.fallback(text.neutralise(prompt), 2_500)
+    asked = [text.context(f"<@{request.user}> asked: {question}")]
     replier = request.replier
     with daily_limits.acting_for(deps.meter, request.actor), replier.reporting_errors():
         # Over a daily limit, said privately before anything is posted (`core.daily_limits`).
@@ -69,4 +72,4 @@ def answer_ask(command: dict[str, Any], context: BoltContext) -> None:
         shown.finish(footer=footer)
         if shown.streamed and working.ts:
             pointer = [*asked, text.context(ANSWERED_BELOW)]
-            working.update(text.fallback(text.safe_markdown(reply.text)), blocks=pointer)
+            working.update(ANSWERED_TEXT.format(question=question), blocks=pointer)

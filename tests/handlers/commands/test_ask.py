@@ -198,7 +198,9 @@ def test_a_rate_limited_update_is_retried_after_retry_after(bot_server: BotServe
     bot_server.send_command("/ask", "Hi")
     updates = bot_server.slack.wait_for("chat.update", count=2, timeout=10)
     assert [u.status for u in updates] == [429, 200]
-    assert bot_server.slack.messages("C0GENERAL")[0]["text"] == "echo: Hi"
+    question, answer = bot_server.slack.messages("C0GENERAL")
+    assert answer["text"] == "echo: Hi"
+    assert question["text"] == "Asked: Hi (the answer is in the thread)"
 
 
 def test_when_slack_refuses_the_answer_the_user_hears_about_it(bot_server: BotServer) -> None:
