@@ -67,3 +67,13 @@ def test_a_streamed_answer_is_charged_once(store: Store, gemini_standin: GeminiS
         stream = generate_stream(gemini_client(gemini_standin), "a question with several words in it")
         assert len(list(stream)) == 2
     assert store.usage("T1", "U1", utc_today()) == UsageCount(user=1, team=0)
+
+
+def test_a_stream_that_reaches_the_limit_is_read_to_its_end(
+    store: Store, gemini_standin: GeminiStandIn
+) -> None:
+    meter = Meter(store, UsageLimits(user_daily=1))
+    with acting_for(meter, Actor("T1", "U1")):
+        stream = generate_stream(gemini_client(gemini_standin), "the last question of the day")
+        assert "".join(stream) == "echo: the last question of the day"  # its own charge used the limit up
+    assert store.usage("T1", "U1", utc_today()) == UsageCount(user=1, team=0)
