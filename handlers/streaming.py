@@ -132,12 +132,12 @@ class StreamedAnswer:
     def abandon(self) -> None:
         """Delete what this answer showed, so that a failure can be told in its place."""
         for ts in self._shown:
+            if self.placeholder is not None and ts == self.placeholder.ts:
+                continue  # the "working" message itself: the failure is told in its place
             try:
                 self.replier.client.chat_delete(channel=self.replier.to.channel, ts=ts)
             except SlackClientError as exc:
                 log.info("could not take back a partial answer: %s", exc)
-        if self.placeholder is not None and self.placeholder.ts in self._shown:
-            self.replier.placeholder = None
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -152,3 +152,18 @@ def test_holding_back_links_stays_fast_on_hostile_text() -> None:
         for cut in range(0, len(answer), 500):
             text.stable_end(answer[:cut])
     assert time.perf_counter() - started < 1.0
+
+
+def test_an_answer_stopped_for_safety_after_a_refused_stream_is_told_in_its_place(
+    bot_server: BotServer,
+) -> None:
+    slack = bot_server.slack
+    assert bot_server.gemini is not None
+    bot_server.gemini.finish("SAFETY", text="Here is how to")
+    slack.fail_next("chat.startStream", error="not_allowed")
+    bot_server.send_event(mention(f"<@{BOT}> something dubious"))
+    (working,) = slack.wait_for("chat.postMessage")
+    bot_server.settle()
+    (message,) = answers(bot_server)
+    assert message["ts"] == working.response["ts"]
+    assert "judged unsafe" in message["text"] and "Here is how to" not in str(message)
