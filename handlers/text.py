@@ -5,14 +5,18 @@ Every text a person sends the bot (a command's text, a message, a channel's hist
 `plain` once, so that `/classify`, `/similar`, `/cluster`, `/label add` and the shortcut embed the
 same message as the same text.
 
-Everything Gemini writes goes through `to_mrkdwn` (or `neutralise` for plain text) before it reaches
-Slack. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`, `<@U123>`, `<#C123>`,
-`<!subteam^S123>`), so escaping `&`, `<` and `>` as Slack documents makes every one of them show as
-text and ping no one; the only `<...>` left are the links `to_mrkdwn` builds itself, from http(s)
-URLs. The bare words `@channel`, `@here` and `@everyone` get a zero-width space after the `@`.
+Gemini's answers go to Slack as standard Markdown (streamed messages, `markdown` blocks) through
+`safe_markdown`; Gembot's own Markdown for section blocks (an evaluation) through `to_mrkdwn`; plain
+text through `neutralise`. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`,
+`<@U123>`, `<#C123>`, `<!subteam^S123>`), so escaping `&`, `<` and `>` as Slack documents makes
+every one of them show as text and ping no one; the only `<...>` left are the links `to_mrkdwn`
+builds itself, from http(s) URLs. The bare words `@channel`, `@here` and `@everyone` get a zero-
+width space after the `@`.
 
 Block Kit holds at most 3,000 characters in a section and 50 blocks in a message; `split_text` and
-`plan_message` keep within them, and hand anything longer over to be sent as a file.
+`plan_message` keep within them, and hand anything longer over to be sent as a file. A `markdown`
+block (and a streamed message) holds 12,000 characters (`MARKDOWN_LIMIT`): a longer answer carries
+on in the next message (`handlers.streaming`).
 """
 
 from __future__ import annotations
