@@ -10,8 +10,8 @@ Gemini's answers go to Slack as standard Markdown (streamed messages, `markdown`
 text through `neutralise`. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`,
 `<@U123>`, `<#C123>`, `<!subteam^S123>`), so escaping `&`, `<` and `>` as Slack documents makes
 every one of them show as text and ping no one; the only `<...>` left are the links `to_mrkdwn`
-builds itself, from http(s) URLs. The bare words `@channel`, `@here` and `@everyone` get a zero-
-width space after the `@`.
+builds itself, from http(s) URLs. The bare words `@channel`, `@here` and `@everyone` get a
+zero-width space after the `@`.
 
 Block Kit holds at most 3,000 characters in a section and 50 blocks in a message; `split_text` and
 `plan_message` keep within them, and hand anything longer over to be sent as a file. A `markdown`
