@@ -25,13 +25,14 @@ from typing import Any
 
 from core import daily_limits
 from core.errors import GembotError
-from core.gemini.generation import Role, Turn, generate
+from core.gemini.generation import Role, Turn, generate_stream
 from core.gemini.images import ImageInput
 from core.store import TurnRecord
 from handlers import attachments, bounds, text, thread_context
 from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
+from handlers.streaming import StreamedAnswer, show_status, stream_into
 from handlers.text import Block
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
     daily_limits.check()
     what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
     working = replier.working(f"Looking at {what}…" if what else "Thinking…")
+    show_status(replier, request.thread_ts)
     images = [
         attachments.fetch_image(
             request.client,
@@ -287,8 +289,14 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
             max_turns=settings.max_thread_turns,
         )
         earlier = history(replay.records) or thread_context.earlier_messages(request)
-        answer = generate(
-            gemini, with_question(earlier, question.text, images), system_instruction=SYSTEM_INSTRUCTION
+        shown = StreamedAnswer(
+            replier, thread_ts=ts or None, placeholder=working, user=request.user, team=request.team
+        )
+        answer = stream_into(
+            shown,
+            lambda: generate_stream(
+                gemini, with_question(earlier, question.text, images), system_instruction=SYSTEM_INSTRUCTION
+            ),
         )
         try:
             store.add_turn(
@@ -303,5 +311,5 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
     footer[:0] = [text.context(note) for note in notes if note]
     if answer.truncated:
         footer.insert(0, text.context(CUT_OFF))
-    footer += feedback_footer(deps, request, working, model=answer.model)  # feedback hook (issue 12)
-    working.finish(answer.text, footer=footer)
+    footer += feedback_footer(deps, request, channel=working.channel, ts=shown.message_ts, model=answer.model)
+    shown.finish(footer=footer)

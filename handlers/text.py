@@ -5,14 +5,18 @@ Every text a person sends the bot (a command's text, a message, a channel's hist
 `plain` once, so that `/classify`, `/similar`, `/cluster`, `/label add` and the shortcut embed the
 same message as the same text.
 
-Everything Gemini writes goes through `to_mrkdwn` (or `neutralise` for plain text) before it reaches
-Slack. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`, `<@U123>`, `<#C123>`,
-`<!subteam^S123>`), so escaping `&`, `<` and `>` as Slack documents makes every one of them show as
-text and ping no one; the only `<...>` left are the links `to_mrkdwn` builds itself, from http(s)
-URLs. The bare words `@channel`, `@here` and `@everyone` get a zero-width space after the `@`.
+Gemini's answers go to Slack as standard Markdown (streamed messages, `markdown` blocks) through
+`safe_markdown`; Gembot's own Markdown for section blocks (an evaluation) through `to_mrkdwn`; plain
+text through `neutralise`. Slack's control sequences all start with `<` (`<!channel>`, `<!here>`,
+`<@U123>`, `<#C123>`, `<!subteam^S123>`), so escaping `&`, `<` and `>` as Slack documents makes
+every one of them show as text and ping no one; the only `<...>` left are the links `to_mrkdwn`
+builds itself, from http(s) URLs. The bare words `@channel`, `@here` and `@everyone` get a
+zero-width space after the `@`.
 
 Block Kit holds at most 3,000 characters in a section and 50 blocks in a message; `split_text` and
-`plan_message` keep within them, and hand anything longer over to be sent as a file.
+`plan_message` keep within them, and hand anything longer over to be sent as a file. A `markdown`
+block (and a streamed message) holds 12,000 characters (`MARKDOWN_LIMIT`): a longer answer carries
+on in the next message (`handlers.streaming`).
 """
 
 from __future__ import annotations
@@ -291,3 +295,65 @@ def plan_message(
 def plural(n: int, word: str) -> str:
     """`n` and `word`, the word in the plural unless `n` is 1 ("1 example", "2,500 examples")."""
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+# -- Markdown for Slack's `markdown` block and streamed messages ------------------------------
+
+#: What one `markdown` block, and one streamed message, holds (Slack's documented limit).
+MARKDOWN_LIMIT = 12_000
+# Any inline link, whatever its scheme: in a markdown block a `[label](slack://…)` would hide it too.
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(((?:[^\s()<>|]|\([^\s()<>|]*\))+)\)")
+_LINK_OPEN = re.compile(r"\[[^\]\n]*+(?:\](?:\((?:[^\s()<>|]++|\([^\s()<>|]*+\)?)*+)?)?")
+_TRAILING_AT_WORD = re.compile(r"@\w*\Z")
+# How far back an unfinished `[label](url` is held while streaming; a stray `[` further back is let go.
+_LINK_HOLD = 600
+
+
+def safe_markdown(markdown: str) -> str:
+    """Model output (standard Markdown) made safe for a `markdown` block or a streamed message.
+
+    Neutralised as `neutralise` does (Slack's `<...>` sequences escaped, so nothing pings; the
+    bare @channel/@here/@everyone broken by a zero-width space), and each `[label](target)`
+    shown as `label (target)`, so a link says where it goes (and a `javascript:` or `slack://`
+    target is plain text, not a link). A prefix of an answer cut at
+    `stable_end` renders as a prefix of the whole answer's rendering, which is what lets an answer
+    be streamed piece by piece.
+    """
+    return _MD_LINK.sub(_markdown_link, neutralise(markdown))
+
+
+def _markdown_link(match: re.Match[str]) -> str:
+    label, url = match.group(1), match.group(2)
+    if label.strip().rstrip("/") in (url.rstrip("/"), url.split("://", 1)[-1].rstrip("/")):
+        return url
+    return f"{label} ({url})"
+
+
+def stable_end(markdown: str) -> int:
+    """Where `markdown` (an answer still being written) can be cut so that what comes later cannot
+    change how the part before renders: before a trailing `@word` (it may grow into `@here`) and
+    before an unfinished `[label](url` on the last line (it may become a link)."""
+    end = len(markdown)
+    at = _TRAILING_AT_WORD.search(markdown)
+    if at:
+        end = at.start()
+    start = max(markdown.rfind("\n", 0, end) + 1, end - _LINK_HOLD)
+    # A `[` that may still open a link has at most one `]` after it (the label's end); of the
+    # `[`s between the same two `]`s, the first decides for all. So at most two are tried.
+    last = markdown.rfind("]", start, end)
+    before = markdown.rfind("]", start, last) if last != -1 else -1
+    for low in (before + 1 if before != -1 else start, last + 1 if last != -1 else end):
+        bracket = markdown.find("[", low, end)
+        if bracket != -1 and _LINK_OPEN.fullmatch(markdown, bracket, end):
+            return bracket
+    return end
+
+
+def markdown_block(markdown: str) -> Block:
+    """A `markdown` block for text already made safe (`safe_markdown`), within MARKDOWN_LIMIT."""
+    return {"type": "markdown", "text": markdown}
+
+
+def split_markdown(markdown: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
+    """`markdown` in pieces of at most `limit` characters, cut where a reader would (`split_text`)."""
+    return split_text(markdown, limit)

@@ -112,13 +112,16 @@ class GeminiClient:
         model: str | None = None,
         limiter: RateLimiter | None = None,
         metered: bool = True,
+        continuing: bool = False,
     ) -> T:
         """Run `request` (an SDK call) and return its result, or raise a `GeminiError`.
 
         First the call is charged to whoever Gembot is working for (`core.daily_limits`): one unit,
         whatever the retries below, or UsageLimitReached before anything is sent. A call that
         only serves a charged one (an upload, a poll) passes `metered=False`: it is not charged,
-        but still refused once a limit has been reached.
+        but still refused once a limit has been reached. A call `continuing` one already charged
+        (reading the rest of a streamed answer) is neither charged nor refused: the answer was
+        paid for when it began, and the limit may have been reached by that very charge.
 
         The SDK has already retried 5xx answers and timeouts by the time one reaches us. A
         per-minute 429 is retried here after its RetryInfo delay (or an exponential backoff),
@@ -126,7 +129,9 @@ class GeminiClient:
         and is paused by a 429 so that other threads sharing it hold back too. `model` names
         the model in a not-found message.
         """
-        if metered:
+        if continuing:
+            pass
+        elif metered:
             daily_limits.charge()
         else:
             daily_limits.check()

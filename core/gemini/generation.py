@@ -8,9 +8,9 @@ caller always has text to show.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from google.genai import types
 
@@ -192,6 +192,27 @@ def _answer(response: types.GenerateContentResponse, model: str) -> Answer:
     )
 
 
+def _request(
+    client: GeminiClient,
+    prompt: str | Sequence[Turn],
+    *,
+    model: str | None,
+    system_instruction: str | None,
+    images: Sequence[ImageInput],
+    max_output_tokens: int | None,
+    temperature: float | None,
+) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
+    name = (model or client.settings.generation_model).removeprefix("models/")
+    turns = _turns(prompt, images)
+    contents = _contents(client, turns, system_instruction)
+    config = types.GenerateContentConfig(
+        system_instruction=system_instruction or None,
+        max_output_tokens=max_output_tokens,
+        temperature=temperature,
+    )
+    return name, contents, config
+
+
 def generate(
     client: GeminiClient,
     prompt: str | Sequence[Turn],
@@ -208,11 +229,12 @@ def generate(
     through the Files API first. Raises PromptBlocked, AnswerStopped or EmptyAnswer when there is
     no answer to show, and the client's errors when the call itself fails.
     """
-    name = (model or client.settings.generation_model).removeprefix("models/")
-    turns = _turns(prompt, images)
-    contents = _contents(client, turns, system_instruction)
-    config = types.GenerateContentConfig(
-        system_instruction=system_instruction or None,
+    name, contents, config = _request(
+        client,
+        prompt,
+        model=model,
+        system_instruction=system_instruction,
+        images=images,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
     )
@@ -221,3 +243,111 @@ def generate(
         lambda: sdk.models.generate_content(model=name, contents=contents, config=config), model=name
     )
     return _answer(response, name)
+
+
+class AnswerStream:
+    """Gemini's answer as it is written: iterate for its text in pieces (plain strings); once the
+    iteration is over, `answer` is the whole `Answer`, checked as `generate` checks it.
+
+    The iteration raises what `generate` raises, at the point where Gemini says it: a blocked
+    prompt before any text, an answer stopped for safety after the text it had sent (a caller
+    showing the pieces must then take them back), an empty answer at the end.
+    """
+
+    def __init__(
+        self,
+        client: GeminiClient,
+        first: types.GenerateContentResponse | None,
+        rest: Iterator[Any],
+        model: str,
+    ) -> None:
+        self._client = client
+        self._first = first
+        self._rest = rest
+        self._model = model
+        self._answer: Answer | None = None
+
+    @property
+    def answer(self) -> Answer:
+        """The whole answer; only once the iteration has ended."""
+        if self._answer is None:
+            raise RuntimeError("the stream has not been read to its end")
+        return self._answer
+
+    def __iter__(self) -> Iterator[str]:
+        pieces: list[str] = []
+        last: types.GenerateContentResponse | None = None
+        response = self._first
+        while response is not None:
+            last = response
+            _check_prompt(response)
+            text = _text_of(response)
+            if text:
+                pieces.append(text)
+                yield text
+            reason = _finish_reason(response)
+            if reason and reason not in ("STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"):
+                break  # `_answer` below says why
+            # Later pieces are not charged again (one charge per answer), nor retried: what was
+            # shown cannot be taken back by asking again.
+            response = self._client.call(lambda: next(self._rest, None), model=self._model, continuing=True)
+        if last is None:
+            raise BadResponse("Gemini sent no answer and no reason; try again")
+        whole = last.model_copy(deep=True)
+        if whole.candidates:
+            whole.candidates[0].content = types.Content(
+                role="model", parts=[types.Part(text="".join(pieces))]
+            )
+        self._answer = _answer(whole, self._model)
+
+
+def _check_prompt(response: types.GenerateContentResponse) -> None:
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        _answer(response, "")  # raises PromptBlocked with the reason in words
+
+
+def _text_of(response: types.GenerateContentResponse) -> str:
+    if not response.candidates:
+        return ""
+    content = response.candidates[0].content
+    parts = content.parts if content and content.parts else []
+    return "".join(p.text for p in parts if p.text and not p.thought)
+
+
+def _finish_reason(response: types.GenerateContentResponse) -> str:
+    return _name(response.candidates[0].finish_reason) if response.candidates else ""
+
+
+def generate_stream(
+    client: GeminiClient,
+    prompt: str | Sequence[Turn],
+    *,
+    model: str | None = None,
+    system_instruction: str | None = None,
+    images: Sequence[ImageInput] = (),
+    max_output_tokens: int | None = None,
+    temperature: float | None = None,
+) -> AnswerStream:
+    """`generate`, streamed: the request is sent (and charged, once) now, and its first piece read,
+    so a refusal, a quota or an unreachable Gemini raises here and is retried as `generate`'s;
+    the returned `AnswerStream` yields the text as Gemini writes it."""
+    name, contents, config = _request(
+        client,
+        prompt,
+        model=model,
+        system_instruction=system_instruction,
+        images=images,
+        max_output_tokens=max_output_tokens,
+        temperature=temperature,
+    )
+    sdk = client.sdk
+    holder: list[Iterator[Any]] = []
+
+    def start() -> types.GenerateContentResponse | None:
+        stream = sdk.models.generate_content_stream(model=name, contents=contents, config=config)
+        holder[:] = [stream]
+        return next(stream, None)
+
+    first = client.call(start, model=name)
+    return AnswerStream(client, first, holder[0], name)

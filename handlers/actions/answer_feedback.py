@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt import App, BoltContext
 from slack_sdk.models.blocks import ContextActionsBlock, FeedbackButtonObject, FeedbackButtonsElement
@@ -23,9 +23,6 @@ from handlers.acks import acknowledge
 from handlers.deps import Deps, deps_of
 from handlers.request import SlackRequest
 from handlers.text import Block
-
-if TYPE_CHECKING:
-    from handlers.replies import Placeholder
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +53,17 @@ def feedback_block(answer_id: int) -> Block:
     return block
 
 
-def feedback_footer(deps: Deps, request: SlackRequest, answer: Placeholder, *, model: str) -> list[Block]:
-    """Record the answer about to replace `answer` (written by `model`) and return the blocks to put
-    last in its footer: the feedback buttons. Nothing when it cannot be recorded (the database
-    away): the answer is worth showing without them."""
+def feedback_footer(
+    deps: Deps, request: SlackRequest, *, channel: str | None, ts: str | None, model: str
+) -> list[Block]:
+    """Record the answer (written by `model`, ending in message `ts` of `channel`) and return the
+    blocks to put last in its footer: the feedback buttons. Nothing when it cannot be recorded (the
+    database away): the answer is worth showing without them."""
+    where = channel or request.channel
     try:
-        answer_id = deps.store.record_answer(
-            request.workspace, answer.channel or request.channel, message_ts=answer.ts, model=model
-        )
+        answer_id = deps.store.record_answer(request.workspace, where, message_ts=ts, model=model)
     except GembotError as exc:
-        log.warning(
-            "could not record an answer in %s, so it has no feedback buttons: %s", answer.channel, exc
-        )
+        log.warning("could not record an answer in %s, so it has no feedback buttons: %s", where, exc)
         return []
     return [feedback_block(answer_id)]
 

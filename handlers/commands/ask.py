@@ -7,13 +7,17 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from core import daily_limits
-from core.gemini.generation import generate
+from core.gemini.generation import generate_stream
 from handlers import bounds, text
 from handlers.acks import acknowledge_or_refuse
 from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
+from handlers.streaming import StreamedAnswer, stream_into
 
+ANSWERED_BELOW = ":speech_balloon: The answer is in the thread."
+# The question's message once answered, as notifications and screen readers read it.
+ANSWERED_TEXT = "Asked: {question} (the answer is in the thread)"
 USAGE = "Usage: `/ask QUESTION`, for example `/ask What makes a good incident report?`"
 
 
@@ -43,15 +47,33 @@ def answer_ask(command: dict[str, Any], context: BoltContext) -> None:
     prompt = (command.get("text") or "").strip()
     if refusal(deps, prompt):
         return  # already answered by the ack
-    asked = [text.context(f"<@{request.user}> asked: {text.fallback(text.neutralise(prompt), 2_500)}")]
+    question = text.fallback(text.neutralise(prompt), 2_500)
+    asked = [text.context(f"<@{request.user}> asked: {question}")]
     replier = request.replier
     with daily_limits.acting_for(deps.meter, request.actor), replier.reporting_errors():
         # Over a daily limit, said privately before anything is posted (`core.daily_limits`).
         daily_limits.check()
         working = replier.working("Asking Gemini…", header=asked)
-        reply = generate(deps.require_gemini(), prompt)
+        gemini = deps.require_gemini()
+        # The answer streams into the thread of the "asked" message, which stays as its header;
+        # where Slack will not stream, it replaces the "working" line as before.
+        shown = StreamedAnswer(
+            replier,
+            thread_ts=working.ts,
+            placeholder=working,
+            user=request.user,
+            team=request.team,
+            header=asked,
+            keep_placeholder=True,
+        )
+        reply = stream_into(shown, lambda: generate_stream(gemini, prompt))
         footer = (
             [text.context("_The answer was cut off at the model's output limit._")] if reply.truncated else []
         )
-        footer += feedback_footer(deps, request, working, model=reply.model)  # feedback hook (issue 12)
-        working.finish(reply.text, header=asked, footer=footer)
+        footer += feedback_footer(
+            deps, request, channel=working.channel, ts=shown.message_ts, model=reply.model
+        )
+        shown.finish(footer=footer)
+        if shown.streamed and working.ts:
+            pointer = [*asked, text.context(ANSWERED_BELOW)]
+            working.update(ANSWERED_TEXT.format(question=question), blocks=pointer)

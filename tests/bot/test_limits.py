@@ -113,7 +113,7 @@ def test_over_the_limit_a_mention_is_told_privately_in_its_thread(make_bot_serve
         }
 
     server.send_event(mention("what is a haiku?"))
-    server.slack.wait_for("chat.update")
+    server.slack.wait_for("chat.stopStream")  # the first answer, streamed
     server.settle()
     second = mention("and a sonnet?")
     server.send_event(second)
@@ -220,7 +220,7 @@ def test_a_message_in_the_dm_with_the_bot_is_always_allowed(make_bot_server: Mak
         "channel": "D0HUMAN",
     }
     assert server.send_event(event).status == 200
-    server.slack.wait_for("chat.update")
+    server.slack.wait_for("chat.stopStream")
     assert len(server.gemini.requests("generate")) == 1
     assert server.slack.calls("conversations.open") == []  # Slack sends message.im only from its DMs
 

@@ -87,8 +87,9 @@ def test_an_answer_in_flight_is_delivered_before_the_worker_exits(
     log = server.log()
     assert code == 0, log
     assert 1.0 < elapsed < GRACEFUL, log  # it waited for the answer, and no longer than allowed
-    (update,) = slack_standin.calls("chat.update")  # already there: no waiting after the exit
-    assert update.params["text"] == "echo: Still there?"
+    (stopped,) = slack_standin.calls("chat.stopStream")  # already there: no waiting after the exit
+    (answer,) = slack_standin.stream_messages(stopped.params["channel"])
+    assert answer["text"] == "echo: Still there?" and not answer["streaming"]
     assert "1 listener(s) and job(s) in flight" in log
 
 

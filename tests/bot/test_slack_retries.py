@@ -33,7 +33,12 @@ def claims(store: Store) -> dict[str, tuple[Any, ...]]:
 
 
 def answers(slack: SlackStandIn, channel: str) -> list[str]:
-    return [m["text"] for m in slack.messages(channel) if m["text"] != "Asking Gemini…"]
+    # Not the question's own message (/ask streams its answer into that message's thread).
+    return [
+        m["text"]
+        for m in slack.messages(channel)
+        if m["text"] != "Asking Gemini…" and not m["text"].endswith("(the answer is in the thread)")
+    ]
 
 
 def test_a_request_is_finished_when_its_answer_is_sent(make_bot_server: MakeBotServer) -> None:

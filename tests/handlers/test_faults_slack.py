@@ -29,22 +29,32 @@ def healthy(server: BotServer) -> None:
 # -- rate limits and server errors on chat.postMessage / chat.update ------------------------------
 
 
-def test_a_429_is_retried_after_its_retry_after_and_the_answer_arrives_once(bot_server: BotServer) -> None:
+def the_answer(server: BotServer) -> dict[str, object]:
+    """The one answer in the channel: /ask's question message, and the answer in its thread."""
+    question, answer = server.slack.messages(CHANNEL)
+    assert answer["thread_ts"] == question["ts"]
+    return answer
+
+
+@pytest.mark.parametrize("method", ["chat.startStream", "chat.update"])
+def test_a_429_is_retried_after_its_retry_after_and_the_answer_arrives_once(
+    bot_server: BotServer, method: str
+) -> None:
     slack = bot_server.slack
-    method = "chat.update"
     slack.fail_next(method, status=429, retry_after=1)
     ask(bot_server)
     refused, retried = slack.wait_for(method, count=2)
     bot_server.settle()
     assert (refused.status, retried.status) == (429, 200)
     assert retried.time - refused.time >= 0.95  # slack_sdk waited for Retry-After
-    (answer,) = slack.messages(CHANNEL)
-    assert answer["text"] == "echo: Are you there?"
+    assert the_answer(bot_server)["text"] == "echo: Are you there?"
     assert len(slack.calls(method)) == 2
     healthy(bot_server)
 
 
-@pytest.mark.parametrize(("method", "status"), [("chat.postMessage", 503), ("chat.update", 500)])
+@pytest.mark.parametrize(
+    ("method", "status"), [("chat.postMessage", 503), ("chat.startStream", 500), ("chat.update", 500)]
+)
 def test_a_server_error_is_retried_and_the_answer_arrives_once(
     bot_server: BotServer, method: str, status: int
 ) -> None:
@@ -54,13 +64,13 @@ def test_a_server_error_is_retried_and_the_answer_arrives_once(
     failed, retried = slack.wait_for(method, count=2)
     bot_server.settle()
     assert (failed.status, retried.status) == (status, 200)
-    (answer,) = slack.messages(CHANNEL)
-    assert answer["text"] == "echo: Are you there?"
+    assert the_answer(bot_server)["text"] == "echo: Are you there?"
     healthy(bot_server)
 
 
 def test_slack_failing_past_the_retries_ends_in_a_sentence_not_a_loop(bot_server: BotServer) -> None:
     slack = bot_server.slack
+    slack.fail_next("chat.startStream", error="not_allowed")  # so the answer goes by chat.update
     slack.fail_next("chat.update", status=500, n=3)  # the first try and both retries
     ask(bot_server)
     bot_server.settle(timeout=20)
@@ -80,6 +90,7 @@ def test_slack_failing_past_the_retries_ends_in_a_sentence_not_a_loop(bot_server
 
 def test_rate_limited_past_the_retries_says_so(bot_server: BotServer) -> None:
     slack = bot_server.slack
+    slack.fail_next("chat.startStream", error="not_allowed")  # so the answer goes by chat.update
     slack.fail_next("chat.update", status=429, retry_after=0, n=3)
     ask(bot_server)
     bot_server.settle(timeout=20)

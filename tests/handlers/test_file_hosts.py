@@ -244,8 +244,12 @@ def test_a_file_on_slacks_host_is_still_read(
     slack = bot_server.slack
     file = slack.add_file(surface.data, surface.name, surface.mimetype)
     bot_server.send_event(surface.event([file]))
-    (update,) = slack.wait_for("chat.update")
-    assert surface.answered in texts_of(update.params)
+    # Gemini's answers about an image stream; a CSV's import replaces the working message.
+    if surface.mimetype.startswith("image/"):
+        (shown,) = slack.wait_for_streams()
+    else:
+        shown = slack.wait_for("chat.update")[0].params
+    assert surface.answered in texts_of(shown)
     (download,) = slack.calls("download")
     assert download.token == slack.bot_token
     assert outside.requests() == []
@@ -271,8 +275,8 @@ def test_a_redirect_within_slacks_host_is_followed_with_the_token(bot_server: Bo
     first = slack.add_file(b"", "first.png", "image/png")
     slack.redirect_file(first["id"], moved["url_private_download"])
     bot_server.send_event(_mention("and this?", [first]))
-    (update,) = slack.wait_for("chat.update")
-    assert "echo: and this? [image image/png" in texts_of(update.params)
+    (update,) = slack.wait_for_streams()
+    assert "echo: and this? [image image/png" in texts_of(update)
     assert [d.token for d in slack.calls("download")] == [slack.bot_token] * 2
 
 

@@ -39,11 +39,11 @@ def test_a_mention_with_more_files_than_the_bound_reads_the_first_ones(bot_serve
     bot_server.send_event(mention(f"<@{BOT}> compare them", files=files))
     (working,) = slack.wait_for("chat.postMessage")
     assert "Looking at 4 images" in texts_of(working.params)
-    (update,) = slack.wait_for("chat.update")
+    (update,) = slack.wait_for_streams()
     assert len(slack.calls("download")) == 4
     (request,) = generations(bot_server.gemini)
     assert blobs(request.json["contents"][0]) == [("image/png", p) for p in pngs[:4]]
-    shown = texts_of(update.params)
+    shown = texts_of(update)
     assert echo("compare them", *pngs[:4]) in shown
     assert "I read the first 4 of 7 files (whoever runs me can raise GEMBOT_MAX_FILES)" in shown
 
@@ -53,9 +53,9 @@ def test_within_the_bounds_nothing_is_said(bot_server: BotServer) -> None:
     bot_server.send_event(
         mention(f"<@{BOT}> what?", files=[bot_server.slack.add_file(png, "a.png", "image/png")])
     )
-    (update,) = bot_server.slack.wait_for("chat.update")
-    assert "left out" not in texts_of(update.params) and "I read the first" not in texts_of(update.params)
-    assert [b.get("type") for b in update.params.get("blocks") or []].count("context") == 0
+    (update,) = bot_server.slack.wait_for_streams()
+    assert "left out" not in texts_of(update) and "I read the first" not in texts_of(update)
+    assert [b.get("type") for b in update.get("blocks") or []].count("context") == 0
 
 
 def test_a_dm_with_more_csv_files_than_the_bound_imports_the_first_ones(
@@ -87,7 +87,7 @@ def test_a_long_thread_replays_its_latest_turns_and_says_so(make_bot_server: Mak
         *[(role, f"{role} {n}", None) for n in range(1, 4) for role in ("user", "model")],
     )
     server.send_event(mention(f"<@{BOT}> and now?", thread_ts=first["ts"]))
-    (update,) = server.slack.wait_for("chat.update")
+    (update,) = server.slack.wait_for_streams()
     (request,) = generations(server.gemini)
     contents = request.json["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
@@ -95,7 +95,7 @@ def test_a_long_thread_replays_its_latest_turns_and_says_so(make_bot_server: Mak
     assert (
         "Earlier messages in this thread were left out: I read the last 4 turns (whoever runs me can "
         "raise GEMBOT_MAX_THREAD_TURNS)"
-    ) in texts_of(update.params)
+    ) in texts_of(update)
     # The bound is on what is replayed: the thread itself keeps every turn until they are pruned.
     assert server.deps is not None
     assert len(server.deps.store.conversation(server.team, CHANNEL, first["ts"])) == 8
@@ -124,10 +124,10 @@ def test_earlier_images_past_the_byte_bound_are_left_out_but_the_questions_own_g
     assert len(own) > budget
     file = server.slack.add_file(own, "new.png", "image/png")
     server.send_event(mention(f"<@{BOT}> and this one?", thread_ts=first["ts"], files=[file]))
-    (update,) = server.slack.wait_for("chat.update")
+    (update,) = server.slack.wait_for_streams()
     contents = generations(server.gemini)[0].json["contents"]
     assert [words(x) for x in contents] == ["second", "two", "third", "three", "and this one?"]
     assert [blobs(x) for x in contents] == [[], [], [("image/png", c)], [], [("image/png", own)]]
-    shown = texts_of(update.params)
+    shown = texts_of(update)
     assert "I read the last 4 turns" in shown
     assert f"1 earlier image was left out (over {budget / 1e6:g} MB in all" in shown

@@ -42,6 +42,8 @@ def _block_texts(block: dict[str, Any]) -> list[str]:
     found = []
     if isinstance(block.get("text"), dict):
         found.append(block["text"]["text"])
+    elif isinstance(block.get("text"), str):  # a markdown block
+        found.append(block["text"])
     for element in block.get("elements") or []:
         if isinstance(element.get("text"), str):
             found.append(element["text"])

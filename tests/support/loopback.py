@@ -77,7 +77,14 @@ class LoopbackHandler(http.server.BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(reply.body)
+            pieces = getattr(reply, "pieces", None)  # a paced stream (the Gemini stand-in's)
+            if not pieces:
+                self.wfile.write(reply.body)
+            for index, piece in enumerate(pieces or []):
+                if index and standin._stopping.wait(getattr(reply, "pause", 0.0)):
+                    break
+                self.wfile.write(piece)
+                self.wfile.flush()
             self.wfile.flush()
         except OSError:
             self.close_connection = True

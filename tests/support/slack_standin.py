@@ -54,7 +54,7 @@ DEFAULT_CLIENT_ID = "1111111111.2222222222"
 DEFAULT_CLIENT_SECRET = "standin-client-secret-0123456789"
 
 # Parameters slack_sdk sends as JSON strings inside a form body.
-_JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata", "user_auth_blocks")
+_JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata", "user_auth_blocks", "chunks")
 
 SIGN_IN_PAGE = (
     b"<!DOCTYPE html><html><head><title>Slack</title></head><body>"
@@ -790,6 +790,8 @@ class SlackStandIn(Loopback):
             message["text"] = p["text"]
         if "blocks" in p:
             message["blocks"] = p["blocks"]
+        if message.get("streaming"):
+            message["streaming"] = False  # an update ends a stream: its text is what was sent
         message["edited"] = {"user": self.bot_user_id, "ts": self._ts()}
         return {
             "channel": channel.id,
@@ -797,6 +799,72 @@ class SlackStandIn(Loopback):
             "text": message.get("text", ""),
             "message": message,
         }
+
+    # Streaming (chat.startStream / appendStream / stopStream): a reply in a thread whose text
+    # grows with each call until it is stopped; the message is in the channel's history all along.
+
+    def _api_chat_startStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._postable(p.get("channel"))
+        if not p.get("thread_ts"):
+            raise _ApiError("invalid_arguments", errors=["thread_ts is required"])
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": DEFAULT_APP_ID,
+            "text": _streamed_text(p),
+            "ts": self._ts(),
+            "thread_ts": p["thread_ts"],
+            "streaming": True,
+        }
+        for name in ("recipient_user_id", "recipient_team_id"):
+            if p.get(name):
+                message[name] = p[name]
+        channel.messages.append(message)
+        return {"channel": channel.id, "ts": message["ts"]}
+
+    def _streaming(self, p: dict[str, Any]) -> tuple[_Channel, dict[str, Any]]:
+        channel = self._postable(p.get("channel"))
+        message = self._message(channel, p.get("ts"))
+        if not message.get("streaming"):
+            raise _ApiError("message_not_in_streaming_state")
+        return channel, message
+
+    def _api_chat_appendStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, message = self._streaming(p)
+        message["text"] += _streamed_text(p)
+        return {"channel": channel.id, "ts": message["ts"]}
+
+    def _api_chat_stopStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, message = self._streaming(p)
+        message["text"] += _streamed_text(p)
+        if p.get("blocks"):
+            message["blocks"] = p["blocks"]
+        message["streaming"] = False
+        return {"channel": channel.id, "ts": message["ts"], "message": dict(message)}
+
+    def _api_assistant_threads_setStatus(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("channel_id") or not p.get("thread_ts") or "status" not in p:
+            raise _ApiError("invalid_arguments")
+        self._postable(p["channel_id"])
+        return {}
+
+    def wait_for_streams(self, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until `count` streams have been stopped; returns their messages as they are now,
+        in the order they were stopped (each with its `channel`)."""
+        found = []
+        for call in self.wait_for("chat.stopStream", count=count, timeout=timeout):
+            if not call.ok:
+                continue
+            channel = str(call.params["channel"])
+            with self._lock:
+                message = dict(self._message(self._channel(channel), call.params["ts"]))
+            found.append({**message, "channel": channel})
+        return found
+
+    def stream_messages(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's messages that were streamed (`chat.startStream`), oldest first."""
+        return [m for m in self.messages(channel) if "streaming" in m]
 
     def _api_chat_delete(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._postable(p.get("channel"))
@@ -992,6 +1060,17 @@ class SlackStandIn(Loopback):
         if not p.get("thread_ts") or not p.get("title"):
             raise _ApiError("invalid_arguments")
         return {}
+
+
+def _streamed_text(p: dict[str, Any]) -> str:
+    """The Markdown a streaming call carries: `markdown_text`, or its `markdown_text` chunks."""
+    text = str(p.get("markdown_text") or "")
+    for chunk in p.get("chunks") or []:
+        if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+            text += str(chunk.get("text") or "")
+    if len(text) > 12_000:
+        raise _ApiError("msg_too_long")
+    return text
 
 
 def _user(user_id: str, *, name: str | None = None, real_name: str | None = None) -> dict[str, Any]:

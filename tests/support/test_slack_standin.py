@@ -219,3 +219,63 @@ def test_handlers_download_reads_files_and_refuses_the_sign_in_page(slack: Slack
     with pytest.raises(InvalidInput, match=r"couldn't fetch cat.png from Slack \(500\)"):
         download(file, token=slack.bot_token, max_bytes=1000, allowed_origin=slack.base_url)
     assert len(slack.calls("download")) == 4
+
+
+# -- streaming ------------------------------------------------------------------------------------
+
+
+def test_a_stream_grows_one_message_in_the_thread_until_it_is_stopped(slack: SlackStandIn) -> None:
+    web = client(slack)
+    started = web.chat_startStream(
+        channel="C1",
+        thread_ts="1.000001",
+        markdown_text="Hello",
+        recipient_user_id="U1",
+        recipient_team_id="T1",
+    )
+    assert started["ok"] and started["channel"] == "C1" and started["ts"]
+    web.chat_appendStream(channel="C1", ts=started["ts"], markdown_text=", wor")
+    streamer = web.chat_stream(channel="C1", thread_ts="1.000001", buffer_size=1)
+    streamer.append(markdown_text="other")  # chunks, as slack_sdk's helper sends them
+    stopped = web.chat_stopStream(
+        channel="C1", ts=started["ts"], markdown_text="ld!", blocks=[{"type": "divider"}]
+    )
+    assert stopped["message"]["text"] == "Hello, world!"
+    first, second = slack.messages("C1")
+    assert first["text"] == "Hello, world!" and first["thread_ts"] == "1.000001"
+    assert first["blocks"] == [{"type": "divider"}]
+    assert second["text"] == "other"
+    with pytest.raises(SlackApiError) as appended:
+        web.chat_appendStream(channel="C1", ts=started["ts"], markdown_text="more")
+    assert appended.value.response["error"] == "message_not_in_streaming_state"
+
+
+def test_a_stream_needs_a_thread(slack: SlackStandIn) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        client(slack).api_call("chat.startStream", json={"channel": "C1", "markdown_text": "hi"})
+    assert refused.value.response["error"] == "invalid_arguments"
+
+
+def test_an_updated_stream_is_no_longer_streaming(slack: SlackStandIn) -> None:
+    web = client(slack)
+    started = web.chat_startStream(channel="C1", thread_ts="1.000001", markdown_text="a")
+    web.chat_update(channel="C1", ts=started["ts"], text="all of it")
+    with pytest.raises(SlackApiError, match="message_not_in_streaming_state"):
+        web.chat_stopStream(channel="C1", ts=started["ts"])
+
+
+def test_stream_faults_are_injected_like_any_other(slack: SlackStandIn) -> None:
+    slack.fail_next("chat.startStream", error="not_allowed")
+    with pytest.raises(SlackApiError, match="not_allowed"):
+        client(slack).chat_startStream(channel="C1", thread_ts="1.000001", markdown_text="a")
+    assert slack.messages("C1") == []
+
+
+def test_the_thread_status_is_accepted_with_its_loading_messages(slack: SlackStandIn) -> None:
+    web = client(slack)
+    web.assistant_threads_setStatus(
+        channel_id="D1", thread_ts="1.000001", status="is thinking…", loading_messages=["Reading…"]
+    )
+    assert slack.last("assistant.threads.setStatus").params["loading_messages"] == ["Reading…"]
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        web.api_call("assistant.threads.setStatus", json={"channel_id": "D1", "status": "x"})

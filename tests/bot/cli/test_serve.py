@@ -37,8 +37,8 @@ def test_serve_http_runs_gunicorn_and_stops_on_sigterm(
             "/ask", "Are you there?", response_url=response_url, team_id=slack_standin.team_id
         )
         assert reply.status == 200
-        (update,) = slack_standin.wait_for("chat.update", timeout=20)
-        assert update.params["text"] == "echo: Are you there?"
+        (answer,) = slack_standin.wait_for_streams(timeout=20)
+        assert answer["text"] == "echo: Are you there?"
         assert gemini_standin.requests("generate")
         forged = SlackSender(server.events_url, "wrong-secret").command("/ask", "x")
         assert forged.status == 401

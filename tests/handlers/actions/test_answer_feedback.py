@@ -99,18 +99,18 @@ def test_the_block_is_slacks_context_actions_with_feedback_buttons() -> None:
 
 def test_an_ask_answer_carries_feedback_buttons_naming_its_recorded_answer(bot_server: BotServer) -> None:
     bot_server.send_command("/ask", "What is the capital of Australia?")
-    (update,) = bot_server.slack.wait_for("chat.update", timeout=15)
-    (working,) = bot_server.slack.calls("chat.postMessage")
-    assert update.params["blocks"][-1]["type"] == "context_actions"  # last, under the answer
-    (buttons,) = feedback_elements(update.params)
+    (streamed,) = bot_server.slack.wait_for_streams(timeout=15)
+    (stop,) = bot_server.slack.calls("chat.stopStream")
+    assert stop.params["blocks"][-1]["type"] == "context_actions"  # last, under the answer
+    (buttons,) = feedback_elements(stop.params)
     ((answer_id, team, channel, ts, model),) = answer_rows(bot_server)
-    assert (team, channel, ts) == (bot_server.team, CHANNEL, working.response["ts"])
+    # The answer recorded is the streamed message in the question's thread.
+    assert (team, channel, ts) == (bot_server.team, CHANNEL, streamed["ts"])
     assert model == bot_server.settings.generation_model
     assert buttons["positive_button"]["value"] == f"good:{answer_id}"
     assert buttons["negative_button"]["value"] == f"bad:{answer_id}"
     # The message the channel shows has them too.
-    (message,) = bot_server.slack.messages(CHANNEL)
-    assert feedback_elements(message)
+    assert feedback_elements(streamed)
 
 
 def test_a_mention_answer_carries_feedback_buttons(bot_server: BotServer) -> None:
@@ -123,10 +123,11 @@ def test_a_mention_answer_carries_feedback_buttons(bot_server: BotServer) -> Non
         "channel": CHANNEL,
     }
     bot_server.send_event({**event, "event_ts": ts})
-    (update,) = bot_server.slack.wait_for("chat.update", timeout=15)
-    (buttons,) = feedback_elements(update.params)
+    (streamed,) = bot_server.slack.wait_for_streams(timeout=15)
+    assert streamed["thread_ts"] == ts
+    (buttons,) = feedback_elements(streamed)
     ((answer_id, _, channel, answer_ts, model),) = answer_rows(bot_server)
-    assert (channel, answer_ts) == (CHANNEL, update.params["ts"])
+    assert (channel, answer_ts) == (CHANNEL, streamed["ts"])
     assert model == bot_server.settings.generation_model
     assert buttons["positive_button"]["value"] == f"good:{answer_id}"
 
@@ -164,6 +165,6 @@ def test_an_answer_that_cannot_be_recorded_is_shown_without_buttons(
 
     monkeypatch.setattr(store_of(bot_server), "record_answer", away)
     bot_server.send_command("/ask", "What is the capital of Australia?")
-    (update,) = bot_server.slack.wait_for("chat.update", timeout=15)
-    assert "echo: What is the capital of Australia?" in update.params["text"]
-    assert feedback_elements(update.params) == []
+    (streamed,) = bot_server.slack.wait_for_streams(timeout=15)
+    assert "echo: What is the capital of Australia?" in streamed["text"]
+    assert feedback_elements(streamed) == []

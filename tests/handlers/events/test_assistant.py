@@ -106,7 +106,7 @@ def test_a_question_in_an_assistant_thread_is_answered_once_and_titles_it(bot_se
     bot_server.settle()
     question = "What is a haiku, and who wrote the best ones?\nAnswer briefly, please."
     bot_server.send_event(direct(question, thread_ts=root))
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     bot_server.settle()
     (generation,) = generations(bot_server.gemini)
     assert generation.json["contents"][-1]["parts"][0]["text"] == question
@@ -117,7 +117,7 @@ def test_a_question_in_an_assistant_thread_is_answered_once_and_titles_it(bot_se
 
     # The follow-up carries the thread on and keeps the title.
     bot_server.send_event(direct("And in French?", thread_ts=root))
-    slack.wait_for("chat.update", count=2)
+    slack.wait_for("chat.stopStream", count=2)
     bot_server.settle()
     assert len(generations(bot_server.gemini)) == 2
     assert len(slack.calls("assistant.threads.setTitle")) == 1
@@ -143,7 +143,7 @@ def test_a_plain_dm_is_answered_exactly_once(bot_server: BotServer) -> None:
     slack = bot_server.slack
     event = direct("What is a limerick?")
     bot_server.send_event(event)
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     bot_server.settle()
     assert len(generations(bot_server.gemini)) == 1
     (answer,) = slack.messages(DM)
@@ -159,9 +159,9 @@ def test_a_reply_in_a_dm_thread_is_answered_once_and_gets_no_title(bot_server: B
     slack = bot_server.slack
     first = direct("Name a colour")
     bot_server.send_event(first)
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     bot_server.send_event(direct("And another one?", thread_ts=first["ts"]))
-    slack.wait_for("chat.update", count=2)
+    slack.wait_for("chat.stopStream", count=2)
     bot_server.settle()
     follow_up = generations(bot_server.gemini)
     assert len(follow_up) == 2

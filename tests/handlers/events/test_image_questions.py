@@ -70,8 +70,9 @@ def direct(text: str, *, files: list[dict[str, Any]] | None = None, **extra: Any
 def texts_of(params: dict[str, Any]) -> str:
     found = [str(params.get("text") or "")]
     for block in params.get("blocks") or []:
-        if "text" in block:
-            found.append(block["text"]["text"])
+        if "text" in block:  # a markdown block's text is a string, a section's an object
+            shown = block["text"]
+            found.append(shown if isinstance(shown, str) else shown["text"])
         for element in block.get("elements") or []:
             found.append(element.get("text", ""))
     return " ".join(found)
@@ -120,10 +121,12 @@ def test_a_mention_with_an_image_is_answered_in_its_thread(bot_server: BotServer
     (working,) = slack.wait_for("chat.postMessage")
     assert working.params["channel"] == CHANNEL and working.params["thread_ts"] == event["ts"]
     assert "Looking at the image" in texts_of(working.params)
-    (update,) = slack.wait_for("chat.update", timeout=15)
-    assert update.params["ts"] == working.response["ts"]
+    (streamed,) = slack.wait_for_streams(timeout=15)
     answer = echo("What is in this chart?", png)
-    assert answer in texts_of(update.params)
+    assert streamed["text"] == answer and streamed["thread_ts"] == event["ts"]
+    # The answer streamed into its own message; the "working" one was removed once it began.
+    (delete,) = slack.calls("chat.delete")
+    assert delete.params["ts"] == working.response["ts"]
     (message,) = slack.messages(CHANNEL)
     assert message["text"] == answer and message["thread_ts"] == event["ts"]
 
@@ -141,7 +144,7 @@ def test_a_gif_goes_to_gemini_as_png(bot_server: BotServer) -> None:
     gif = image_bytes("GIF", size=(7, 5))
     file = bot_server.slack.add_file(gif, "loop.gif", "image/gif")
     bot_server.send_event(mention(f"<@{BOT}> what is this?", files=[file]))
-    bot_server.slack.wait_for("chat.update")
+    bot_server.slack.wait_for("chat.stopStream")
     ((mime, data),) = blobs(generations(bot_server.gemini)[0].json["contents"][0])
     assert mime == "image/png" and data.startswith(b"\x89PNG\r\n\x1a\n")
     with Image.open(io.BytesIO(data)) as converted:
@@ -156,11 +159,11 @@ def test_a_thread_carries_the_conversation_on_across_a_restart(
     png = image_bytes("PNG", size=(6, 6))
     first = mention(f"<@{BOT}> Describe this", files=[slack.add_file(png, "cat.png", "image/png")])
     server.send_event(first)
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     first_answer = echo("Describe this", png)
 
     server.send_event(mention(f"<@{BOT}>   and its colour?", thread_ts=first["ts"]))
-    slack.wait_for("chat.update", count=2)
+    slack.wait_for("chat.stopStream", count=2)
     second = generations(server.gemini)[1].json["contents"]
     assert [c["role"] for c in second] == ["user", "model", "user"]
     assert blobs(second[0]) == [("image/png", png)] and words(second[0]) == "Describe this"
@@ -170,7 +173,7 @@ def test_a_thread_carries_the_conversation_on_across_a_restart(
 
     server.restart()
     server.send_event(mention(f"<@{BOT}> Thanks! Anything else?", thread_ts=first["ts"]))
-    slack.wait_for("chat.update")  # the restart cleared the record of calls
+    slack.wait_for("chat.stopStream")  # the restart cleared the record of calls
     third = generations(server.gemini)[2].json["contents"]
     assert [c["role"] for c in third] == ["user", "model", "user", "model", "user"]
     assert blobs(third[0]) == [("image/png", png)]
@@ -191,9 +194,9 @@ def test_a_thread_carries_the_conversation_on_across_a_restart(
 def test_a_mention_in_another_thread_starts_afresh(bot_server: BotServer) -> None:
     first = mention(f"<@{BOT}> one")
     bot_server.send_event(first)
-    bot_server.slack.wait_for("chat.update")
+    bot_server.slack.wait_for("chat.stopStream")
     bot_server.send_event(mention(f"<@{BOT}> two"))  # a new top-level message
-    bot_server.slack.wait_for("chat.update", count=2)
+    bot_server.slack.wait_for("chat.stopStream", count=2)
     assert len(generations(bot_server.gemini)[1].json["contents"]) == 1
 
 
@@ -203,7 +206,7 @@ def test_several_images_go_in_the_order_they_were_attached(bot_server: BotServer
     bot_server.send_event(mention(f"<@{BOT}> compare them", files=files))
     (working,) = bot_server.slack.wait_for("chat.postMessage")
     assert "Looking at 3 images" in texts_of(working.params)
-    bot_server.slack.wait_for("chat.update")
+    bot_server.slack.wait_for("chat.stopStream")
     assert blobs(generations(bot_server.gemini)[0].json["contents"][0]) == [("image/png", p) for p in pngs]
 
 
@@ -211,8 +214,8 @@ def test_a_question_without_an_image_is_answered_too(bot_server: BotServer) -> N
     bot_server.send_event(mention(f"Hey <@{BOT}|gembot>, what is a haiku?"))
     (working,) = bot_server.slack.wait_for("chat.postMessage")
     assert "Thinking" in texts_of(working.params)
-    (update,) = bot_server.slack.wait_for("chat.update")
-    assert "echo: Hey , what is a haiku?" in texts_of(update.params)
+    (streamed,) = bot_server.slack.wait_for_streams()
+    assert "echo: Hey , what is a haiku?" in texts_of(streamed)
     assert not bot_server.slack.calls("download")
 
 
@@ -230,8 +233,8 @@ def test_the_answer_cannot_ping_anyone(bot_server: BotServer) -> None:
     assert bot_server.gemini is not None
     bot_server.gemini.reply("Tell <!channel> and <@U0BOSS> about **this**")
     bot_server.send_event(mention(f"<@{BOT}> hi"))
-    (update,) = bot_server.slack.wait_for("chat.update")
-    shown = texts_of(update.params)
+    (streamed,) = bot_server.slack.wait_for_streams()
+    shown = texts_of(streamed)
     assert "<!channel>" not in shown and "<@U0BOSS>" not in shown
     assert "&lt;!channel&gt;" in shown and "*this*" in shown
 
@@ -244,7 +247,7 @@ def test_a_dm_with_an_image_is_answered_in_its_thread(bot_server: BotServer) -> 
     jpeg = image_bytes("JPEG", size=(10, 10))
     event = direct("What's in the photo?", files=[slack.add_file(jpeg, "photo.jpg", "image/jpeg")])
     assert bot_server.send_event(event).status == 200
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     (message,) = slack.messages(DM)
     assert message["thread_ts"] == event["ts"]
     assert message["text"] == echo("What's in the photo?", jpeg, mime="image/jpeg")
@@ -258,19 +261,19 @@ def test_any_message_in_a_dm_thread_carries_it_on_and_a_new_message_starts_afres
     png = image_bytes("PNG", size=(4, 9))
     first = direct("", files=[slack.add_file(png, "shot.png", "image/png")])  # an image, no words
     bot_server.send_event(first)
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     opening = generations(bot_server.gemini)[0].json["contents"]
     assert blobs(opening[0]) == [("image/png", png)] and words(opening[0]) == ""
 
     bot_server.send_event(direct("what colour is the top left pixel?", thread_ts=first["ts"]))
-    slack.wait_for("chat.update", count=2)
+    slack.wait_for("chat.stopStream", count=2)
     follow_up = generations(bot_server.gemini)[1].json["contents"]
     assert [c["role"] for c in follow_up] == ["user", "model", "user"]
     assert blobs(follow_up[0]) == [("image/png", png)]
     assert words(follow_up[2]) == "what colour is the top left pixel?"
 
     bot_server.send_event(direct("A new question"))
-    slack.wait_for("chat.update", count=3)
+    slack.wait_for("chat.stopStream", count=3)
     assert len(generations(bot_server.gemini)[2].json["contents"]) == 1
 
 
@@ -350,7 +353,7 @@ def test_a_file_stub_is_completed_through_files_info(bot_server: BotServer) -> N
     full = bot_server.slack.add_file(png, "stub.png", "image/png")
     stub = {"id": full["id"], "mode": "file_access", "file_access": "check_file_info"}
     bot_server.send_event(mention(f"<@{BOT}> and this?", files=[stub]))
-    bot_server.slack.wait_for("chat.update")
+    bot_server.slack.wait_for("chat.stopStream")
     assert bot_server.slack.last("files.info").params["file"] == full["id"]
     assert blobs(generations(bot_server.gemini)[0].json["contents"][0]) == [("image/png", png)]
 
@@ -417,7 +420,7 @@ def test_questions_in_one_thread_are_answered_one_at_a_time(bot_server: BotServe
     first = mention(f"<@{BOT}> first")
     bot_server.send_event(first)
     bot_server.send_event(mention(f"<@{BOT}> second", thread_ts=first["ts"]))
-    bot_server.slack.wait_for("chat.update", count=2)
+    bot_server.slack.wait_for("chat.stopStream", count=2)
     # Whichever came second saw the first's question and answer.
     later = generations(bot_server.gemini)[1].json["contents"]
     assert [c["role"] for c in later] == ["user", "model", "user"]

@@ -64,7 +64,7 @@ def test_a_mention_in_someone_elses_thread_reads_it_first(bot_server: BotServer)
     slack.add_message(CHANNEL, "a later reply", user="U0ANA", ts=next_ts(), thread_ts=root)
 
     bot_server.send_event(event)
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     bot_server.settle()
     sent = first_text(bot_server.gemini)
     assert sent == "\n".join(
@@ -93,7 +93,7 @@ def test_a_long_thread_is_read_within_the_bounds(bot_server: BotServer) -> None:
             CHANNEL, f"message {n:03d} " + "x" * 300, user="U0CAT", ts=next_ts(), thread_ts=root
         )
     bot_server.send_event(mention(f"<@{BOT}> what was decided?", thread_ts=root))
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     bot_server.settle()
     sent = first_text(bot_server.gemini)
     assert len(sent) <= thread_context.MAX_CHARS + 500
@@ -105,9 +105,9 @@ def test_a_long_thread_is_read_within_the_bounds(bot_server: BotServer) -> None:
 def test_a_follow_up_in_the_bots_own_thread_does_not_read_slack(bot_server: BotServer) -> None:
     first = mention(f"<@{BOT}> one")
     bot_server.send_event(first)
-    bot_server.slack.wait_for("chat.update")
+    bot_server.slack.wait_for("chat.stopStream")
     bot_server.send_event(mention(f"<@{BOT}> two", thread_ts=first["ts"]))
-    bot_server.slack.wait_for("chat.update", count=2)
+    bot_server.slack.wait_for("chat.stopStream", count=2)
     bot_server.settle()
     assert not bot_server.slack.calls("conversations.replies")
 
@@ -116,7 +116,7 @@ def test_a_thread_slack_will_not_hand_over_is_answered_without_it(bot_server: Bo
     slack, root = bot_server.slack, next_ts()
     slack.fail_next("conversations.replies", error="missing_scope")
     bot_server.send_event(mention(f"<@{BOT}> summarise this thread", thread_ts=root))
-    slack.wait_for("chat.update")
+    slack.wait_for("chat.stopStream")
     bot_server.settle()
     assert first_text(bot_server.gemini) == "summarise this thread"
 

@@ -79,6 +79,8 @@ class Script:
         self._lock = threading.Lock()
         self._queued: collections.deque[str | dict[str, Any] | ReplyFn] = collections.deque()
         self._default: ReplyFn | None = None
+        #: (chunks, seconds): streamed answers go out in this many events, this far apart.
+        self.pace: tuple[int, float] | None = None
 
     def reply(self, answer: str | dict[str, Any] | ReplyFn, *, times: int) -> None:
         with self._lock:
@@ -124,7 +126,31 @@ def generate(
         payload = _generate_body(record, candidate, answer)
     if record.action == "generateContent":
         return json_reply(200, payload)
+    if script.pace is not None:
+        chunks, delay = script.pace
+        events = _events(payload, chunks)
+        return Reply(200, b"".join(events), content_type="text/event-stream", pieces=events, pause=delay)
     return Reply(200, _sse(payload), content_type="text/event-stream")
+
+
+def _events(payload: dict[str, Any], chunks: int) -> list[bytes]:
+    """The answer of `payload` as `chunks` server-sent events of about equal length (the last one
+    carrying the finish reason), as a steadily writing model sends them."""
+    candidates = payload.get("candidates") or []
+    parts = (candidates[0].get("content") or {}).get("parts") if candidates else None
+    text = parts[0].get("text", "") if parts else ""
+    if not text or chunks <= 1:
+        return [f"data: {json.dumps(payload)}\r\n\r\n".encode()]
+    size = -(-len(text) // chunks)
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    events = []
+    for index, piece in enumerate(pieces):
+        chunk = json.loads(json.dumps(payload))
+        chunk["candidates"][0]["content"]["parts"] = [{"text": piece}]
+        if index < len(pieces) - 1:
+            chunk["candidates"][0].pop("finishReason", None)
+        events.append(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
+    return events
 
 
 def finished(record: RecordedRequest, reason: str, text: str | None) -> Reply:

@@ -47,6 +47,9 @@ class Reply:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json; charset=UTF-8"
+    #: When set, `body` is written in these pieces, `pause` seconds apart (a paced stream).
+    pieces: list[bytes] | None = None
+    pause: float = 0.0
 
 
 def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:

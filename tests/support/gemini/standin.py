@@ -156,6 +156,11 @@ class GeminiStandIn(Loopback):
             "generate", 1, lambda request: generate_api.finished(request, reason, text), GENERATE_ACTIONS
         )
 
+    def stream_pace(self, chunks: int, seconds: float) -> None:
+        """From now on `streamGenerateContent` sends each answer in `chunks` events written
+        `seconds` apart, as a model writing at a steady rate does; `chunks=0` turns it off."""
+        self._script.pace = (chunks, seconds) if chunks > 0 else None
+
     def latency(self, seconds: float, *, on: str | None = None) -> None:
         """Answer every request (of kind `on`, or any) `seconds` after it arrived; 0 turns it off.
 
