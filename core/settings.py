@@ -252,6 +252,8 @@ class Settings(BaseSettings):
     """Client-side cap on embedding requests per minute per process (0: none)."""
     generation_model: str = _env("GEMBOT_GENERATION_MODEL", "gemini-2.5-flash")
     """Model for /ask, images, cluster titles and unsure classifications."""
+    grounding: Annotated[Literal["off", "search"], _one_of("off", "search")] = _env("GEMBOT_GROUNDING", "off")
+    """`search` lets /ask, mentions and DMs ground answers in Google Search; `off` never does."""
     # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and two
     # optional absolute abstention rules on top of the calibrated one (None: not applied).
     temperature: Annotated[float | None, BeforeValidator(_auto), AfterValidator(_above_zero)] = _env(

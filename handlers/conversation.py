@@ -32,6 +32,7 @@ from handlers import attachments, bounds, text, thread_context
 from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
+from handlers.source_links import sources_footer
 from handlers.streaming import StreamedAnswer, show_status, stream_into
 from handlers.text import Block
 
@@ -295,7 +296,10 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
         answer = stream_into(
             shown,
             lambda: generate_stream(
-                gemini, with_question(earlier, question.text, images), system_instruction=SYSTEM_INSTRUCTION
+                gemini,
+                with_question(earlier, question.text, images),
+                system_instruction=SYSTEM_INSTRUCTION,
+                grounding=settings.grounding == "search",
             ),
         )
         try:
@@ -311,5 +315,6 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
     footer[:0] = [text.context(note) for note in notes if note]
     if answer.truncated:
         footer.insert(0, text.context(CUT_OFF))
+    footer += sources_footer(answer.sources)
     footer += feedback_footer(deps, request, channel=working.channel, ts=shown.message_ts, model=answer.model)
     shown.finish(footer=footer)

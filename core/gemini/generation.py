@@ -8,6 +8,7 @@ caller always has text to show.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from core.errors import InvalidInput
 from core.gemini.client import GeminiClient
 from core.gemini.failures import AnswerStopped, BadResponse, EmptyAnswer, PromptBlocked
 from core.gemini.files import upload_image
+from core.gemini.grounding import Source, merged, search_tools, sources_of
 from core.gemini.images import ImageInput
 
 Role = Literal["user", "model"]
@@ -70,13 +72,15 @@ class Answer:
     """Gemini's text, which model wrote it, why it stopped, and the tokens it cost.
 
     `finish_reason` is "STOP" for a complete answer and "MAX_TOKENS" for one cut off at the
-    output limit (`truncated`); every other reason raises instead.
+    output limit (`truncated`); every other reason raises instead. `sources` are the web pages a
+    grounded answer cites (`core.gemini.grounding`), checked and bounded; none without grounding.
     """
 
     text: str
     model: str
     finish_reason: str
     usage: Usage
+    sources: tuple[Source, ...] = ()
 
     @property
     def truncated(self) -> bool:
@@ -189,6 +193,7 @@ def _answer(response: types.GenerateContentResponse, model: str) -> Answer:
             thinking=(usage.thoughts_token_count or 0) if usage else 0,
             total=(usage.total_token_count or 0) if usage else 0,
         ),
+        sources=merged(sources_of(response)),
     )
 
 
@@ -201,6 +206,7 @@ def _request(
     images: Sequence[ImageInput],
     max_output_tokens: int | None,
     temperature: float | None,
+    grounding: bool = False,
 ) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
     name = (model or client.settings.generation_model).removeprefix("models/")
     turns = _turns(prompt, images)
@@ -209,6 +215,7 @@ def _request(
         system_instruction=system_instruction or None,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
+        tools=search_tools() if grounding else None,
     )
     return name, contents, config
 
@@ -222,11 +229,13 @@ def generate(
     images: Sequence[ImageInput] = (),
     max_output_tokens: int | None = None,
     temperature: float | None = None,
+    grounding: bool = False,
 ) -> Answer:
     """Gemini's answer to a prompt (with `images`, sent before it) or to a conversation of turns.
 
     `model` defaults to GEMBOT_GENERATION_MODEL. Images over the inline limit are uploaded
-    through the Files API first. Raises PromptBlocked, AnswerStopped or EmptyAnswer when there is
+    through the Files API first. With `grounding`, Gemini may search Google and the answer's
+    `sources` name what it read. Raises PromptBlocked, AnswerStopped or EmptyAnswer when there is
     no answer to show, and the client's errors when the call itself fails.
     """
     name, contents, config = _request(
@@ -237,6 +246,7 @@ def generate(
         images=images,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
+        grounding=grounding,
     )
     sdk = client.sdk
     response = client.call(
@@ -276,11 +286,13 @@ class AnswerStream:
 
     def __iter__(self) -> Iterator[str]:
         pieces: list[str] = []
+        sources: list[Source] = []  # from whichever chunks carry grounding metadata
         last: types.GenerateContentResponse | None = None
         response = self._first
         while response is not None:
             last = response
             _check_prompt(response)
+            sources += sources_of(response)
             text = _text_of(response)
             if text:
                 pieces.append(text)
@@ -298,7 +310,8 @@ class AnswerStream:
             whole.candidates[0].content = types.Content(
                 role="model", parts=[types.Part(text="".join(pieces))]
             )
-        self._answer = _answer(whole, self._model)
+        answer = _answer(whole, self._model)
+        self._answer = dataclasses.replace(answer, sources=merged(sources))
 
 
 def _check_prompt(response: types.GenerateContentResponse) -> None:
@@ -328,6 +341,7 @@ def generate_stream(
     images: Sequence[ImageInput] = (),
     max_output_tokens: int | None = None,
     temperature: float | None = None,
+    grounding: bool = False,
 ) -> AnswerStream:
     """`generate`, streamed: the request is sent (and charged, once) now, and its first piece read,
     so a refusal, a quota or an unreachable Gemini raises here and is retried as `generate`'s;
@@ -340,6 +354,7 @@ def generate_stream(
         images=images,
         max_output_tokens=max_output_tokens,
         temperature=temperature,
+        grounding=grounding,
     )
     sdk = client.sdk
     holder: list[Iterator[Any]] = []

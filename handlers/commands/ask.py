@@ -13,6 +13,7 @@ from handlers.acks import acknowledge_or_refuse
 from handlers.actions.answer_feedback import feedback_footer
 from handlers.deps import NOT_CONFIGURED, Deps, deps_of
 from handlers.request import SlackRequest
+from handlers.source_links import sources_footer
 from handlers.streaming import StreamedAnswer, stream_into
 
 ANSWERED_BELOW = ":speech_balloon: The answer is in the thread."
@@ -66,10 +67,13 @@ def answer_ask(command: dict[str, Any], context: BoltContext) -> None:
             header=asked,
             keep_placeholder=True,
         )
-        reply = stream_into(shown, lambda: generate_stream(gemini, prompt))
+        reply = stream_into(
+            shown, lambda: generate_stream(gemini, prompt, grounding=deps.settings.grounding == "search")
+        )
         footer = (
             [text.context("_The answer was cut off at the model's output limit._")] if reply.truncated else []
         )
+        footer += sources_footer(reply.sources)
         footer += feedback_footer(
             deps, request, channel=working.channel, ts=shown.message_ts, model=reply.model
         )
