@@ -24,6 +24,11 @@ from tests.support.gemini.replies import Reply, bad_request, json_reply
 from tests.support.gemini.wire import RecordedRequest, text_of
 
 GENERATE_ACTIONS = ("generateContent", "streamGenerateContent")
+#: The pages a grounded answer cites by default: (uri, title), as `groundingChunks[].web`.
+DEFAULT_SOURCES = (
+    ("https://example.org/search/one", "example.org"),
+    ("https://docs.example.com/guide?page=2", "The guide, page 2"),
+)
 IMAGE_TOKENS = 258  # what the real API bills for an image up to 384x384
 # The fields a GenerateContentRequest may have; any other is refused, as Google does.
 _FIELDS = frozenset(
@@ -81,6 +86,8 @@ class Script:
         self._default: ReplyFn | None = None
         #: (chunks, seconds): streamed answers go out in this many events, this far apart.
         self.pace: tuple[int, float] | None = None
+        #: The (uri, title) pairs a request offered the google_search tool is answered with.
+        self.sources: tuple[tuple[str, str], ...] = DEFAULT_SOURCES
 
     def reply(self, answer: str | dict[str, Any] | ReplyFn, *, times: int) -> None:
         with self._lock:
@@ -123,6 +130,8 @@ def generate(
             "finishReason": finish_reason,
             "index": 0,
         }
+        if _offers_search(record.json):
+            candidate["groundingMetadata"] = _grounding(prompt, script.sources)
         payload = _generate_body(record, candidate, answer)
     if record.action == "generateContent":
         return json_reply(200, payload)
@@ -148,9 +157,34 @@ def _events(payload: dict[str, Any], chunks: int) -> list[bytes]:
         chunk = json.loads(json.dumps(payload))
         chunk["candidates"][0]["content"]["parts"] = [{"text": piece}]
         if index < len(pieces) - 1:
+            # Google sends the finish reason and the grounding metadata with the last chunk.
             chunk["candidates"][0].pop("finishReason", None)
+            chunk["candidates"][0].pop("groundingMetadata", None)
         events.append(f"data: {json.dumps(chunk)}\r\n\r\n".encode())
     return events
+
+
+def _offers_search(request: Any) -> bool:
+    """Whether a GenerateContentRequest offers the Google Search tool (either spelling)."""
+    tools = request.get("tools") if isinstance(request, dict) else None
+    return any(
+        isinstance(tool, dict) and ("googleSearch" in tool or "google_search" in tool) for tool in tools or []
+    )
+
+
+def _grounding(prompt: Prompt, sources: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """`groundingMetadata` as Google sends it for an answer grounded in a search: the queries run,
+    the pages found (`groundingChunks[].web`), which part of the answer each supports, and the
+    search suggestions' rendered entry point."""
+    return {
+        "webSearchQueries": [prompt.last_user_text or "search"],
+        "searchEntryPoint": {"renderedContent": "<div>search suggestions</div>"},
+        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in sources],
+        "groundingSupports": [
+            {"segment": {"startIndex": 0, "endIndex": 4, "text": "echo"}, "groundingChunkIndices": [i]}
+            for i in range(len(sources))
+        ],
+    }
 
 
 def finished(record: RecordedRequest, reason: str, text: str | None) -> Reply:
@@ -314,6 +348,8 @@ def _sse(payload: dict[str, Any]) -> bytes:
         chunk = json.loads(json.dumps(payload))
         chunk["candidates"][0]["content"]["parts"] = [{"text": piece}]
         if index < len(pieces) - 1:
+            # Google sends the finish reason and the grounding metadata with the last chunk.
             chunk["candidates"][0].pop("finishReason", None)
+            chunk["candidates"][0].pop("groundingMetadata", None)
         events.append(f"data: {json.dumps(chunk)}\r\n\r\n")
     return "".join(events).encode()

@@ -161,6 +161,11 @@ class GeminiStandIn(Loopback):
         `seconds` apart, as a model writing at a steady rate does; `chunks=0` turns it off."""
         self._script.pace = (chunks, seconds) if chunks > 0 else None
 
+    def ground_with(self, sources: list[tuple[str, str]]) -> None:
+        """From now on a request offering the google_search tool is answered with these pages
+        (uri, title) as its `groundingChunks`, in the order given (any URI, hostile ones too)."""
+        self._script.sources = tuple(sources)
+
     def latency(self, seconds: float, *, on: str | None = None) -> None:
         """Answer every request (of kind `on`, or any) `seconds` after it arrived; 0 turns it off.
 
