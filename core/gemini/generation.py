@@ -345,7 +345,8 @@ def generate_stream(
 ) -> AnswerStream:
     """`generate`, streamed: the request is sent (and charged, once) now, and its first piece read,
     so a refusal, a quota or an unreachable Gemini raises here and is retried as `generate`'s;
-    the returned `AnswerStream` yields the text as Gemini writes it."""
+    the returned `AnswerStream` yields the text as Gemini writes it. With `grounding`, the sources
+    of the chunks that carry grounding metadata end up on its `answer`."""
     name, contents, config = _request(
         client,
         prompt,
