@@ -235,6 +235,13 @@ class ThreadLocks:
 _locks = ThreadLocks()
 
 
+def _working_text(files: Sequence[Mapping[str, Any]]) -> str:
+    if any(attachments.is_document(f) for f in files):
+        return "Reading the files…" if len(files) > 1 else "Reading the file…"
+    what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
+    return f"Looking at {what}…" if what else "Thinking…"
+
+
 def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text: str = HELP) -> None:
     """Answer `question` (with its images) in the request's thread, with the thread's earlier turns.
 
@@ -260,11 +267,10 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
         return
     # Over a daily limit, said privately before anything is posted or downloaded (`core.daily_limits`).
     daily_limits.check()
-    what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
-    working = replier.working(f"Looking at {what}…" if what else "Thinking…")
+    working = replier.working(_working_text(files))
     show_status(replier, request.thread_ts)
     images = [
-        attachments.fetch_image(
+        attachments.fetch_media(
             request.client,
             f,
             token=request.token,
