@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 from core.gemini.documents import NotADocument, document_type, prepare_document
+from core.gemini.failures import UploadFailed
+from core.gemini.generation import generate
+from tests.support.gemini import GeminiStandIn
+from tests.support.gemini_support import decode_base64, gemini_client
 
 PDF = b"%PDF-1.4\n%%EOF\n"
 
@@ -55,3 +59,24 @@ def test_what_is_not_what_it_claims_is_refused_in_one_line(data: bytes, mime_typ
 def test_text_is_utf8_without_its_bom() -> None:
     document = prepare_document(b"\xef\xbb\xbfcaf\xc3\xa9", mime_type="text/plain")
     assert (document.mime_type, document.data) == ("text/plain", "café".encode())
+
+
+def test_a_large_document_is_uploaded_and_referred_to_by_uri(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.processing(gets=1)
+    big = prepare_document(PDF + b"%" + b"x" * 9000 + b"\n", mime_type="application/pdf")
+    small = prepare_document(b"notes", mime_type="text/plain")
+    generate(gemini_client(gemini_standin, inline_image_limit=8_000), "read", images=[big, small])
+    [stored] = gemini_standin.files()
+    assert (stored.state, stored.mime_type, stored.data) == ("ACTIVE", "application/pdf", big.data)
+    parts = gemini_standin.last("generate").json["contents"][0]["parts"]
+    assert parts[0] == {"fileData": {"file_uri": stored.uri, "mime_type": "application/pdf"}}
+    assert parts[1]["inlineData"]["mime_type"] == "text/plain"
+    assert decode_base64(parts[1]["inlineData"]["data"]) == b"notes"
+
+
+def test_a_failed_document_upload_says_file(gemini_standin: GeminiStandIn) -> None:
+    gemini_standin.fail_processing()
+    big = prepare_document(PDF + b"%" + b"x" * 9000 + b"\n", mime_type="application/pdf")
+    with pytest.raises(UploadFailed, match=r"could not process the uploaded file .*; try another file"):
+        generate(gemini_client(gemini_standin, inline_image_limit=8_000), "x", images=[big])
+    assert gemini_standin.requests("generate") == []
