@@ -4,7 +4,7 @@ Events carry the files of a message in `files`. In some workspaces (Slack Connec
 Enterprise Grid setups) an entry is only a stub, `{"id": ..., "file_access": "check_file_info"}`,
 and `files.info` gives the rest; `complete` does that. Fetching goes through `handlers.downloads`
 (the bot token, the size cap, Slack's sign-in page recognised), then the bytes are checked to be
-what they should be: an image Gemini can read, or text.
+what they should be: an image Gemini can read, a document (a PDF, a text file), or CSV text.
 
 The token goes only to Slack's file host, which is derived from the client's own API URL
 (`downloads.files_origin`), so a bot pointed at a gateway by SLACK_API_URL fetches from the gateway,
@@ -20,6 +20,8 @@ from typing import Any
 from slack_sdk import WebClient
 
 from core.errors import InvalidInput
+from core.gemini.documents import SUPPORTED, document_type, prepare_document
+from core.gemini.failures import NotAnImage
 from core.gemini.images import MAX_PIXELS, ImageInput, prepare_image
 from handlers import downloads
 
@@ -77,6 +79,38 @@ def fetch_image(
     full = complete(client, file)
     data = downloads.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
     return prepare_image(data, filename=downloads.file_name(full), max_pixels=max_pixels)
+
+
+def is_document(file: Mapping[str, Any]) -> bool:
+    """Whether the file's name or claimed type says it is a PDF or a text file (.txt, .md, .csv)."""
+    return _document_type(file) is not None
+
+
+def _document_type(file: Mapping[str, Any]) -> str | None:
+    claimed = str(file.get("mimetype") or "")
+    if not claimed and str(file.get("filetype") or "").lower() == "pdf":
+        claimed = "application/pdf"
+    return document_type(filename=downloads.file_name(file), mime_type=claimed)
+
+
+def fetch_media(
+    client: WebClient, file: Mapping[str, Any], *, token: str, max_bytes: int, max_pixels: int = MAX_PIXELS
+) -> ImageInput:
+    """What Gemini reads of `file`: a document (PDF or text) when its name or type says it is
+    one, else an image (`fetch_image`); the bytes are checked either way, on the same fetch path.
+
+    Raises as `fetch_image` does, NotADocument for a file whose bytes are not the document it
+    claims, and NotAnImage (naming the documents read too) for a file that is neither.
+    """
+    full = complete(client, file)
+    sent_as = _document_type(full)
+    if sent_as is None:
+        try:
+            return fetch_image(client, full, token=token, max_bytes=max_bytes, max_pixels=max_pixels)
+        except NotAnImage as exc:
+            raise NotAnImage(f"{exc}; I also read {SUPPORTED}") from None
+    data = downloads.download(full, token=token, max_bytes=max_bytes, allowed_origin=files_origin(client))
+    return prepare_document(data, mime_type=sent_as, filename=downloads.file_name(full))
 
 
 def fetch_text(

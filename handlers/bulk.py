@@ -64,6 +64,7 @@ USAGE = (
     "or with the word `classify` to label its `text` column. Add `set:NAME` for a label set other "
     "than `default`."
 )
+ASK_ABOUT_IT = "Or ask me a question about it (ending in `?`) and I'll read it as text."
 NEED_A_FILE = "Attach the CSV file to the message that says `{action}`, and I'll take it from there."
 
 
@@ -87,6 +88,12 @@ def parse_request(message: str) -> CsvRequest:
     return CsvRequest(action, set_name or DEFAULT_SET)
 
 
+def names_a_job(message: str) -> bool:
+    """Whether `message` says `import` or `classify` (one or both): a CSV sent with it is a job."""
+    asked = parse_request(message)
+    return asked.action is not None or asked.ambiguous
+
+
 def is_bare_request(message: str) -> bool:
     """True for a message that is only `import` or `classify` (and `set:NAME`): it needs a file."""
     rest = _SET.sub(" ", _WORDS.sub(" ", message)).strip(" \t\n.!")
@@ -104,7 +111,7 @@ def handle(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any], messag
         )
         return
     if asked.action is None:
-        replier.post(f"I got {text.escape(name)}. {USAGE}")
+        replier.post(f"I got {text.escape(name)}. {USAGE} {ASK_ABOUT_IT}")
         return
     if asked.action == "import":
         refusal = deps.rights.curation_refusal(request.client, request.workspace, request.user)

@@ -1,9 +1,9 @@
 """Conversations with Gemini in Slack threads, shared by mentions and direct messages.
 
-A thread's turns (the user's text and images, the model's answers) are kept in the database
-under (workspace, channel, thread ts). Each new question is sent with the turns before it, read
-back from the database, so a follow-up can ask about an image posted earlier without anything
-being downloaded from Slack again, and the conversation survives a restart.
+A thread's turns (the user's text with its images or documents, the model's answers) are kept in
+the database under (workspace, channel, thread ts). Each new question is sent with the turns before
+it, read back from the database, so a follow-up can ask about an image posted earlier without
+anything being downloaded from Slack again, and the conversation survives a restart.
 
 What piles up is bounded, and the answer says what was left out: a message's first
 GEMBOT_MAX_FILES files are read; each question replays the thread's latest
@@ -40,18 +40,19 @@ log = logging.getLogger(__name__)
 
 SYSTEM_INSTRUCTION = (
     "You are Gembot, an assistant answering in a Slack thread. Answer the latest message, using "
-    "the earlier turns and images of the thread as context. Be concise; use Markdown sparingly "
-    "(short paragraphs, bullet lists, code blocks)."
+    "the earlier turns, images and documents of the thread as context. Be concise; use Markdown "
+    "sparingly (short paragraphs, bullet lists, code blocks)."
 )
 HELP = (
     "Ask me about an image: mention me with a question and attach one or more images (PNG, JPEG, "
     "WEBP, HEIC; GIF and most other formats are converted), or just ask a question. Mention me "
-    "again in the same thread to carry on: I remember the thread, images included."
+    "again in the same thread to carry on: I remember the thread, images included. I read PDFs "
+    "and .txt, .md and .csv files too."
 )
 HELP_DM = (
     "Ask me about an image: send me a question with one or more images attached (PNG, JPEG, WEBP, "
     "HEIC; GIF and most other formats are converted), or just a question. Reply in the thread to "
-    "carry on: I remember it, images included.\n"
+    "carry on: I remember it, images included. I read PDFs and .txt, .md and .csv files too.\n"
     "Send me a CSV file with the word `import` to add its `text,label` rows as label examples, or "
     "with the word `classify` to label its `text` column (add `set:NAME` for a set other than "
     "`default`)."
@@ -236,8 +237,16 @@ class ThreadLocks:
 _locks = ThreadLocks()
 
 
+def _working_text(files: Sequence[Mapping[str, Any]]) -> str:
+    if any(attachments.is_document(f) for f in files):
+        return "Reading the files…" if len(files) > 1 else "Reading the file…"
+    what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
+    return f"Looking at {what}…" if what else "Thinking…"
+
+
 def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text: str = HELP) -> None:
-    """Answer `question` (with its images) in the request's thread, with the thread's earlier turns.
+    """Answer `question` (with its images and documents) in the request's thread, with the
+    thread's earlier turns.
 
     The question's files are its message's first GEMBOT_MAX_FILES (`Question.of` cuts them; a
     line under the answer says the rest were left out). The earlier turns are bounded
@@ -245,8 +254,9 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
 
     Run inside `answering` (or `request.replier.reporting_errors()`): a file that is not an
     image, too large, or that Slack would not hand over ends in a sentence in place of the
-    "working" message, before Gemini is called; a question over GEMBOT_MAX_TEXT_CHARS is refused
-    before anything else.
+    "working" message, before Gemini is called (a document is a PDF or a text file that must be
+    what it claims, `core.gemini.documents`, stored and replayed as the images are); a question
+    over GEMBOT_MAX_TEXT_CHARS is refused before anything else.
     """
     settings, replier, files = deps.settings, request.replier, question.files
     if not question.text and not files:
@@ -261,11 +271,10 @@ def carry_on(deps: Deps, request: SlackRequest, question: Question, *, help_text
         return
     # Over a daily limit, said privately before anything is posted or downloaded (`core.daily_limits`).
     daily_limits.check()
-    what = f"{len(files)} images" if len(files) > 1 else "the image" if files else ""
-    working = replier.working(f"Looking at {what}…" if what else "Thinking…")
+    working = replier.working(_working_text(files))
     show_status(replier, request.thread_ts)
     images = [
-        attachments.fetch_image(
+        attachments.fetch_media(
             request.client,
             f,
             token=request.token,

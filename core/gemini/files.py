@@ -1,4 +1,5 @@
-"""Images too big to send inline go through the Files API: upload, wait until ACTIVE, refer by URI.
+"""Images and documents too big to send inline go through the Files API: upload, wait until ACTIVE,
+refer by URI.
 
 An upload is processed by Google before a prompt may use it, so we poll its state with a growing
 interval, bounded by `gemini_file_timeout`. Uploads are remembered by content hash for as long as
@@ -50,13 +51,15 @@ def _remember(client: GeminiClient, image: ImageInput, uri: str, expires: dateti
 
 
 def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
-    """Upload `image`, wait until Gemini has processed it, and return a part that refers to it.
+    """Upload `image` (or a document, `core.gemini.documents`), wait until Gemini has processed it,
+    and return a part that refers to it.
 
     Raises UploadFailed when processing fails or does not finish within `gemini_file_timeout`.
     """
     uri = _remembered(client, image)
     if uri is not None:
         return types.Part.from_uri(file_uri=uri, mime_type=image.mime_type)
+    what = "image" if image.mime_type.startswith("image/") else "file"
     sdk = client.sdk
     # Not charged to the user's daily limit (`core.daily_limits`): the answer that uses the upload is.
     file = client.call(
@@ -69,7 +72,7 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
         left = deadline - time.monotonic()
         if left <= 0:
             raise UploadFailed(
-                f"Gemini was still processing the uploaded image after "
+                f"Gemini was still processing the uploaded {what} after "
                 f"{client.settings.gemini_file_timeout:g} s; try again later, or raise "
                 "GEMBOT_GEMINI_FILE_TIMEOUT"
             )
@@ -78,6 +81,6 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
         file = client.call(functools.partial(sdk.files.get, name=file.name or ""), metered=False)
     if file.state != types.FileState.ACTIVE or not file.uri:
         why = file.error.message if file.error is not None and file.error.message else "no reason given"
-        raise UploadFailed(f"Gemini could not process the uploaded image ({why}); try another image")
+        raise UploadFailed(f"Gemini could not process the uploaded {what} ({why}); try another {what}")
     _remember(client, image, file.uri, file.expiration_time)
     return types.Part.from_uri(file_uri=file.uri, mime_type=file.mime_type or image.mime_type)

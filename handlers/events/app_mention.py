@@ -1,4 +1,4 @@
-"""`@Gembot QUESTION`, with or without images: Gemini answers in the thread, which remembers.
+"""`@Gembot QUESTION`, with images or documents (PDF, text) or none: answered in the thread.
 
 The answer replaces a "working" message in the mention's thread. Later mentions in that thread
 carry the conversation on, earlier images included (read back from the database). Mentions in a
@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from handlers import attachments, conversation, matchers
+from handlers import attachments, bulk, conversation, matchers
 from handlers.acks import acknowledge
 
 CSV_BY_DM = (
@@ -34,7 +34,8 @@ def answerable(event: dict[str, Any]) -> bool:
 def answer_mention(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
     """Answer the mention in its thread, carrying the thread's conversation on."""
     with conversation.answering(event, body, context) as (deps, request, question):
-        if any(attachments.is_csv(f) for f in question.files):
+        # A CSV with `import` or `classify` is a job for the DM; with another question, a document.
+        if any(attachments.is_csv(f) for f in question.files) and bulk.names_a_job(question.text):
             request.replier.post(CSV_BY_DM)
             return
         conversation.carry_on(deps, request, question)

@@ -1,8 +1,9 @@
-"""Direct messages: questions (with images) for Gemini, and CSV files to import or classify.
+"""Direct messages: questions (with images or documents) for Gemini, and CSV files to import or classify.
 
 Every message a person sends the bot is answered in its thread. A CSV file goes to
-`handlers.bulk` (`import` or `classify`); anything else is a question for Gemini, which carries
-on the thread's conversation, images included (read back from the database).
+`handlers.bulk` (`import` or `classify`) unless the message is a question naming neither (then
+Gemini reads it as text); anything else is a question for Gemini, which carries on the thread's
+conversation, images and documents included (read back from the database).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def answer_direct_message(event: dict[str, Any], body: dict[str, Any], context: 
     """Import or classify the CSV files sent, or answer the question in the message's thread."""
     with conversation.answering(event, body, context) as (deps, request, question):
         tables = [f for f in question.files if attachments.is_csv(f)]
-        if tables:
+        if tables and is_a_job(question.text):
             if question.files_note:
                 request.replier.post(question.files_note)
             for table in tables:
@@ -38,6 +39,13 @@ def answer_direct_message(event: dict[str, Any], body: dict[str, Any], context: 
             request.replier.post(bulk.NEED_A_FILE.format(action=action))
             return
         conversation.carry_on(deps, request, question, help_text=conversation.HELP_DM)
+
+
+def is_a_job(message: str) -> bool:
+    """Whether CSV files sent with `message` go to `handlers.bulk`: unless the message is a
+    question (it has a `?`) that names neither `import` nor `classify`, when they are documents
+    for Gemini to read as text."""
+    return bulk.names_a_job(message) or "?" not in message
 
 
 def ignore_direct_message() -> None:

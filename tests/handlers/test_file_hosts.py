@@ -1,14 +1,14 @@
 """The bot token goes to Slack's file host and nowhere else, whatever a file object says.
 
-Each attack is sent through the running HTTP app as a signed event (an image by mention, an image
-by DM, a CSV by DM), with a second loopback server standing for the outside world next to the
-Slack stand-in: a remote file (`files.remote.add`) whose `url_private` is on the outside host, the
-same file sent as a stub that `files.info` completes, a crafted file object whose
-`url_private_download` names the outside host, and a file on Slack's host that answers a redirect
-to the outside host. The outside host must receive nothing, and the person is told why. The rule
-itself (`handlers.downloads`) is tested directly too: which URLs match which origin, redirects within
-the origin followed and bounded, Slack's sign-in page still recognised (on Slack's host, through
-the app, and directly).
+Each attack is sent through the running HTTP app as a signed event (an image by mention, an image by
+DM, a PDF by mention, a text file by DM, a CSV by DM), with a second loopback server standing for
+the outside world next to the Slack stand-in: a remote file (`files.remote.add`) whose `url_private`
+is on the outside host, the same file sent as a stub that `files.info` completes, a crafted file
+object whose `url_private_download` names the outside host, and a file on Slack's host that answers
+a redirect to the outside host. The outside host must receive nothing, and the person is told why.
+The rule itself (`handlers.downloads`) is tested directly too: which URLs match which origin,
+redirects within the origin followed and bounded, Slack's sign-in page still recognised (on Slack's
+host, through the app, and directly).
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ class Surface:
 
 
 PNG = image_bytes("PNG", size=(5, 4))
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 SURFACES = [
     pytest.param(
         Surface("chart.png", "image/png", PNG, lambda f: _mention("what is this?", f), CHANNEL, "echo:"),
@@ -155,6 +156,14 @@ SURFACES = [
     pytest.param(
         Surface("photo.png", "image/png", PNG, lambda f: _direct("what is this?", f), DM, "echo:"),
         id="image-by-dm",
+    ),
+    pytest.param(
+        Surface("report.pdf", "application/pdf", PDF, lambda f: _mention("summarise", f), CHANNEL, "echo:"),
+        id="pdf-by-mention",
+    ),
+    pytest.param(
+        Surface("notes.txt", "text/plain", b"ship on Friday\n", lambda f: _direct("when?", f), DM, "echo:"),
+        id="text-by-dm",
     ),
     pytest.param(
         Surface(
@@ -244,8 +253,9 @@ def test_a_file_on_slacks_host_is_still_read(
     slack = bot_server.slack
     file = slack.add_file(surface.data, surface.name, surface.mimetype)
     bot_server.send_event(surface.event([file]))
-    # Gemini's answers about an image stream; a CSV's import replaces the working message.
-    if surface.mimetype.startswith("image/"):
+    # Gemini's answers (about an image or a document) stream; a CSV's import replaces the
+    # working message.
+    if surface.answered == "echo:":
         (shown,) = slack.wait_for_streams()
     else:
         shown = slack.wait_for("chat.update")[0].params
