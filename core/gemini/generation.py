@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from google.genai import types
 
@@ -197,40 +197,36 @@ def _answer(response: types.GenerateContentResponse, model: str) -> Answer:
     )
 
 
+class Options(TypedDict, total=False):
+    """What a generation may be told beside its prompt (every key optional): `model` (default
+    GEMBOT_GENERATION_MODEL), `system_instruction`, `images` (sent before the prompt),
+    `max_output_tokens`, `temperature`, and `grounding` (Gemini may search Google)."""
+
+    model: str | None
+    system_instruction: str | None
+    images: Sequence[ImageInput]
+    max_output_tokens: int | None
+    temperature: float | None
+    grounding: bool
+
+
 def _request(
-    client: GeminiClient,
-    prompt: str | Sequence[Turn],
-    *,
-    model: str | None,
-    system_instruction: str | None,
-    images: Sequence[ImageInput],
-    max_output_tokens: int | None,
-    temperature: float | None,
-    grounding: bool = False,
+    client: GeminiClient, prompt: str | Sequence[Turn], **options: Unpack[Options]
 ) -> tuple[str, list[types.Content], types.GenerateContentConfig]:
+    model, system_instruction = options.get("model"), options.get("system_instruction")
     name = (model or client.settings.generation_model).removeprefix("models/")
-    turns = _turns(prompt, images)
+    turns = _turns(prompt, options.get("images", ()))
     contents = _contents(client, turns, system_instruction)
     config = types.GenerateContentConfig(
         system_instruction=system_instruction or None,
-        max_output_tokens=max_output_tokens,
-        temperature=temperature,
-        tools=search_tools() if grounding else None,
+        max_output_tokens=options.get("max_output_tokens"),
+        temperature=options.get("temperature"),
+        tools=search_tools() if options.get("grounding") else None,
     )
     return name, contents, config
 
 
-def generate(
-    client: GeminiClient,
-    prompt: str | Sequence[Turn],
-    *,
-    model: str | None = None,
-    system_instruction: str | None = None,
-    images: Sequence[ImageInput] = (),
-    max_output_tokens: int | None = None,
-    temperature: float | None = None,
-    grounding: bool = False,
-) -> Answer:
+def generate(client: GeminiClient, prompt: str | Sequence[Turn], **options: Unpack[Options]) -> Answer:
     """Gemini's answer to a prompt (with `images`, sent before it) or to a conversation of turns.
 
     `model` defaults to GEMBOT_GENERATION_MODEL. Images over the inline limit are uploaded
@@ -238,16 +234,7 @@ def generate(
     `sources` name what it read. Raises PromptBlocked, AnswerStopped or EmptyAnswer when there is
     no answer to show, and the client's errors when the call itself fails.
     """
-    name, contents, config = _request(
-        client,
-        prompt,
-        model=model,
-        system_instruction=system_instruction,
-        images=images,
-        max_output_tokens=max_output_tokens,
-        temperature=temperature,
-        grounding=grounding,
-    )
+    name, contents, config = _request(client, prompt, **options)
     sdk = client.sdk
     response = client.call(
         lambda: sdk.models.generate_content(model=name, contents=contents, config=config), model=name
@@ -333,30 +320,13 @@ def _finish_reason(response: types.GenerateContentResponse) -> str:
 
 
 def generate_stream(
-    client: GeminiClient,
-    prompt: str | Sequence[Turn],
-    *,
-    model: str | None = None,
-    system_instruction: str | None = None,
-    images: Sequence[ImageInput] = (),
-    max_output_tokens: int | None = None,
-    temperature: float | None = None,
-    grounding: bool = False,
+    client: GeminiClient, prompt: str | Sequence[Turn], **options: Unpack[Options]
 ) -> AnswerStream:
     """`generate`, streamed: the request is sent (and charged, once) now, and its first piece read,
     so a refusal, a quota or an unreachable Gemini raises here and is retried as `generate`'s;
     the returned `AnswerStream` yields the text as Gemini writes it. With `grounding`, the sources
     of the chunks that carry grounding metadata end up on its `answer`."""
-    name, contents, config = _request(
-        client,
-        prompt,
-        model=model,
-        system_instruction=system_instruction,
-        images=images,
-        max_output_tokens=max_output_tokens,
-        temperature=temperature,
-        grounding=grounding,
-    )
+    name, contents, config = _request(client, prompt, **options)
     sdk = client.sdk
     holder: list[Iterator[Any]] = []
 

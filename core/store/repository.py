@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
@@ -397,10 +397,14 @@ class Store:
     def prune_conversations(self, older_than: datetime) -> int:
         """Delete the conversation turns (of every thread) created before `older_than`, with their
         images; returns how many turns went (`bot.background.Housekeeping`)."""
+        return self._prune(conversations.prune, older_than, asked="prune_conversations")
+
+    def _prune(self, prune: Callable[[Session, datetime], int], older_than: datetime, *, asked: str) -> int:
+        """Run one table's `prune` before a timezone-aware moment, in its own transaction."""
         if older_than.tzinfo is None:
-            raise InvalidInput("prune_conversations needs a timezone-aware datetime")
+            raise InvalidInput(f"{asked} needs a timezone-aware datetime")
         with self._session() as s, s.begin():
-            return conversations.prune(s, older_than)
+            return prune(s, older_than)
 
     # -- Gemini's answers in Slack and their feedback -------------------------------------
 
@@ -430,10 +434,7 @@ class Store:
     def prune_answers(self, older_than: datetime) -> int:
         """Delete the answers (of every workspace) created before `older_than`, with their
         feedback; returns how many answers went (`bot.background.Housekeeping`)."""
-        if older_than.tzinfo is None:
-            raise InvalidInput("prune_answers needs a timezone-aware datetime")
-        with self._session() as s, s.begin():
-            return answers.prune(s, older_than)
+        return self._prune(answers.prune, older_than, asked="prune_answers")
 
     # -- evaluation history ----------------------------------------------------------------
 
