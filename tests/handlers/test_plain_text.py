@@ -35,12 +35,14 @@ def test_a_mention_without_a_name_reads_as_its_id(before: str, user: str, after:
 
 @given(ids, names)
 def test_a_named_mention_reads_as_its_name(user: str, name: str) -> None:
-    assert text.plain(f"<@U{user}|{text.escape(name)}>") == ("@" + name.lstrip("@")).strip()
+    # A name that is nothing but "@" says nothing: the mention reads as its id instead.
+    assert text.plain(f"<@U{user}|{text.escape(name)}>") == ("@" + (name.lstrip("@") or f"U{user}")).strip()
 
 
 @given(ids, names)
 def test_a_channel_reads_as_its_name_or_id(channel: str, name: str) -> None:
-    assert text.plain(f"<#C{channel}|{text.escape(name)}>") == ("#" + name.lstrip("#")).strip()
+    expected = "#" + (name.lstrip("#") or f"C{channel}")  # a name of nothing but "#" reads as the id
+    assert text.plain(f"<#C{channel}|{text.escape(name)}>") == expected.strip()
     assert text.plain(f"<#C{channel}>") == f"#C{channel}"
 
 
