@@ -23,7 +23,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -87,6 +87,18 @@ class TrackingExecutor(ListenerExecutor):
         with self._idle:
             if not self._idle.wait_for(lambda: self._pending == 0, timeout):
                 raise AssertionError(f"listeners still running after {timeout:g} s")
+
+
+def stop_worker(lifecycle: Lifecycle | None, executor: Executor | None, deps: Deps | None) -> None:
+    """Stop a bot process's back end as a SIGTERM'd worker does, in this order: its lifecycle (running
+    listeners finish, bulk jobs give themselves back after their batch), its listener threads, its
+    database. Whatever is None was never started."""
+    if lifecycle is not None:
+        lifecycle.shutdown(timeout=30)
+    if executor is not None:
+        executor.shutdown(wait=True)
+    if deps is not None:
+        deps.close()
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -180,15 +192,8 @@ class BotServer:
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.lifecycle is not None:
-            self.lifecycle.shutdown(timeout=30)
-            self.lifecycle = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        if self.deps is not None:
-            self.deps.close()
-            self.deps = None
+        stop_worker(self.lifecycle, self._executor, self.deps)
+        self.lifecycle, self._executor, self.deps = None, None, None
 
     def restart(self, *, keep_calls: bool = False) -> BotServer:
         """A new process, as far as the app can tell: new Deps, new Bolt app, new port; same database.

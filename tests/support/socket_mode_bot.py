@@ -24,7 +24,7 @@ from core.settings import Settings
 from handlers.deps import Deps
 from tests.support.fakes import BagOfWordsEmbedder
 from tests.support.gemini import GeminiStandIn
-from tests.support.slack_fixtures import TrackingExecutor, bot_settings
+from tests.support.slack_fixtures import TrackingExecutor, bot_settings, stop_worker
 from tests.support.slack_harness import (
     command_body,
     event_body,
@@ -84,15 +84,8 @@ class SocketModeBot:
         if self.handler is not None:
             self.handler.close()
             self.handler = None
-        if self.lifecycle is not None:
-            self.lifecycle.shutdown(timeout=30)
-            self.lifecycle = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        if self.deps is not None:
-            self.deps.close()
-            self.deps = None
+        stop_worker(self.lifecycle, self._executor, self.deps)
+        self.lifecycle, self._executor, self.deps = None, None, None
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until every listener started so far has finished."""
