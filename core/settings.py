@@ -252,6 +252,27 @@ class Settings(BaseSettings):
     """Client-side cap on embedding requests per minute per process (0: none)."""
     generation_model: str = _env("GEMBOT_GENERATION_MODEL", "gemini-2.5-flash")
     """Model for /ask, images, cluster titles and unsure classifications."""
+    # Prompt experiments (`core.experiments`): a client-side cap on generation requests per minute
+    # per model (Gemini's quotas are per model), requests in flight at once, the judge model,
+    # prices per million tokens over the built-in table, the cost above which Slack asks before
+    # running, how batch jobs are polled and how long one may stay pending, and how long the
+    # response cache keeps an answer.
+    generate_rpm: int = _env("GEMBOT_GENERATE_RPM", 1000, ge=0)
+    """Client-side cap on generation requests per minute per model per process (0: none)."""
+    experiment_concurrency: int = _env("GEMBOT_EXPERIMENT_CONCURRENCY", 16, ge=1)
+    """Experiment requests in flight at once per process."""
+    judge_model: str = _env("GEMBOT_JUDGE_MODEL", "gemini-2.5-flash")
+    """Model that grades answers for `--score judge:RUBRIC`."""
+    prices: str = _env("GEMBOT_PRICES", "")
+    """JSON prices in USD per million tokens over the built-in table (see README)."""
+    experiment_confirm_cost: float = _env("GEMBOT_EXPERIMENT_CONFIRM_COST", 1.0, ge=0)
+    """Estimated USD above which an experiment sent in Slack waits for a button press."""
+    batch_poll_seconds: float = _env("GEMBOT_BATCH_POLL", 30.0, gt=0)
+    """First wait between polls of a Gemini batch job; it doubles up to 10 minutes."""
+    batch_pending_hours: float = _env("GEMBOT_BATCH_PENDING_HOURS", 24.0, gt=0)
+    """Hours a batch job may stay pending before Gembot cancels it."""
+    generation_cache_days: float = _env("GEMBOT_GENERATION_CACHE_DAYS", 90.0, ge=0)
+    """Days the experiment response cache keeps an answer (0: forever)."""
     grounding: Annotated[Literal["off", "search"], _one_of("off", "search")] = _env("GEMBOT_GROUNDING", "off")
     """`search` lets /ask, mentions and DMs ground answers in Google Search; `off` never does."""
     # Classification: softmax temperature ("auto" = calibrated on the set's own examples) and two

@@ -153,6 +153,12 @@ def _contents(
     return contents
 
 
+def answer_of(response: types.GenerateContentResponse, model: str) -> Answer:
+    """The checked `Answer` in a `generateContent` response (one read back from a batch, say);
+    raises PromptBlocked, AnswerStopped or EmptyAnswer as `generate` does."""
+    return _answer(response, model)
+
+
 def _answer(response: types.GenerateContentResponse, model: str) -> Answer:
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason:
@@ -200,14 +206,34 @@ def _answer(response: types.GenerateContentResponse, model: str) -> Answer:
 class Options(TypedDict, total=False):
     """What a generation may be told beside its prompt (every key optional): `model` (default
     GEMBOT_GENERATION_MODEL), `system_instruction`, `images` (sent before the prompt),
-    `max_output_tokens`, `temperature`, and `grounding` (Gemini may search Google)."""
+    `max_output_tokens`, `temperature`, `seed`, `thinking_budget` (0 turns thinking off, -1 lets
+    the model decide), `response_schema` (a JSON Schema the answer must follow, as JSON) and
+    `grounding` (Gemini may search Google)."""
 
     model: str | None
     system_instruction: str | None
     images: Sequence[ImageInput]
     max_output_tokens: int | None
     temperature: float | None
+    seed: int | None
+    thinking_budget: int | None
+    response_schema: dict[str, Any] | None
     grounding: bool
+
+
+def request_config(**options: Unpack[Options]) -> types.GenerateContentConfig:
+    """The SDK configuration `options` ask for (everything but the model, the prompt and images)."""
+    budget, schema = options.get("thinking_budget"), options.get("response_schema")
+    return types.GenerateContentConfig(
+        system_instruction=options.get("system_instruction") or None,
+        max_output_tokens=options.get("max_output_tokens"),
+        temperature=options.get("temperature"),
+        seed=options.get("seed"),
+        thinking_config=types.ThinkingConfig(thinking_budget=budget) if budget is not None else None,
+        response_mime_type="application/json" if schema is not None else None,
+        response_json_schema=schema,
+        tools=search_tools() if options.get("grounding") else None,
+    )
 
 
 def _request(
@@ -217,13 +243,7 @@ def _request(
     name = (model or client.settings.generation_model).removeprefix("models/")
     turns = _turns(prompt, options.get("images", ()))
     contents = _contents(client, turns, system_instruction)
-    config = types.GenerateContentConfig(
-        system_instruction=system_instruction or None,
-        max_output_tokens=options.get("max_output_tokens"),
-        temperature=options.get("temperature"),
-        tools=search_tools() if options.get("grounding") else None,
-    )
-    return name, contents, config
+    return name, contents, request_config(**options)
 
 
 def generate(client: GeminiClient, prompt: str | Sequence[Turn], **options: Unpack[Options]) -> Answer:

@@ -10,6 +10,7 @@ this package.
 from core.store.answers import ModelRating
 from core.store.db import current_revision, head_revision, make_engine, upgrade
 from core.store.escalations import EscalationKey, EscalationRecord
+from core.store.experiments import BatchRecord, CachedReply, ExperimentRecord, ResultRecord
 from core.store.jobs import ClassificationLog, JobRecord, LeaseLost
 from core.store.records import (
     AddResult,
@@ -33,7 +34,9 @@ from core.store.trained_models import TrainedModelKey, training_hash
 
 __all__ = [
     "AddResult",
+    "BatchRecord",
     "CacheKey",
+    "CachedReply",
     "ClassificationLog",
     "ClassificationRecord",
     "EscalationKey",
@@ -41,10 +44,12 @@ __all__ = [
     "EvaluationRecord",
     "ExampleInput",
     "ExampleRecord",
+    "ExperimentRecord",
     "JobRecord",
     "LabelChangeRecord",
     "LeaseLost",
     "ModelRating",
+    "ResultRecord",
     "SetSummary",
     "Store",
     "TrainedModelKey",

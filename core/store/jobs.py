@@ -114,7 +114,7 @@ class JobStore:
         with self._session() as s, s.begin():
             s.add(row)
             s.flush()
-            return _record(row)
+            return job_record(row)
 
     @read_retried
     def get(self, job_id: int) -> JobRecord:
@@ -123,7 +123,7 @@ class JobStore:
             row = s.get(Job, int(job_id))
             if row is None:
                 raise NotFound(f"there is no job #{job_id}")
-            return _record(row)
+            return job_record(row)
 
     @read_retried
     def find(self, *, team_id: str | None = None, states: Iterable[str] = ()) -> list[JobRecord]:
@@ -135,7 +135,7 @@ class JobStore:
         if wanted:
             query = query.where(Job.state.in_(wanted))
         with self._session() as s, s.begin():
-            return [_record(row) for row in s.scalars(query)]
+            return [job_record(row) for row in s.scalars(query)]
 
     @read_retried
     def counts(self) -> dict[str, int]:
@@ -177,7 +177,7 @@ class JobStore:
                 if result.rowcount == 1:
                     row = s.get(Job, job_id)
                     assert row is not None
-                    taken.append(_record(row))
+                    taken.append(job_record(row))
         return taken
 
     def heartbeat(self, job_ids: Iterable[int], *, owner: str, lease_seconds: float) -> int:
@@ -300,5 +300,5 @@ def _owner(owner: str) -> str:
     return validation.clean(owner, what="job owner", limit=JOB_OWNER_LENGTH)
 
 
-def _record(row: Job) -> JobRecord:
+def job_record(row: Job) -> JobRecord:
     return from_row(JobRecord, row, input=bytes(row.input), parameters=dict(row.parameters))

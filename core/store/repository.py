@@ -32,6 +32,7 @@ from core.store.audit import LoggedResult
 from core.store.db import CONNECTION_ERRORS, check_at_head, make_engine, read_retried, unavailable, upgrade
 from core.store.deliveries import DeliveryStore
 from core.store.escalations import EscalationKey, EscalationRecord
+from core.store.experiments import ExperimentStore
 from core.store.jobs import JobStore
 from core.store.schema import ACTOR_LENGTH, JOB_OWNER_LENGTH, Example, Label, LabelSet, utcnow
 from core.store.schema import EvaluationRun as _EvaluationRun
@@ -57,6 +58,7 @@ class Store:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.jobs = JobStore(self._session)
+        self.experiments = ExperimentStore(self._session)
         self.deliveries = DeliveryStore(self._session)
 
     @classmethod

@@ -572,3 +572,108 @@ class AnswerFeedbackRow(Base):
     user_id: Mapped[str] = mapped_column(String(USER_ID_LENGTH), primary_key=True)
     good: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[Stamp]
+
+
+# -- prompt experiments ----------------------------------------------------------------------------
+
+EXPERIMENT_NAME_LENGTH = 200
+MODEL_NAME_LENGTH = 200
+OUTCOME_LENGTH = 16
+STATE_LENGTH = 40
+
+
+class Experiment(Base):
+    """A prompt run over a table on one or more models (`core.experiments`), with its locked spec.
+
+    `cases` is the input table as read (columns and rows), so a rerun needs no file; `job_id`
+    is the stored job that runs it, until that job is pruned. `origin` is `cli` or `slack`.
+    """
+
+    __tablename__ = "experiments"
+    __table_args__ = (Index(None, "team_id", "created_at"),)
+
+    id: Mapped[IntId]
+    team_id: Mapped[TeamId]
+    name: Mapped[str] = mapped_column(String(EXPERIMENT_NAME_LENGTH))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cases: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rows: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(EXPERIMENT_NAME_LENGTH))
+    origin: Mapped[str] = mapped_column(String(OUTCOME_LENGTH))
+    created_by: Mapped[str | None] = mapped_column(String(USER_ID_LENGTH))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    rerun_of: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    error: Mapped[str | None]
+    created_at: Mapped[Stamp]
+    finished_at: Mapped[datetime | None]
+
+
+class ExperimentResult(Base):
+    """One model's reply to one row, its grade and its cost, written as soon as it arrives.
+
+    `outcome` is answered, refused, stopped or error (`core.experiments.outcomes`); `score` is
+    None for anything not graded. The judge's tokens are kept apart from the answer's.
+    """
+
+    __tablename__ = "experiment_results"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    row_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt: Mapped[str]
+    outcome: Mapped[str] = mapped_column(String(OUTCOME_LENGTH))
+    answer: Mapped[str]
+    reason: Mapped[str | None]
+    score: Mapped[float | None]
+    judge_reason: Mapped[str | None]
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    thinking_tokens: Mapped[int] = mapped_column(Integer)
+    judge_input_tokens: Mapped[int] = mapped_column(Integer)
+    judge_output_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float]
+    cached: Mapped[bool] = mapped_column(Boolean)
+    batch: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[Stamp]
+
+
+class GenerationCacheEntry(Base):
+    """Gemini's reply to one exact request (`core.experiments.spec.request_key`), so that running
+    the same request again costs nothing. Errors are never kept."""
+
+    __tablename__ = "generation_cache"
+    __table_args__ = (Index(None, "created_at"),)
+
+    key: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH))
+    outcome: Mapped[str] = mapped_column(String(OUTCOME_LENGTH))
+    text: Mapped[str]
+    reason: Mapped[str | None]
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    thinking_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float]
+    created_at: Mapped[Stamp]
+
+
+class ExperimentBatch(Base):
+    """A Gemini batch job submitted for one model of an experiment: its name survives a restart.
+
+    `rows` are the row indexes it carries (those without a result when it was submitted).
+    """
+
+    __tablename__ = "experiment_batches"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(MODEL_NAME_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(EXPERIMENT_NAME_LENGTH))
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    rows: Mapped[list[int]] = mapped_column(JSON)
+    error: Mapped[str | None]
+    submitted_at: Mapped[Stamp]
+    updated_at: Mapped[Stamp]

@@ -51,6 +51,11 @@ TABLES = {
     # Gemini's answers in Slack and the feedback on them (migration 0014)
     "answers",
     "answer_feedback",
+    # prompt experiments, their results and batches, and the response cache (migration 0015)
+    "experiments",
+    "experiment_results",
+    "experiment_batches",
+    "generation_cache",
 }
 
 
@@ -424,4 +429,4 @@ def test_migrations_are_found_next_to_the_package() -> None:
     assert MIGRATIONS_DIR == ROOT / "migrations"
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0014"
+    assert head_revision() == "0015"
