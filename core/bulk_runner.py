@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,11 +164,13 @@ class JobRunner:
             lease_seconds=self.lease_seconds,
         )
 
-    def claim(self, *, limit: int = 1) -> list[JobRecord]:
-        """Take over up to `limit` jobs that nobody holds (queued, or a lapsed lease); none once stopping."""
+    def claim(self, *, limit: int = 1, kinds: Iterable[str] | None = None) -> list[JobRecord]:
+        """Take over up to `limit` jobs (of `kinds`, when given) that nobody holds (queued, or a
+        lapsed lease); none once stopping."""
         if self.stopping or limit < 1:
             return []
-        return self.store.jobs.claim(owner=self.owner, lease_seconds=self.lease_seconds, limit=limit)
+        lease = self.lease_seconds
+        return self.store.jobs.claim(owner=self.owner, lease_seconds=lease, limit=limit, kinds=kinds)
 
     def heartbeat(self) -> int:
         """Renew the lease of the jobs this process is running; returns how many still are its own."""

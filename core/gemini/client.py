@@ -152,7 +152,11 @@ class GeminiClient:
                         "Gemini's per-minute quota is exceeded"
                         + (f" even after {attempt} attempts" if attempt > 1 else "")
                         + f"; try again in {max(wait, 1):.0f} s"
-                        + (" (or lower GEMBOT_EMBED_RPM to pace big jobs)" if limiter is not None else ""),
+                        + (
+                            " (or lower GEMBOT_EMBED_RPM or GEMBOT_GENERATE_RPM to pace big jobs)"
+                            if limiter is not None
+                            else ""
+                        ),
                         code=429,
                         status=exc.status,
                     ) from None

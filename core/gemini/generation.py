@@ -21,6 +21,7 @@ from core.gemini.failures import AnswerStopped, BadResponse, EmptyAnswer, Prompt
 from core.gemini.files import upload_image
 from core.gemini.grounding import Source, merged, search_tools, sources_of
 from core.gemini.images import ImageInput
+from core.gemini.ratelimit import RateLimiter
 
 Role = Literal["user", "model"]
 
@@ -208,7 +209,7 @@ class Options(TypedDict, total=False):
     GEMBOT_GENERATION_MODEL), `system_instruction`, `images` (sent before the prompt),
     `max_output_tokens`, `temperature`, `seed`, `thinking_budget` (0 turns thinking off, -1 lets
     the model decide), `response_schema` (a JSON Schema the answer must follow, as JSON) and
-    `grounding` (Gemini may search Google)."""
+    `grounding` (Gemini may search Google), and `limiter` (a shared request pace)."""
 
     model: str | None
     system_instruction: str | None
@@ -219,6 +220,8 @@ class Options(TypedDict, total=False):
     thinking_budget: int | None
     response_schema: dict[str, Any] | None
     grounding: bool
+    #: Pace the request under this limiter (a big job's per-minute quota); a 429 pauses it.
+    limiter: RateLimiter | None
 
 
 def request_config(**options: Unpack[Options]) -> types.GenerateContentConfig:
@@ -257,7 +260,9 @@ def generate(client: GeminiClient, prompt: str | Sequence[Turn], **options: Unpa
     name, contents, config = _request(client, prompt, **options)
     sdk = client.sdk
     response = client.call(
-        lambda: sdk.models.generate_content(model=name, contents=contents, config=config), model=name
+        lambda: sdk.models.generate_content(model=name, contents=contents, config=config),
+        model=name,
+        limiter=options.get("limiter"),
     )
     return _answer(response, name)
 

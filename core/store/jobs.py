@@ -144,8 +144,18 @@ class JobStore:
             found = {state: n for state, n in s.execute(select(Job.state, func.count()).group_by(Job.state))}
         return {state: int(found.get(state, 0)) for state in STATES}
 
-    def claim(self, *, owner: str, lease_seconds: float, limit: int = 1) -> list[JobRecord]:
-        """Take up to `limit` jobs that are queued or whose lease has lapsed, oldest first.
+    def claim(
+        self,
+        *,
+        owner: str,
+        lease_seconds: float,
+        limit: int = 1,
+        kinds: Iterable[str] | None = None,
+        job_id: int | None = None,
+    ) -> list[JobRecord]:
+        """Take up to `limit` jobs that are queued or whose lease has lapsed, oldest first; only
+        of `kinds` when given (a process takes only the jobs it knows how to run), only `job_id`
+        when given (the command line resuming one experiment).
 
         Each one is taken by a conditional UPDATE: when two processes race for a job, one gets it.
         """
@@ -155,6 +165,10 @@ class JobStore:
             Job.state == QUEUED,
             and_(Job.state == RUNNING, or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)),
         )
+        if kinds is not None:
+            waiting = and_(waiting, Job.kind.in_(list(kinds)))
+        if job_id is not None:
+            waiting = and_(waiting, Job.id == int(job_id))
         taken: list[JobRecord] = []
         with self._session() as s, s.begin():
             candidates = list(s.scalars(select(Job.id).where(waiting).order_by(Job.id).limit(limit * 4)))
