@@ -35,8 +35,11 @@ from core.store.schema import (
 
 Sessions = Callable[[], AbstractContextManager[Session]]
 
-RUNNING_STATE, DONE_STATE, FAILED_STATE = "running", "done", "failed"
-EXPERIMENT_STATES = (RUNNING_STATE, DONE_STATE, FAILED_STATE)
+# An experiment waits (`pending`, no job yet) while a person decides whether to run it; then it
+# runs, and ends done, failed, or cancelled (a pending one nobody confirmed).
+PENDING_STATE, RUNNING_STATE = "pending", "running"
+DONE_STATE, FAILED_STATE, CANCELLED_STATE = "done", "failed", "cancelled"
+EXPERIMENT_STATES = (PENDING_STATE, RUNNING_STATE, DONE_STATE, FAILED_STATE, CANCELLED_STATE)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,6 @@ class ExperimentStore:
         spec: Mapping[str, Any],
         cases: Mapping[str, Any],
         rows: int,
-        requests: int,
         source: str,
         origin: str,
         job_kind: str,
@@ -137,33 +139,19 @@ class ExperimentStore:
         lease_seconds: float,
         created_by: str | None = None,
         rerun_of: int | None = None,
-    ) -> tuple[ExperimentRecord, JobRecord]:
-        """A new experiment and the job that runs it (`requests` = rows × models), together.
+        pending: bool = False,
+    ) -> tuple[ExperimentRecord, JobRecord | None]:
+        """A new experiment and the job that runs it (rows × the spec's models requests), together.
 
         The job is held by `owner` when given (the caller runs it at once), else queued. Its
-        parameters get the experiment's id under "experiment".
+        parameters get the experiment's id under "experiment". With `pending`, there is no job
+        yet: `start` makes it once someone confirms (and `cancel` ends the wait).
         """
-        if rows < 1 or requests < rows:
-            raise InvalidInput("an experiment needs at least one row and one request a row")
+        if rows < 1 or not spec.get("models"):
+            raise InvalidInput("an experiment needs at least one row and one model")
         now = utcnow()
         team = validation.team_id(team_id)
         with self._session() as s, s.begin():
-            job = Job(
-                team_id=team,
-                kind=job_kind,
-                state=RUNNING if owner else QUEUED,
-                input=b"",
-                parameters={},
-                rows_total=requests,
-                rows_done=0,
-                owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds) if owner else None,
-                attempts=1 if owner else 0,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(job)
-            s.flush()
             row = Experiment(
                 team_id=team,
                 name=validation.clean(name, what="experiment name", limit=EXPERIMENT_NAME_LENGTH),
@@ -173,18 +161,59 @@ class ExperimentStore:
                 source=validation.clean(source or "input", what="file name", limit=EXPERIMENT_NAME_LENGTH),
                 origin=origin,
                 created_by=created_by,
-                job_id=job.id,
+                job_id=None,
                 rerun_of=rerun_of,
-                state=RUNNING_STATE,
+                state=PENDING_STATE,
                 error=None,
                 created_at=now,
                 finished_at=None,
             )
             s.add(row)
             s.flush()
-            job.parameters = {**dict(job_parameters), "experiment": row.id}
-            s.flush()
-            return _experiment(row), job_record(job)
+            job = None
+            if not pending:
+                job = _start(
+                    s, row, kind=job_kind, parameters=job_parameters, owner=owner, lease_seconds=lease_seconds
+                )
+            return _experiment(row), job_record(job) if job is not None else None
+
+    def start(
+        self,
+        experiment_id: int,
+        *,
+        job_kind: str,
+        job_parameters: Mapping[str, Any],
+        owner: str | None,
+        lease_seconds: float,
+    ) -> JobRecord | None:
+        """Make the job of a pending experiment (held by `owner`, else queued); None when it is not
+        pending any more (started or cancelled already: a second press of a button does nothing)."""
+        with self._session() as s, s.begin():
+            claimed = execute_dml(
+                s,
+                update(Experiment)
+                .where(Experiment.id == int(experiment_id), Experiment.state == PENDING_STATE)
+                .values(state=RUNNING_STATE),
+            )
+            if claimed.rowcount != 1:
+                return None
+            row = s.get(Experiment, int(experiment_id))
+            assert row is not None
+            job = _start(
+                s, row, kind=job_kind, parameters=job_parameters, owner=owner, lease_seconds=lease_seconds
+            )
+            return job_record(job)
+
+    def cancel(self, experiment_id: int) -> bool:
+        """End a pending experiment unrun; False when it is not pending (started, or ended)."""
+        with self._session() as s, s.begin():
+            result = execute_dml(
+                s,
+                update(Experiment)
+                .where(Experiment.id == int(experiment_id), Experiment.state == PENDING_STATE)
+                .values(state=CANCELLED_STATE, finished_at=utcnow()),
+            )
+            return result.rowcount == 1
 
     @read_retried
     def get(self, experiment_id: int, *, team_id: str | None = None) -> ExperimentRecord:
@@ -361,6 +390,39 @@ class ExperimentStore:
                 ),
                 [values],
             )
+
+
+def _start(
+    s: Session,
+    experiment: Experiment,
+    *,
+    kind: str,
+    parameters: Mapping[str, Any],
+    owner: str | None,
+    lease_seconds: float,
+) -> Job:
+    """The job that runs `experiment` (rows × models requests), added in session `s`."""
+    now = utcnow()
+    job = Job(
+        team_id=experiment.team_id,
+        kind=kind,
+        state=RUNNING if owner else QUEUED,
+        input=b"",
+        parameters={**dict(parameters), "experiment": experiment.id},
+        rows_total=experiment.rows * len(experiment.spec["models"]),
+        rows_done=0,
+        owner=owner,
+        lease_expires_at=now + timedelta(seconds=lease_seconds) if owner else None,
+        attempts=1 if owner else 0,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(job)
+    s.flush()
+    experiment.job_id = job.id
+    experiment.state = RUNNING_STATE
+    s.flush()
+    return job
 
 
 def _values(record: object, names: Sequence[str]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ def _create(store: Store, *, owner: str | None = "me", rows: int = 3, models: in
         spec={"v": 1, "models": ["a", "b"][:models]},
         cases={"columns": ["text"], "rows": [{"text": f"t{i}"} for i in range(rows)]},
         rows=rows,
-        requests=rows * models,
         source="cases.csv",
         origin="cli",
         job_kind="experiment_cli",
@@ -172,3 +171,58 @@ def test_a_batch_is_kept_and_its_state_updated(store: Store) -> None:
         "expired after 48 h",
     )
     assert kept.submitted_at == now
+
+
+def test_a_pending_experiment_starts_once_or_is_cancelled(store: Store) -> None:
+    experiment, job = store.experiments.create(
+        "T1",
+        name="tone",
+        spec={"v": 1, "models": ["a", "b"]},
+        cases={"columns": ["text"], "rows": [{"text": "t"}]},
+        rows=1,
+        source="cases.csv",
+        origin="slack",
+        job_kind="experiment_slack",
+        job_parameters={},
+        owner=None,
+        lease_seconds=60,
+        pending=True,
+    )
+    assert job is None and experiment.state == "pending" and experiment.job_id is None
+    assert store.jobs.claim(owner="anyone", lease_seconds=60, limit=5) == []
+    started = store.experiments.start(
+        experiment.id, job_kind="experiment_slack", job_parameters={"x": 1}, owner=None, lease_seconds=60
+    )
+    assert started is not None and started.state == "queued" and started.rows_total == 2
+    assert started.parameters == {"x": 1, "experiment": experiment.id}
+    assert store.experiments.get(experiment.id).job_id == started.id
+    # A second press of the button, and a late cancel, change nothing.
+    assert (
+        store.experiments.start(
+            experiment.id, job_kind="experiment_slack", job_parameters={}, owner=None, lease_seconds=60
+        )
+        is None
+    )
+    assert store.experiments.cancel(experiment.id) is False
+    other, _ = store.experiments.create(
+        "T1",
+        name="x",
+        spec={"v": 1, "models": ["a"]},
+        cases={"columns": [], "rows": []},
+        rows=1,
+        source="c.csv",
+        origin="slack",
+        job_kind="experiment_slack",
+        job_parameters={},
+        owner=None,
+        lease_seconds=60,
+        pending=True,
+    )
+    assert store.experiments.cancel(other.id) is True
+    assert store.experiments.get(other.id).state == "cancelled"
+    assert (
+        store.experiments.start(
+            other.id, job_kind="experiment_slack", job_parameters={}, owner=None, lease_seconds=60
+        )
+        is None
+    )
