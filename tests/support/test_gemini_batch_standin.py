@@ -194,6 +194,20 @@ def test_a_batch_kept_pending_stays_so_until_cancelled(gemini_standin: GeminiSta
     assert gemini_standin.last("batch", action="batches.cancel").path.endswith(":cancel")
 
 
+def test_inline_results_can_be_made_to_come_back_without_their_keys(gemini_standin: GeminiStandIn) -> None:
+    client = sdk_client(gemini_standin)
+    gemini_standin.batch_progress(pending_gets=0, running_gets=0)
+    gemini_standin.omit_batch_keys()
+    job = create(client, inline("first", "a"), inline("second", "b"))
+
+    dest = client.batches.get(name=job.name or "").dest
+    assert dest is not None and dest.inlined_responses is not None
+    assert [(r.metadata, r.response and r.response.text) for r in dest.inlined_responses] == [
+        (None, "echo: first"),
+        (None, "echo: second"),
+    ]
+
+
 def test_batches_list_and_delete(gemini_standin: GeminiStandIn) -> None:
     client = sdk_client(gemini_standin)
     first, second = create(client, inline("a", "a")), create(client, inline("b", "b"))

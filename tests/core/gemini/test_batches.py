@@ -116,6 +116,18 @@ def test_a_batch_too_big_to_send_inline_goes_as_a_jsonl_file(gemini_standin: Gem
     assert gemini_standin.last("files").action == "files.download"
 
 
+def test_inline_results_without_their_keys_are_placed_by_input_order(gemini_standin: GeminiStandIn) -> None:
+    client = gemini_client(gemini_standin)
+    gemini_standin.omit_batch_keys()
+    name = submit(client, "first", "second")
+    wait(client, name)
+
+    replies = batches.results(client, name, FLASH, keys=["k0", "k1"])
+
+    assert {key: reply.text for key, reply in replies.items()} == {"k0": "echo: first", "k1": "echo: second"}
+    assert batches.results(client, name, FLASH) == {}  # without the keys there is nothing to place them by
+
+
 @pytest.mark.parametrize("ending", ["failed", "expired", "cancelled"])
 def test_a_batch_that_ends_otherwise_says_so_and_has_no_results(
     gemini_standin: GeminiStandIn, ending: str

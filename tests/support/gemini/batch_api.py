@@ -147,6 +147,7 @@ class BatchStore:
         self._endings: list[str] = []
         self._stuck = 0
         self._failures: list[RequestFailure] = []
+        self._omit_metadata = False
 
     # ------------------------------------------------------------------ knobs
 
@@ -178,6 +179,12 @@ class BatchStore:
         input positions `indexes`) get a per-request error instead of an answer."""
         with self._lock:
             self._failures.append(RequestFailure(frozenset(keys), frozenset(indexes), code, message))
+
+    def omit_metadata(self, omit: bool) -> None:
+        """Inline results of batches finishing from now on come back without their `metadata`
+        (users have reported the real service doing so); they stay in input order."""
+        with self._lock:
+            self._omit_metadata = omit
 
     def batch(self, name: str) -> StoredBatch:
         """A batch by "batches/abc" or "abc"; KeyError if there is none."""
@@ -294,8 +301,10 @@ class BatchStore:
             stored.succeeded += int("error" not in outcome)
             if stored.from_file:
                 results.append({"key": key, **outcome} if key is not None else outcome)
+            elif key is None or self._omit_metadata:
+                results.append(outcome)
             else:
-                results.append({**outcome, **({"metadata": {"key": key}} if key is not None else {})})
+                results.append({**outcome, "metadata": {"key": key}})
         if not stored.from_file:
             stored.inline_results = results
             return

@@ -74,8 +74,9 @@ class GeminiStandIn(Loopback):
     `api_key`, then script answers (`reply`, `answer_with`), inject faults (`fail_next`,
     `latency`, `block_prompt`, `finish`, `malformed_json_next`, `quota`), tune the Files API
     (`processing`, `fail_processing`), steer batch jobs (`batch_progress`, `end_batches`,
-    `keep_batches_pending`, `fail_batch_requests`) and read back what was sent (`requests`, `last`,
-    `embedded_texts`, `embed_batch_sizes`, `file`, `batch`). Every knob is thread-safe.
+    `keep_batches_pending`, `fail_batch_requests`, `omit_batch_keys`) and read back what was
+    sent (`requests`, `last`, `embedded_texts`, `embed_batch_sizes`, `file`, `batch`). Every knob
+    is thread-safe.
     """
 
     handler = _Handler
@@ -249,6 +250,11 @@ class GeminiStandIn(Loopback):
         `keys` (or at one of these input positions) get `{"error": {"code", "message"}}` in
         place of a response."""
         self._batches.fail_requests(keys=keys, indexes=indexes, code=code, message=message)
+
+    def omit_batch_keys(self, omit: bool = True) -> None:
+        """Inline results of batches finishing from now on leave out their `metadata` (and so the
+        key), as users have reported the real service doing; they stay in input order."""
+        self._batches.omit_metadata(omit)
 
     def batch(self, name: str) -> StoredBatch:
         """A batch job by "batches/abc" or "abc" (its requests, state, GETs); KeyError if none."""
