@@ -9,12 +9,14 @@ google-genai 3.x writes camelCase at the top but snake_case inside `inlineData` 
 It serves both `/v1beta` and `/v1` (google-genai 3.x defaults to `v1` unless told otherwise with
 `HttpOptions(api_version=...)`), records every request for assertions on the wire, and injects
 the failures that matter to a client on demand: quota 429s, 5xx, blocked prompts, empty
-finishes, malformed JSON, latency and a sliding-window requests-per-minute quota.
+finishes, malformed JSON, latency, a sliding-window requests-per-minute quota, and batch jobs that
+fail, expire, are cancelled, stay pending or carry per-request errors.
 
 Answers are deterministic. `generateContent` echoes the last user turn unless a test scripts a
 reply; embeddings are a hashed bag of words, so texts that share words come out close together.
 
-One module per endpoint family: `models_api`, `generate_api`, `embed_api`, `files_api`; `standin`
+One module per endpoint family: `models_api`, `generate_api`, `embed_api`, `files_api`,
+`batch_api` (batch jobs, whose requests are answered as `generateContent` answers); `standin`
 routes, records, checks keys and injects faults; `replies` holds Google's error bodies and `wire`
 the recorded request.
 """

@@ -1,5 +1,6 @@
-"""The Files API: resumable uploads, `files.get` / `files.list` / `files.delete`, and the
-PROCESSING -> ACTIVE (or FAILED) states a client must wait through before a prompt may use a file."""
+"""The Files API: resumable uploads, `files.get` / `files.list` / `files.delete`, the
+PROCESSING -> ACTIVE (or FAILED) states a client must wait through before a prompt may use a file,
+and the files Gemini writes itself (a batch job's results), which `files.download` reads."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class StoredFile:
     will_fail: bool
     state: str = "PROCESSING"
     gets: int = 0
+    #: "UPLOADED" by a client, or "GENERATED" by Gemini (only those can be downloaded).
+    source: str = "UPLOADED"
 
     @property
     def name(self) -> str:
@@ -55,8 +58,10 @@ class StoredFile:
             "sha256Hash": base64.b64encode(hashlib.sha256(self.data).hexdigest().encode()).decode(),
             "uri": self.uri,
             "state": self.state,
-            "source": "UPLOADED",
+            "source": self.source,
         }
+        if self.source == "GENERATED":
+            body["downloadUri"] = f"{_PUBLIC_HOST}/download/v1beta/files/{self.id}:download?alt=media"
         if self.display_name:
             body["displayName"] = self.display_name
         if self.state == "FAILED":
@@ -203,6 +208,38 @@ class FileStore:
         waited = time.monotonic() - stored.uploaded_at >= stored.ready_after
         if gets_spent and waited:
             stored.state = "FAILED" if stored.will_fail else "ACTIVE"
+
+    def add_generated(
+        self, file_id: str, mime_type: str, data: bytes, display_name: str | None
+    ) -> StoredFile:
+        """Keep a file Gemini wrote itself (ACTIVE at once, downloadable), as a finished batch does."""
+        stored = StoredFile(
+            id=file_id,
+            mime_type=mime_type,
+            display_name=display_name,
+            data=data,
+            created=datetime.now(UTC),
+            uploaded_at=time.monotonic(),
+            gets_left=0,
+            ready_after=0.0,
+            will_fail=False,
+            state="ACTIVE",
+            source="GENERATED",
+        )
+        with self._lock:
+            self._files[file_id] = stored
+        return stored
+
+    def download(self, file_id: str) -> Reply:
+        """`GET files/ID:download?alt=media`: the bytes of a generated file; uploads cannot be
+        downloaded, as on the real service."""
+        with self._lock:
+            stored = self._files.get(file_id)
+        if stored is None:
+            return _no_such_file(file_id)
+        if stored.source != "GENERATED":
+            return error(400, f"The File {file_id} was uploaded and cannot be downloaded.")
+        return Reply(200, stored.data, content_type="application/octet-stream")
 
     def get_or_delete(self, record: RecordedRequest, file_id: str) -> Reply:
         """`GET` or `DELETE files/ID`; a GET moves a PROCESSING file on."""

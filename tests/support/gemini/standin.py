@@ -1,7 +1,7 @@
 """The stand-in itself: routing, API-key checks, request recording and fault injection.
 
 Each endpoint family answers in its own module (`models_api`, `generate_api`, `embed_api`,
-`files_api`); this one decides which of them a request reaches, and what happens before it does:
+`files_api`, `batch_api`); this one decides which of them a request reaches, and what happens before it does:
 the key is checked, the request recorded, a queued fault or a spent quota may answer in its place,
 and latency holds the answer back.
 """
@@ -14,12 +14,13 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.support.gemini import embed_api, generate_api, models_api
+from tests.support.gemini.batch_api import BatchStore, StoredBatch
 from tests.support.gemini.files_api import FileStore, StoredFile
 from tests.support.gemini.generate_api import GENERATE_ACTIONS, ReplyFn, Script
 from tests.support.gemini.models_api import MODELS, ModelInfo
@@ -37,7 +38,7 @@ from tests.support.loopback import Loopback, LoopbackHandler
 
 API_VERSIONS = ("v1beta", "v1")
 DEFAULT_API_KEY = "standin-test-key-0123456789"
-_KINDS = ("generate", "embed", "models", "files")
+_KINDS = ("generate", "embed", "models", "files", "batch")
 _MODEL_PATH = re.compile(r"models/([A-Za-z0-9._-]+)(?::([A-Za-z]+))?")
 
 
@@ -72,8 +73,10 @@ class GeminiStandIn(Loopback):
     Use it as a context manager (or `start()` / `stop()`), point the SDK at `base_url` with
     `api_key`, then script answers (`reply`, `answer_with`), inject faults (`fail_next`,
     `latency`, `block_prompt`, `finish`, `malformed_json_next`, `quota`), tune the Files API
-    (`processing`, `fail_processing`) and read back what was sent (`requests`, `last`,
-    `embedded_texts`, `embed_batch_sizes`, `file`). Every knob is thread-safe.
+    (`processing`, `fail_processing`), steer batch jobs (`batch_progress`, `end_batches`,
+    `keep_batches_pending`, `fail_batch_requests`, `omit_batch_keys`) and read back what was
+    sent (`requests`, `last`, `embedded_texts`, `embed_batch_sizes`, `file`, `batch`). Every knob
+    is thread-safe.
     """
 
     handler = _Handler
@@ -86,6 +89,7 @@ class GeminiStandIn(Loopback):
         self._records: list[RecordedRequest] = []
         self._script = Script()
         self._files = FileStore()
+        self._batches = BatchStore(self._files, self._answer_in_batch)
         self._faults: list[_Fault] = []
         self._latency: tuple[float, str | None] = (0.0, None)
         self._quota: tuple[int, float, str | None, str] | None = None
@@ -217,6 +221,82 @@ class GeminiStandIn(Loopback):
         """Every uploaded file, oldest first."""
         return self._files.files()
 
+    # ------------------------------------------------------------------ batches
+
+    def batch_progress(self, *, pending_gets: int = 1, running_gets: int = 1) -> None:
+        """Batch jobs created from now on answer BATCH_STATE_PENDING to their first `pending_gets`
+        GETs, BATCH_STATE_RUNNING to the next `running_gets`, then their final state (1 and 1
+        unless told)."""
+        self._batches.progress(pending_gets=pending_gets, running_gets=running_gets)
+
+    def end_batches(self, state: str, *, n: int = 1) -> None:
+        """The next `n` batch jobs created end in `state` ("FAILED", "EXPIRED" or "CANCELLED")
+        instead of SUCCEEDED, with no results."""
+        self._batches.end_next(state, n)
+
+    def keep_batches_pending(self, n: int = 1) -> None:
+        """The next `n` batch jobs created stay BATCH_STATE_PENDING until they are cancelled."""
+        self._batches.keep_pending(n)
+
+    def fail_batch_requests(
+        self,
+        *,
+        keys: Collection[str] = (),
+        indexes: Collection[int] = (),
+        code: int = 500,
+        message: str = "Internal error encountered.",
+    ) -> None:
+        """From now on, the requests of a succeeding batch with one of these metadata / line
+        `keys` (or at one of these input positions) get `{"error": {"code", "message"}}` in
+        place of a response."""
+        self._batches.fail_requests(keys=keys, indexes=indexes, code=code, message=message)
+
+    def omit_batch_keys(self, omit: bool = True) -> None:
+        """Inline results of batches finishing from now on leave out their `metadata` (and so the
+        key), as users have reported the real service doing; they stay in input order."""
+        self._batches.omit_metadata(omit)
+
+    def batch(self, name: str) -> StoredBatch:
+        """A batch job by "batches/abc" or "abc" (its requests, state, GETs); KeyError if none."""
+        return self._batches.batch(name)
+
+    def batches(self) -> list[StoredBatch]:
+        """Every batch job, oldest first."""
+        return self._batches.batches()
+
+    def _answer_in_batch(self, model: str, request: dict[str, Any]) -> Reply:
+        """One request of a batch, answered as `generateContent` answers it: a queued
+        `block_prompt`, `finish` or `fail_next(on="generate")` applies to it, in input order.
+
+        These requests are not recorded (`requests()` holds what came over HTTP); read them
+        with `batch(name).requests`.
+        """
+        body = {k: v for k, v in request.items() if k != "model"}  # an inlined request may name it
+        record = RecordedRequest(
+            method="POST",
+            path=f"/v1beta/models/{model}:generateContent",
+            query={},
+            headers={},
+            body=json.dumps(body).encode(),
+            json=body,
+            timestamp=time.monotonic(),
+            kind="generate",
+            action="generateContent",
+            api_version="v1beta",
+            model=model,
+        )
+        with self._lock:
+            fault = next((f for f in self._faults if f.on == "generate" and f.matches(record)), None)
+            if fault is not None:
+                fault.remaining -= 1
+                self._faults = [f for f in self._faults if f.remaining > 0]
+        if fault is not None:
+            return fault.make(record)
+        try:
+            return generate_api.generate(self._models, self._files, self._script, record)
+        except ApiError as refusal:
+            return refusal.reply
+
     # ------------------------------------------------------------------ records
 
     def requests(self, kind: str | None = None, *, action: str | None = None) -> list[RecordedRequest]:
@@ -300,6 +380,10 @@ class GeminiStandIn(Loopback):
                 return lambda: self._files.upload_chunk(record)
             record.action = "upload.start"
             return lambda: self._files.start_upload(record, self.base_url)
+        if parts[0] == "download" and len(parts) == 3:
+            # The public host serves results under /download/; the SDK, given a base URL, asks
+            # the API path: both are served.
+            parts = parts[1:]
         version = parts[0]
         rest = "/".join(parts[1:])
         record.api_version = version
@@ -323,6 +407,29 @@ class GeminiStandIn(Loopback):
             if record.method == "POST" and verb == "countTokens":
                 record.kind, record.action = "generate", "countTokens"
                 return lambda: generate_api.count_tokens(self._models, record)
+            if record.method == "POST" and verb == "batchGenerateContent":
+                record.kind, record.action = "batch", "batches.create"
+                return lambda: self._batches.create(self._models, record)
+        if rest == "batches" and record.method == "GET":
+            record.kind, record.action = "batch", "batches.list"
+            return lambda: self._batches.list(record)
+        batch_match = re.fullmatch(r"batches/([A-Za-z0-9_-]+)(:cancel)?", rest)
+        if batch_match:
+            batch_id, cancel = batch_match.group(1), batch_match.group(2)
+            record.kind = "batch"
+            if cancel and record.method == "POST":
+                record.action = "batches.cancel"
+                return lambda: self._batches.cancel(batch_id)
+            if not cancel and record.method == "GET":
+                record.action = "batches.get"
+                return lambda: self._batches.get(batch_id)
+            if not cancel and record.method == "DELETE":
+                record.action = "batches.delete"
+                return lambda: self._batches.delete(batch_id)
+        download = re.fullmatch(r"files/([a-z0-9-]+):download", rest)
+        if download and record.method == "GET":
+            record.kind, record.action = "files", "files.download"
+            return lambda: self._files.download(download.group(1))
         if rest == "files" and record.method == "GET":
             record.kind, record.action = "files", "files.list"
             return lambda: self._files.list_files(record)

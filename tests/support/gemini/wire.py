@@ -15,10 +15,11 @@ from tests.support.gemini.replies import Reply, bad_request, json_reply
 class RecordedRequest:
     """One request as it arrived on the wire.
 
-    `kind` is the fault/recording scope ("generate", "embed", "models", "files", or "other");
+    `kind` is the fault/recording scope ("generate", "embed", "models", "files", "batch", or "other");
     `action` the precise call ("generateContent", "streamGenerateContent", "batchEmbedContents",
     "embedContent", "countTokens", "models.list", "models.get", "upload.start", "upload.chunk",
-    "files.get", "files.list", "files.delete"). `timestamp` is `time.monotonic()` at arrival;
+    "files.get", "files.list", "files.delete", "files.download", "batches.create", "batches.get",
+    "batches.cancel", "batches.delete", "batches.list"). `timestamp` is `time.monotonic()` at arrival;
     `status` is the HTTP status answered (0 while the request is still being served).
     """
 
