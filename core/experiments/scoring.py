@@ -25,10 +25,10 @@ apart and never graded). Every mode but the judge's gives 1.0 (right) or 0.0 (wr
 from __future__ import annotations
 
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from core.experiments.spec import Scoring
@@ -44,7 +44,9 @@ _EXPECTED = "{expected}"
 def normalise(text: str) -> str:
     """`text` compared as a person would: NFKC, casefolded, whitespace collapsed, and surrounding
     punctuation, quotes and markdown emphasis stripped (repeatedly, so `"*Yes*."` is `yes`)."""
-    flat = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    # NFKC again after casefolding: folding can undo it (Unicode's NFKC_Casefold does the same).
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    flat = " ".join(folded.split())
     while True:
         stripped = flat.strip(STRIPPED).strip()
         if stripped == flat:
@@ -102,13 +104,10 @@ def _same_value(value: Any, expected: str) -> bool:
     if isinstance(value, str):
         return normalise(value) == normalise(expected)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # Decimal compares by value without float's rounding: 3 is "3.0", and 400 digits stay exact.
         try:
-            wanted = float(expected.strip())
-        except ValueError:
+            return Decimal(str(value)) == Decimal(expected.strip())
+        except ArithmeticError:  # not a number, or a signalling NaN
             return False
-        try:
-            return math.isfinite(wanted) and float(value) == wanted
-        except OverflowError:  # an integer too large for a float: compared digit for digit
-            return str(value) == expected.strip()
     # true/false/null, lists and objects: compared as the JSON they are written as.
     return normalise(json.dumps(value, ensure_ascii=False)) == normalise(expected)
