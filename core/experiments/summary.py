@@ -83,7 +83,10 @@ def wilson_interval(successes: float, n: int, *, z: float = Z95) -> tuple[float,
     spread = z * z / n
     centre = (share + spread / 2) / (1 + spread)
     half = z / (1 + spread) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or n successes one end is exactly 0 or 1; the formula gets there only up to rounding.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return low, high
 
 
 def t_interval(values: Sequence[float], *, low: float = 1.0, high: float = 5.0) -> tuple[float, float]:
