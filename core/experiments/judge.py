@@ -41,6 +41,7 @@ VERDICT_SCHEMA: dict[str, Any] = {
     "properties": {
         "reason": {
             "type": "string",
+            "maxLength": MAX_REASON_CHARS,
             "description": "Why the answer gets this score, in one or two sentences.",
         },
         "score": {
