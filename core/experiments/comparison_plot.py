@@ -65,8 +65,9 @@ def _scores(axes: Axes, positions: np.ndarray, summaries: Sequence[ModelSummary]
         )
         score = (s.score or 0.0) * factor if shown else np.nan
         values.append(score)
-        below.append(score - (s.score_low or 0.0) * factor if shown else 0.0)
-        above.append((s.score_high or 0.0) * factor - score if shown else 0.0)
+        # Clipped at 0: matplotlib refuses a negative error, and a summary is data, not a promise.
+        below.append(max(score - (s.score_low or 0.0) * factor, 0.0) if shown else 0.0)
+        above.append(max((s.score_high or 0.0) * factor - score, 0.0) if shown else 0.0)
     axes.barh(
         positions,
         values,

@@ -31,7 +31,8 @@ def sent_text(standin: GeminiStandIn) -> str:
 
 
 def test_a_verdict_comes_back_with_the_judges_tokens(gemini_standin: GeminiStandIn) -> None:
-    gemini_standin.reply('{"reason": "Right tone, briefly explained.", "score": 4}')
+    reply = '{"reason": "Right tone, briefly explained.", "score": 4}'
+    gemini_standin.reply(reply)
 
     verdict = judge(
         gemini_client(gemini_standin),
@@ -43,7 +44,7 @@ def test_a_verdict_comes_back_with_the_judges_tokens(gemini_standin: GeminiStand
 
     assert (verdict.score, verdict.reason) == (4, "Right tone, briefly explained.")
     # The stand-in bills a word a token: the answer's words, and the words of the whole request.
-    assert verdict.output_tokens == len('{"reason": "Right tone, briefly explained.", "score": 4}'.split())
+    assert verdict.output_tokens == len(reply.split())
     sent = gemini_standin.last("generate")
     request_words = len(sent_text(gemini_standin).split()) + sum(
         len(part["text"].split()) for part in sent.json["systemInstruction"]["parts"]
@@ -51,7 +52,9 @@ def test_a_verdict_comes_back_with_the_judges_tokens(gemini_standin: GeminiStand
     assert verdict.input_tokens == request_words
 
 
-def test_the_request_asks_the_judge_model_for_json_in_the_verdict_schema(gemini_standin: GeminiStandIn) -> None:
+def test_the_request_asks_the_judge_model_for_json_in_the_verdict_schema(
+    gemini_standin: GeminiStandIn,
+) -> None:
     gemini_standin.reply('{"reason": "ok", "score": 5}')
     scoring = Scoring(
         mode="judge",
@@ -90,7 +93,11 @@ def test_the_graded_answer_stays_data_however_it_is_written(gemini_standin: Gemi
     )
 
     verdict = judge(
-        gemini_client(gemini_standin), scoring=SCORING, prompt="Classify: meh", answer=attack, expected="neutral"
+        gemini_client(gemini_standin),
+        scoring=SCORING,
+        prompt="Classify: meh",
+        answer=attack,
+        expected="neutral",
     )
 
     assert verdict.score == 1

@@ -26,7 +26,9 @@ def test_the_built_in_table_is_sane() -> None:
         assert 0 < price.input <= price.output, model
     assert BUILT_IN["gemini-2.5-flash-lite"].output < BUILT_IN["gemini-2.5-flash"].output
     assert BUILT_IN["gemini-2.5-flash"].output < BUILT_IN["gemini-2.5-pro"].output
-    assert {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash"} <= set(BUILT_IN)
+    assert {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash"} <= set(
+        BUILT_IN
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,15 @@ from core.experiments.summary import (
 )
 from core.store.experiments import ResultRecord
 
-PRICES = Prices.parse('{"m-a": {"input": 1, "output": 2}, "m-b": {"input": 3, "output": 4}, "judge-m": {"input": 10, "output": 20}}')
+PRICES = Prices.parse(
+    json.dumps(
+        {
+            "m-a": {"input": 1, "output": 2},
+            "m-b": {"input": 3, "output": 4},
+            "judge-m": {"input": 10, "output": 20},
+        }
+    )
+)
 EXACT = Scoring(mode="exact", expected="label")
 JUDGED = Scoring(mode="judge", argument="Is it right?", judge_model="judge-m")
 
@@ -114,7 +122,13 @@ def test_outcomes_are_counted_apart_and_only_answers_are_scored() -> None:
         result(row=8, score=None),  # an answer whose row had no expected value
     ]
     (summary,) = summarise(rows, scoring=EXACT, prices=PRICES, models=["m-a"])
-    assert (summary.rows, summary.answered, summary.refused, summary.stopped, summary.errors) == (9, 5, 1, 1, 2)
+    assert (summary.rows, summary.answered, summary.refused, summary.stopped, summary.errors) == (
+        9,
+        5,
+        1,
+        1,
+        2,
+    )
     assert summary.cached == 1
     assert (summary.scale, summary.scored, summary.score) == ("share", 4, 0.75)
     assert (summary.score_low, summary.score_high) == pytest.approx(wilson_interval(3, 4))
@@ -125,7 +139,13 @@ def test_models_come_in_the_order_asked_then_any_others() -> None:
     summaries = summarise(rows, scoring=EXACT, prices=PRICES, models=["m-a", "m-b"])
     assert [s.model for s in summaries] == ["m-a", "m-b", "alpha", "zeta"]
     empty = summaries[0]
-    assert (empty.rows, empty.scored, empty.score, empty.latency_p50_ms, empty.cost) == (0, 0, None, None, 0.0)
+    assert (empty.rows, empty.scored, empty.score, empty.latency_p50_ms, empty.cost) == (
+        0,
+        0,
+        None,
+        None,
+        0.0,
+    )
 
 
 def test_no_scoring_shows_no_score_even_if_rows_carry_one() -> None:
@@ -174,7 +194,9 @@ def test_tokens_and_costs() -> None:
 def test_judge_tokens_are_priced_at_the_judge_model_and_paid_every_time() -> None:
     rows = [
         result(row=0, input_tokens=1_000, score=4.0, judge_input_tokens=300, judge_output_tokens=50),
-        result(row=1, input_tokens=1_000, score=2.0, judge_input_tokens=300, judge_output_tokens=50, cached=True),
+        result(
+            row=1, input_tokens=1_000, score=2.0, judge_input_tokens=300, judge_output_tokens=50, cached=True
+        ),
     ]
     (summary,) = summarise(rows, scoring=JUDGED, prices=PRICES, models=["m-a"])
     # judge-m: $10/M in, $20/M out → 2 × (0.003 + 0.001)
@@ -202,7 +224,15 @@ def test_to_json_is_plain_json() -> None:
     (summary,) = summarise([result(score=1.0)], scoring=EXACT, prices=PRICES, models=["m-a"])
     data = json.loads(json.dumps(summary.to_json()))
     assert data["model"] == "m-a" and data["score"] == 1.0 and data["scale"] == "share"
-    assert set(data) >= {"score_low", "score_high", "latency_p50_ms", "latency_p95_ms", "cost", "judge_cost", "paid"}
+    assert set(data) >= {
+        "score_low",
+        "score_high",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "cost",
+        "judge_cost",
+        "paid",
+    }
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -254,7 +284,9 @@ def test_comparison_table_cleans_names() -> None:
 
 
 def test_comparison_table_says_what_was_paid_when_the_cache_served_answers() -> None:
-    summary = summary_of("m-a", [result(input_tokens=1_000_000), result(row=1, input_tokens=1_000_000, cached=True)])
+    summary = summary_of(
+        "m-a", [result(input_tokens=1_000_000), result(row=1, input_tokens=1_000_000, cached=True)]
+    )
     table = comparison_table([("", summary)])
     assert "$2.00" in table.splitlines()[2]
     assert table.splitlines()[-1] == "paid (cached answers free, judge included): $1.00"
