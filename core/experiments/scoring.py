@@ -15,7 +15,8 @@ apart and never graded). Every mode but the judge's gives 1.0 (right) or 0.0 (wr
   the expected value (both normalised), so `regex:Answer:\\s*(\\w+)` extracts and compares. Case
   matters unless the pattern says `(?i)`. Python's `re` has no time limit: the length cap bounds
   the work a badly written pattern (`(a+)+$`) can do on a long answer, and patterns belong to the
-  experiment's author, who should avoid nested repeats.
+  experiment's author, who should avoid nested repeats. A pattern that no longer compiles once
+  `{expected}` is filled in raises InvalidInput.
 - `json:FIELD`: the answer is parsed as JSON (a ```json fence around it is tolerated), FIELD is a
   dotted path (`a.b`, with numbers indexing lists: `items.0.label`), and its value is compared
   normalised to the expected value (numbers by value: 3 equals "3.0"). An answer that is not JSON
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from core.errors import InvalidInput
 from core.experiments.spec import Scoring
 
 #: The answer's characters a regex sees: a bound on the backtracking a pattern can do.
@@ -75,7 +77,12 @@ def score(scoring: Scoring, answer: str, row: Mapping[str, str]) -> float | None
 
 
 def _regex(pattern: str, answer: str, expected: str) -> bool:
-    compiled = re.compile(pattern.replace(_EXPECTED, re.escape(expected)))
+    try:
+        compiled = re.compile(pattern.replace(_EXPECTED, re.escape(expected)))
+    except re.error as exc:  # {expected} where a literal cannot go, as in a group's name
+        raise InvalidInput(
+            f"--score regex: with {_EXPECTED} filled in, the pattern does not compile ({exc})"
+        ) from None
     found = compiled.search(answer[:MAX_REGEX_CHARS])
     if found is None:
         return False

@@ -178,6 +178,11 @@ def _sum(costs: Iterable[float | None]) -> float | None:
     return total
 
 
+def comparison_json(rows: Sequence[tuple[str, ModelSummary]]) -> list[dict[str, Any]]:
+    """The rows of `comparison_table` as plain JSON (for `--json`), each with its experiment label."""
+    return [{"experiment": label, **summary.to_json()} for label, summary in rows]
+
+
 # -- the table ------------------------------------------------------------------------------------
 
 _HEADERS = (

@@ -125,3 +125,15 @@ def test_jsonl_is_one_object_a_line_with_the_texts_as_written() -> None:
 def test_empty_exports() -> None:
     assert export_jsonl([], prices=PRICES) == ""
     assert export_csv([], prices=PRICES) == ",".join(COLUMNS) + "\n"
+
+
+def test_input_columns_follow_when_asked() -> None:
+    cases = [{"text": "I love it", "label": "=positive"}, {"text": "meh", "label": "neutral"}]
+    results = [BASE, replace(BASE, row_index=1), replace(BASE, row_index=7)]
+    text = export_csv(results, prices=PRICES, cases=cases, columns=["label"])
+    assert text.splitlines()[0] == ",".join([*COLUMNS, "input.label"])
+    first, second, past_the_end = read_csv(text)
+    assert first["input.label"] == "'=positive" and original_cell(first["input.label"]) == "=positive"
+    assert second["input.label"] == "neutral" and past_the_end["input.label"] == ""
+    lines = export_jsonl(results, prices=PRICES, cases=cases, columns=["text", "label"]).splitlines()
+    assert json.loads(lines[0])["input.text"] == "I love it" and json.loads(lines[2])["input.label"] is None

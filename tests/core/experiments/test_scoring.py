@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import InvalidInput
 from core.experiments.scoring import MAX_REGEX_CHARS, normalise, score
 from core.experiments.spec import Scoring
 
@@ -127,6 +128,14 @@ def test_regex_sees_only_the_start_of_a_long_answer() -> None:
     assert score(regex("needle"), ends_at_the_cap, {"label": "needle"}) == 1.0
     assert score(regex("needle"), crosses_the_cap, {"label": "needle"}) == 0.0
     assert score(regex("nee"), crosses_the_cap, {"label": "needle"}) == 1.0
+
+
+def test_a_pattern_that_breaks_once_expected_is_filled_in_says_so() -> None:
+    # As written, the class is the range a-{ (and `}`); filled in with "A", a range from a down to A.
+    broken = regex("[a-{expected}]")
+    assert score(broken, "b", {"label": "p"}) == 1.0
+    with pytest.raises(InvalidInput, match=r"with \{expected\} filled in"):
+        score(broken, "anything", {"label": "A"})
 
 
 # -- json ------------------------------------------------------------------------------------------

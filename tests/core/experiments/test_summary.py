@@ -14,6 +14,7 @@ from core.experiments.pricing import Prices
 from core.experiments.spec import Scoring
 from core.experiments.summary import (
     ModelSummary,
+    comparison_json,
     comparison_table,
     score_text,
     summarise,
@@ -233,6 +234,12 @@ def test_to_json_is_plain_json() -> None:
         "judge_cost",
         "paid",
     }
+
+
+def test_comparison_json_labels_each_summary() -> None:
+    (summary,) = summarise([result(score=1.0)], scoring=EXACT, prices=PRICES, models=["m-a"])
+    data = json.loads(json.dumps(comparison_json([("#3", summary), ("#4", summary)])))
+    assert [(row["experiment"], row["model"]) for row in data] == [("#3", "m-a"), ("#4", "m-a")]
 
 
 # -- the table -------------------------------------------------------------------------------------
