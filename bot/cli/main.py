@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import analysis, curation, database, gemini_commands, serve, tune
+from bot.cli import analysis, curation, database, experiment, gemini_commands, serve, tune
 from bot.cli.context import Context
 from core.errors import GembotError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.register(commands, scoped)
     database.register(commands, common)
     gemini_commands.register(commands, common)
+    experiment.register(commands, common)
     serve.register(commands, common)
     return parser
 

@@ -20,6 +20,7 @@ from core.experiments.spec import Scoring, options_of
 from core.gemini.client import GeminiClient
 from core.gemini.failures import BadResponse
 from core.gemini.generation import generate
+from core.gemini.ratelimit import RateLimiter
 
 #: Characters of the prompt, expected answer and answer shown to the judge; longer ones are cut,
 #: and the judge is told so.
@@ -81,7 +82,13 @@ def judge_prompt(*, rubric: str, prompt: str, answer: str, expected: str | None)
 
 
 def judge(
-    client: GeminiClient, *, scoring: Scoring, prompt: str, answer: str, expected: str | None
+    client: GeminiClient,
+    *,
+    scoring: Scoring,
+    prompt: str,
+    answer: str,
+    expected: str | None,
+    limiter: RateLimiter | None = None,
 ) -> Verdict:
     """The judge model's verdict on `answer` to `prompt` under the rubric of `scoring`.
 
@@ -99,6 +106,7 @@ def judge(
     )
     options["response_schema"] = VERDICT_SCHEMA
     options["model"] = scoring.judge_model
+    options["limiter"] = limiter
     text = judge_prompt(rubric=scoring.argument or "", prompt=prompt, answer=answer, expected=expected)
     reply = generate(client, text, **options)
     score, reason = parse_verdict(reply.text)

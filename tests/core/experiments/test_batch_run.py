@@ -79,10 +79,9 @@ def experiment(store: Store, rows: int, models: int = 1) -> Experiment:
     record, job = store.experiments.create(
         "T1",
         name="batch experiment",
-        spec={"v": 1},
+        spec={"v": 1, "models": [f"model-{n}" for n in range(models)]},
         cases={},
         rows=rows,
-        requests=rows * models,
         source="cases.csv",
         origin="cli",
         job_kind="experiment",
@@ -90,6 +89,7 @@ def experiment(store: Store, rows: int, models: int = 1) -> Experiment:
         owner=OWNER,
         lease_seconds=60,
     )
+    assert job is not None
     return Experiment(store, record.id, job.id)
 
 
