@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.cli.context import Context
@@ -150,6 +151,7 @@ def _check_models(ctx: Context, runner: ExperimentRunner, spec: ExperimentSpec) 
 
 def run_experiment(ctx: Context) -> int:
     from core.experiments.cases import read_cases
+    from core.experiments.checks import check_experiment
     from core.experiments.runner import KIND_CLI
 
     a = ctx.args
@@ -160,12 +162,14 @@ def run_experiment(ctx: Context) -> int:
         max_rows=ctx.settings.max_csv_rows,
         max_chars=ctx.settings.max_text_chars,
     )
+    # Everything that can be checked here is, before models.list is asked about the models.
+    check_experiment(spec, cases, source=Path(a.input).name)
     runner = _runner(ctx)
     _check_models(ctx, runner, spec)
     if a.dry_run:
-        return _print_estimate(runner.estimate(spec, cases, source=a.input), spec)
+        return _print_estimate(runner.estimate(spec, cases, source=Path(a.input).name), spec)
     experiment, job = runner.create(
-        ctx.team, spec, cases, name=a.name or a.input, source=a.input, kind=KIND_CLI
+        ctx.team, spec, cases, name=a.name or Path(a.input).name, source=Path(a.input).name, kind=KIND_CLI
     )
     print(
         f"experiment #{experiment.id}: {len(cases.rows):,} rows × {len(spec.models)} models", file=sys.stderr
@@ -246,11 +250,13 @@ def _experiment(ctx: Context, experiment_id: int) -> ExperimentRecord:
 def _print_estimate(estimate: Estimate, spec: ExperimentSpec) -> int:
     from core.experiments.summary import money
 
+    # Output is a guess unless --max-output-tokens caps it.
+    capped = "≤" if spec.generation.max_output_tokens else "~"
     for m in estimate.models:
         cached = f", {m.cached:,} from the cache" if m.cached else ""
         print(
             f"{m.model}: {m.requests:,} requests{cached}; ~{m.input_tokens:,} input and "
-            f"≤{m.output_tokens:,} output tokens; {money(m.cost)}"
+            f"{capped}{m.output_tokens:,} output tokens; {money(m.cost)}"
         )
     if estimate.judge_requests:
         print(f"judge {spec.scoring.judge_model}: up to {estimate.judge_requests:,} more requests")
@@ -318,9 +324,8 @@ def _print_summary(ctx: Context, experiments: list[ExperimentRecord]) -> None:
         spec = ExperimentSpec.of(experiment.spec)
         results = ctx.store.experiments.results(experiment.id)
         for summary in summarise(results, scoring=spec.scoring, prices=prices, models=spec.models):
-            rows.append(
-                (f"#{experiment.id} {summary.model}" if len(experiments) > 1 else summary.model, summary)
-            )
+            # Models alone for one experiment; "#ID/model" when several are compared.
+            rows.append((f"#{experiment.id}" if len(experiments) > 1 else "", summary))
     if ctx.args.json:
         for label, summary in rows:
             emit_json({"label": label, **summary.to_json()})
