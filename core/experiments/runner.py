@@ -18,13 +18,14 @@ judge's verdicts are cached the same way.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -439,6 +440,31 @@ class ExperimentRunner:
             log.info("experiment job #%d stays with this process until its lease lapses (%s)", job.id, exc)
 
 
+class _ModelQueues:
+    """The requests left, one queue per model, handed out to the model with the fewest in flight.
+
+    A worker waiting for its model's limiter holds a thread: taking requests in row order would
+    let one model's spent window hold every thread while the other model's quota went unused.
+    """
+
+    def __init__(self, todo: Sequence[_Request]) -> None:
+        self._queues: dict[str, collections.deque[_Request]] = {}
+        for request in todo:
+            self._queues.setdefault(request.model, collections.deque()).append(request)
+        self._busy = collections.Counter[str]()
+
+    def next(self) -> _Request | None:
+        ready = [model for model, queue in self._queues.items() if queue]
+        if not ready:
+            return None
+        model = min(ready, key=lambda m: self._busy[m])
+        self._busy[model] += 1
+        return self._queues[model].popleft()
+
+    def done(self, model: str) -> None:
+        self._busy[model] -= 1
+
+
 class _Run:
     """One run of one experiment: the pool, the results waiting to be written, the progress."""
 
@@ -496,29 +522,30 @@ class _Run:
         with self._lock:
             cached.update({r.key: self._memo[r.key] for r in todo if r.key in self._memo})
         width = self.runner.settings.experiment_concurrency
-        queue: Iterator[_Request] = iter(todo)
-        in_flight: set[Future[tuple[ResultRecord, list[CachedReply]]]] = set()
+        queues = _ModelQueues(todo)
+        in_flight: dict[Future[tuple[ResultRecord, list[CachedReply]]], str] = {}
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="gembot-experiment") as pool:
             try:
                 while True:
                     # No queue ahead of the workers: a stop leaves unsent what was not in flight.
                     while not self._halted() and len(in_flight) < width:
-                        request = next(queue, None)
+                        request = queues.next()
                         if request is None:
                             break
                         context = contextvars.copy_context()
-                        in_flight.add(pool.submit(context.run, self._one, request, cached.get(request.key)))
+                        future = pool.submit(context.run, self._one, request, cached.get(request.key))
+                        in_flight[future] = request.model
                     if not in_flight:
                         break
                     finished, _ = wait(
                         in_flight, timeout=self.runner.flush_every, return_when=FIRST_COMPLETED
                     )
                     for future in finished:
-                        in_flight.discard(future)
+                        queues.done(in_flight.pop(future))
                         self._collect(future)
                     if self._halted():
                         # Requests not yet sent stay unsent; those in flight are awaited and kept.
-                        in_flight = {f for f in in_flight if not f.cancel()}
+                        in_flight = {f: m for f, m in in_flight.items() if not f.cancel()}
                     self.flush(force=False)
             except KeyboardInterrupt:
                 # Ctrl-C on the command line: finish what is in flight, keep it, give the job back.
