@@ -411,8 +411,10 @@ class ExperimentRunner:
             requests.setdefault(r.model, []).append((r.row_index, r.prompt))
 
         def deliver(model: str, row_index: int, reply: Reply) -> None:
+            # Written at once: `run_batches` marks a batch delivered after its last row, and a row
+            # still in memory then would be lost to a crash.
             run.keep(*run.finish(by_row[(model, row_index)], reply, cached=False, batch=True))
-            run.flush(force=False)
+            run.flush(force=True)
 
         run_batches(
             self.store,
