@@ -384,6 +384,10 @@ class ExperimentRunner:
         except DatabaseUnavailable as exc:
             self._release_quietly(job)
             raise JobInterrupted(run.done, run.total, database_lost=True) from exc
+        except KeyboardInterrupt:
+            # Ctrl-C while a batch job is polled: the batch goes on at Google, its name is kept.
+            self._release_quietly(job)
+            raise JobInterrupted(run.done, run.total) from None
         if run.fatal is not None:
             raise ExperimentStopped(str(run.fatal), done=run.done, total=run.total)
         if run.interrupted:

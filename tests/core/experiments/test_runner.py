@@ -312,3 +312,28 @@ def test_models_share_the_workers_so_one_spent_window_cannot_hold_them_all() -> 
     queues.done(first.model)
     third = queues.next()
     assert third is not None and third.model == first.model and third.row_index == 1
+
+
+def test_a_batch_experiment_that_expires_reads_as_errors_that_say_why(
+    runner: ExperimentRunner, gemini_standin: GeminiStandIn, store: Store
+) -> None:
+    gemini_standin.answer_with(tone_of)
+    gemini_standin.batch_progress(pending_gets=1, running_gets=1)
+    gemini_standin.end_batches("EXPIRED", n=1)
+    quick = ExperimentRunner(
+        store,
+        runner.settings.model_copy(update={"batch_poll_seconds": 0.01}),
+        runner.gemini,
+        flush_every=0.05,
+    )
+    experiment_id = _run(quick, _spec(batch=True), sleep=lambda seconds: None)
+    results = store.experiments.results(experiment_id)
+    assert len(results) == 10 and all(r.batch for r in results)
+    by_model = {m: [r for r in results if r.model == m] for m in MODELS}
+    # The first model's batch expired; the second one's succeeded.
+    assert {r.outcome for r in by_model[MODELS[0]]} == {"error"}
+    assert all("expired" in (r.reason or "") for r in by_model[MODELS[0]])
+    assert [r.score for r in by_model[MODELS[1]]] == [1.0] * 5
+    assert len(gemini_standin.requests("batch", action="batches.create")) == 2
+    assert gemini_standin.requests("generate", action="generateContent") == []
+    assert store.experiments.get(experiment_id).state == "done"
