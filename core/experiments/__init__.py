@@ -1,8 +1,9 @@
 """Prompt experiments: one locked prompt configuration run over every row of a table, on one or
 more models, scored, and compared (`gembot experiment …`, and a CSV sent by DM with `run:`).
 
-`spec` is the locked configuration, `cases` the input table and its template, `outcomes` what one
-request gave back, `scoring` and `judge` the grades, `pricing` the cost, `summary` the per-model
-figures, `export` the row-level file, `runner` the paced, cached and resumable online run, and
-`batch_run` the same through the Gemini Batch API.
+`spec` is the locked configuration, `cases` the input table and its template, `checks` what is
+refused before a request, `scoring` and `judge` the grades, `pricing` the cost, `summary` the
+per-model figures, `export` the row-level file, `comparison_plot` the chart, `runner` the paced,
+cached and resumable run, and `batch_run` the same through the Gemini Batch API. What one request
+gave back is a `core.gemini.outcomes.Reply`.
 """

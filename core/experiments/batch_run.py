@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.experiments.outcomes import Reply
 from core.gemini import batches
 from core.gemini.batches import BatchRequest, BatchStatus
 from core.gemini.client import GeminiClient
 from core.gemini.failures import BadResponse, GeminiUnavailable, RateLimited
 from core.gemini.generation import Options
+from core.gemini.outcomes import Reply
 from core.settings import Settings
 from core.store.experiments import BatchRecord
 from core.store.repository import Store

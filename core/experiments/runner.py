@@ -36,7 +36,6 @@ from core.errors import DatabaseUnavailable, GembotError, InvalidInput
 from core.experiments.cases import Cases, Template
 from core.experiments.checks import check_experiment
 from core.experiments.judge import Verdict, judge
-from core.experiments.outcomes import Reply, reply_of_answer, reply_of_failure
 from core.experiments.pricing import Prices
 from core.experiments.scoring import score
 from core.experiments.spec import ExperimentSpec, options_of, request_key
@@ -49,6 +48,7 @@ from core.gemini.failures import (
     QuotaExhausted,
 )
 from core.gemini.generation import generate
+from core.gemini.outcomes import Reply, reply_of_answer, reply_of_failure
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import CachedReply, ExperimentRecord, JobRecord, ResultRecord, Store

@@ -26,10 +26,10 @@ from google.genai import types
 
 from core import daily_limits
 from core.errors import GembotError, InvalidInput
-from core.experiments.outcomes import Reply, reply_of_answer, reply_of_failure
 from core.gemini.client import GeminiClient
 from core.gemini.failures import BadResponse, GeminiError, UploadFailed
 from core.gemini.generation import Options, answer_of, request_config
+from core.gemini.outcomes import Reply, reply_of_answer, reply_of_failure
 
 BatchState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired"]
 BATCH_STATES: tuple[str, ...] = get_args(BatchState)

@@ -612,7 +612,7 @@ class Experiment(Base):
 class ExperimentResult(Base):
     """One model's reply to one row, its grade and its cost, written as soon as it arrives.
 
-    `outcome` is answered, refused, stopped or error (`core.experiments.outcomes`); `score` is
+    `outcome` is answered, refused, stopped or error (`core.gemini.outcomes`); `score` is
     None for anything not graded. The judge's tokens are kept apart from the answer's.
     """
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from core.experiments.batch_run import DELIVERED, LONGEST_POLL, run_batches
-from core.experiments.outcomes import Reply
 from core.gemini.generation import Options
+from core.gemini.outcomes import Reply
 from core.store.experiments import ResultRecord
 from core.store.repository import Store
 from tests.support.gemini import GeminiStandIn

@@ -9,12 +9,12 @@ import pytest
 
 from core.daily_limits import Actor, Meter, UsageCount, UsageLimitReached, UsageLimits, acting_for, utc_today
 from core.errors import InvalidInput
-from core.experiments.outcomes import Reply
 from core.gemini import batches
 from core.gemini.batches import BatchRequest
 from core.gemini.client import GeminiClient
 from core.gemini.failures import GeminiError
 from core.gemini.generation import Options
+from core.gemini.outcomes import Reply
 from core.store.repository import Store
 from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_client

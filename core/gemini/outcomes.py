@@ -1,4 +1,5 @@
-"""What one request of an experiment gave back, as a plain value that can be stored and cached.
+"""What one generation request gave back (an experiment's row, a batch's request), as a plain value
+that can be stored and cached.
 
 Four outcomes, counted apart in every summary and never scored as wrong answers but the first:
 `answered` (text, possibly cut off at the output limit), `refused` (Gemini blocked the prompt),
