@@ -12,10 +12,8 @@ charged nor refused.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +25,8 @@ from google.genai import types
 from core import daily_limits
 from core.errors import GembotError, InvalidInput
 from core.gemini.client import GeminiClient
-from core.gemini.failures import BadResponse, GeminiError, UploadFailed
+from core.gemini.failures import BadResponse, GeminiError
+from core.gemini.files import upload_file
 from core.gemini.generation import Options, answer_of, request_config
 from core.gemini.outcomes import Reply, reply_of_answer, reply_of_failure
 
@@ -40,7 +39,6 @@ INLINE_LIMIT = 16 * 1024 * 1024
 JSONL_MIME_TYPE = "application/jsonl"
 _ENVELOPE = 4096
 _MESSAGE_LIMIT = 200
-_FIRST_POLL, _LONGEST_POLL = 0.1, 2.0
 # The SDK's JobState names (it maps the wire's BATCH_STATE_* to them) as our six states.
 _STATES: dict[str, BatchState] = {
     "JOB_STATE_UNSPECIFIED": "pending",
@@ -174,32 +172,15 @@ def submit(
 
 def _upload_jsonl(client: GeminiClient, data: bytes, display_name: str) -> str:
     """Upload the batch's input file and wait until Gemini may use it; returns its name."""
-    sdk = client.sdk
-    file = client.call(
-        lambda: sdk.files.upload(
-            file=io.BytesIO(data), config={"mime_type": JSONL_MIME_TYPE, "display_name": display_name}
-        ),
-        continuing=True,
+    file = upload_file(
+        client,
+        data,
+        mime_type=JSONL_MIME_TYPE,
+        what="batch's input file",
+        display_name=display_name,
+        continuing=True,  # charged once per request at submission
     )
-    deadline = time.monotonic() + client.settings.gemini_file_timeout
-    interval = _FIRST_POLL
-    while file.state == types.FileState.PROCESSING:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise UploadFailed(
-                f"Gemini was still processing the batch's input file after "
-                f"{client.settings.gemini_file_timeout:g} s; try again later, or raise "
-                "GEMBOT_GEMINI_FILE_TIMEOUT"
-            )
-        time.sleep(min(interval, left))
-        interval = min(interval * 2, _LONGEST_POLL)
-        file = client.call(functools.partial(sdk.files.get, name=file.name or ""), continuing=True)
-    if file.state != types.FileState.ACTIVE or not file.name:
-        why = (
-            _line(file.error.message) if file.error is not None and file.error.message else "no reason given"
-        )
-        raise UploadFailed(f"Gemini could not process the batch's input file ({why}); try again")
-    return file.name
+    return file.name or ""
 
 
 def _job(client: GeminiClient, name: str) -> types.BatchJob:

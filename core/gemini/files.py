@@ -60,11 +60,34 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
     if uri is not None:
         return types.Part.from_uri(file_uri=uri, mime_type=image.mime_type)
     what = "image" if image.mime_type.startswith("image/") else "file"
-    sdk = client.sdk
     # Not charged to the user's daily limit (`core.daily_limits`): the answer that uses the upload is.
+    file = upload_file(client, image.data, mime_type=image.mime_type, what=f"uploaded {what}")
+    if not file.uri:
+        raise UploadFailed(
+            f"Gemini could not process the uploaded {what} (it has no URI); try another {what}"
+        )
+    _remember(client, image, file.uri, file.expiration_time)
+    return types.Part.from_uri(file_uri=file.uri, mime_type=file.mime_type or image.mime_type)
+
+
+def upload_file(
+    client: GeminiClient,
+    data: bytes,
+    *,
+    mime_type: str,
+    what: str,
+    display_name: str | None = None,
+    continuing: bool = False,
+) -> types.File:
+    """Upload `data`, wait (a growing interval, bounded by `gemini_file_timeout`) until Gemini has
+    processed it, and return the ACTIVE file; UploadFailed, naming `what`, when it fails or takes
+    too long. The calls are not charged (`metered=False`), or with `continuing` neither charged
+    nor refused: they serve a request already paid for (a batch's input)."""
+    sdk = client.sdk
+    config = types.UploadFileConfig(mime_type=mime_type, display_name=display_name)
+    # With `continuing`, `call` neither charges nor refuses, whatever `metered` says.
     file = client.call(
-        lambda: sdk.files.upload(file=io.BytesIO(image.data), config={"mime_type": image.mime_type}),
-        metered=False,
+        lambda: sdk.files.upload(file=io.BytesIO(data), config=config), metered=False, continuing=continuing
     )
     deadline = time.monotonic() + client.settings.gemini_file_timeout
     interval = _FIRST_POLL
@@ -72,15 +95,16 @@ def upload_image(client: GeminiClient, image: ImageInput) -> types.Part:
         left = deadline - time.monotonic()
         if left <= 0:
             raise UploadFailed(
-                f"Gemini was still processing the uploaded {what} after "
+                f"Gemini was still processing the {what} after "
                 f"{client.settings.gemini_file_timeout:g} s; try again later, or raise "
                 "GEMBOT_GEMINI_FILE_TIMEOUT"
             )
         time.sleep(min(interval, left))
         interval = min(interval * 2, _LONGEST_POLL)
-        file = client.call(functools.partial(sdk.files.get, name=file.name or ""), metered=False)
-    if file.state != types.FileState.ACTIVE or not file.uri:
+        poll = functools.partial(sdk.files.get, name=file.name or "")
+        file = client.call(poll, metered=False, continuing=continuing)
+    if file.state != types.FileState.ACTIVE or not file.name:
         why = file.error.message if file.error is not None and file.error.message else "no reason given"
-        raise UploadFailed(f"Gemini could not process the uploaded {what} ({why}); try another {what}")
-    _remember(client, image, file.uri, file.expiration_time)
-    return types.Part.from_uri(file_uri=file.uri, mime_type=file.mime_type or image.mime_type)
+        hint = "try again" if continuing else f"try another {what.split()[-1]}"
+        raise UploadFailed(f"Gemini could not process the {what} ({why}); {hint}")
+    return file
