@@ -11,8 +11,8 @@ import pytest
 from core.experiments.batch_run import DELIVERED, LONGEST_POLL, run_batches
 from core.gemini.generation import Options
 from core.gemini.outcomes import Reply
-from core.store.experiments import ResultRecord
 from core.store.repository import Store
+from tests.support.experiment_support import result as experiment_result
 from tests.support.gemini import GeminiStandIn
 from tests.support.gemini_support import gemini_client, gemini_settings
 
@@ -54,22 +54,17 @@ class Experiment:
         if self.crash_after is not None and len(self.delivered) >= self.crash_after:
             raise Crash
         self.delivered.append((model, row, reply))
-        result = ResultRecord(
+        result = experiment_result(
             model=model,
             row_index=row,
             prompt=f"prompt {row}",
             outcome=reply.outcome,
             answer=reply.text,
             reason=reply.reason,
-            score=None,
-            judge_reason=None,
             input_tokens=reply.input_tokens,
             output_tokens=reply.output_tokens,
             thinking_tokens=reply.thinking_tokens,
-            judge_input_tokens=0,
-            judge_output_tokens=0,
             latency_ms=reply.latency_ms,
-            cached=False,
             batch=True,
         )
         self.store.experiments.record(self.id, [result], job_id=self.job_id, owner=OWNER, lease_seconds=60)

@@ -13,27 +13,19 @@ from hypothesis import strategies as st
 from core.csv_cells import original_cell
 from core.experiments.export import COLUMNS, export_csv, export_jsonl
 from core.experiments.pricing import Prices
-from core.store.experiments import ResultRecord
+from tests.support.experiment_support import result
 
 PRICES = Prices.parse('{"m-a": {"input": 2, "output": 8}}')
 
-BASE = ResultRecord(
+BASE = result(
     model="m-a",
-    row_index=0,
     prompt="Classify the tone of: I love it",
     answer="Positive",
-    outcome="answered",
-    reason="STOP",
     score=1.0,
-    judge_reason=None,
     input_tokens=1_500,
     output_tokens=250,
     thinking_tokens=100,
-    judge_input_tokens=0,
-    judge_output_tokens=0,
     latency_ms=812.34,
-    cached=False,
-    batch=False,
 )
 
 

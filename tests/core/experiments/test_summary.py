@@ -22,6 +22,7 @@ from core.experiments.summary import (
     wilson_interval,
 )
 from core.store.experiments import ResultRecord
+from tests.support import experiment_support
 
 PRICES = Prices.parse(
     json.dumps(
@@ -37,25 +38,9 @@ JUDGED = Scoring(mode="judge", argument="Is it right?", judge_model="judge-m")
 
 
 def result(model: str = "m-a", row: int = 0, outcome: str = "answered", **fields: object) -> ResultRecord:
-    base = ResultRecord(
-        model=model,
-        row_index=row,
-        prompt=f"prompt {row}",
-        outcome=outcome,
-        answer="answer" if outcome == "answered" else "",
-        reason=None,
-        score=None,
-        judge_reason=None,
-        input_tokens=0,
-        output_tokens=0,
-        thinking_tokens=0,
-        judge_input_tokens=0,
-        judge_output_tokens=0,
-        latency_ms=100.0,
-        cached=False,
-        batch=False,
-    )
-    return replace(base, **fields)  # type: ignore[arg-type]
+    answer = "answer" if outcome == "answered" else ""
+    values: dict[str, object] = {"prompt": f"prompt {row}", "answer": answer, "reason": None}
+    return experiment_support.result(model=model, row_index=row, outcome=outcome, **{**values, **fields})
 
 
 # -- intervals -------------------------------------------------------------------------------------

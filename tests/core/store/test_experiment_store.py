@@ -11,6 +11,7 @@ import pytest
 from core.errors import InvalidInput, NotFound
 from core.store import BatchRecord, CachedReply, LeaseLost, ResultRecord, Store
 from core.store.schema import utcnow
+from tests.support.experiment_support import result
 
 
 def _create(store: Store, *, owner: str | None = "me", rows: int = 3, models: int = 2) -> tuple[int, int]:
@@ -31,25 +32,8 @@ def _create(store: Store, *, owner: str | None = "me", rows: int = 3, models: in
 
 
 def _result(model: str, row: int, **changes: object) -> ResultRecord:
-    base = ResultRecord(
-        model=model,
-        row_index=row,
-        prompt=f"p{row}",
-        outcome="answered",
-        answer=f"answer {row}",
-        reason="STOP",
-        score=1.0,
-        judge_reason=None,
-        input_tokens=10,
-        output_tokens=5,
-        thinking_tokens=0,
-        judge_input_tokens=0,
-        judge_output_tokens=0,
-        latency_ms=12.5,
-        cached=False,
-        batch=False,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    values: dict[str, object] = {"prompt": f"p{row}", "answer": f"answer {row}", "score": 1.0}
+    return result(model=model, row_index=row, **{**values, **changes})
 
 
 def test_an_experiment_comes_with_its_job_which_knows_it(store: Store) -> None:
