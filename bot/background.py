@@ -259,12 +259,16 @@ class Retention:
     conversations: timedelta = timedelta(days=_default("conversation_retention_days"))
     requests: timedelta = timedelta(hours=_default("event_retention_hours"))
     jobs: timedelta = JOB_RETENTION
+    # None: the experiments' response cache is kept for ever (GEMBOT_GENERATION_CACHE_DAYS=0).
+    generation_cache: timedelta | None = timedelta(days=_default("generation_cache_days"))
 
     @classmethod
     def of(cls, settings: Settings) -> Retention:
+        days = settings.generation_cache_days
         return cls(
             conversations=timedelta(days=settings.conversation_retention_days),
             requests=timedelta(hours=settings.event_retention_hours),
+            generation_cache=timedelta(days=days) if days > 0 else None,
         )
 
 
@@ -278,6 +282,7 @@ class Pruned:
     jobs: int | None = 0
     requests: int | None = 0
     answers: int | None = 0
+    cached_replies: int | None = 0
 
     @property
     def total(self) -> int:
@@ -288,6 +293,7 @@ class Pruned:
             self.jobs,
             self.requests,
             self.answers,
+            self.cached_replies,
         )
         return sum(n for n in parts if n)
 
@@ -325,6 +331,9 @@ class Housekeeping(BackgroundRound):
     - Finished bulk jobs, their input and rows, JOB_RETENTION after they ended (`JobStore.prune`).
     - Request claims (`bot.slack_retries`), GEMBOT_EVENT_RETENTION_HOURS after they were taken: by
       then Slack resends nothing (`DeliveryStore.prune`).
+    - The experiments' response cache, GEMBOT_GENERATION_CACHE_DAYS after an answer was kept (never
+      with 0); the experiments and their results are the team's and stay
+      (`ExperimentStore.prune_cache`).
 
     Each part of a round that fails (the database away, say) logs one line and leaves the others
     to run; the next round tries again.
@@ -374,6 +383,16 @@ class Housekeeping(BackgroundRound):
                 f"answers and their feedback older than {_span(kept.conversations)}",
                 lambda: store.prune_answers(moment - kept.conversations),
             ),
+            cached_replies=self._cache_part(moment),
+        )
+
+    def _cache_part(self, moment: datetime) -> int | None:
+        kept = self.retention.generation_cache
+        if kept is None:
+            return 0
+        return self._part(
+            f"cached experiment replies older than {_span(kept)}",
+            lambda: self.store.experiments.prune_cache(moment - kept),
         )
 
     def _part(self, what: str, prune: Callable[[], int]) -> int | None:

@@ -34,7 +34,7 @@ from bot.lifecycle import Lifecycle
 from core.daily_limits import UsageCount
 from core.errors import DatabaseUnavailable, InvalidInput
 from core.settings import Settings
-from core.store import ExampleInput, Store
+from core.store import CachedReply, ExampleInput, Store
 from core.store import changes as store_changes
 from core.store import conversations as store_conversations
 from core.store import db as store_db
@@ -259,6 +259,7 @@ def test_one_round_prunes_every_kind_of_old_row(store: Store) -> None:
     assert store.jobs.fail(job.id, error="gone", owner="a")
     store.jobs.create("T1", kind="k", input=b"x", rows_total=1, parameters={})  # waiting: kept
     store.deliveries.claim("Ev1", team_id="T1", payload={"event_id": "Ev1"}, lease=timedelta(seconds=30))
+    store.experiments.cache([CachedReply("k" * 64, "m", "answered", "hi", "STOP", 1, 1, 0, 5.0)])
     keeper = Housekeeping(store, retention=Retention(conversations=timedelta(days=30)))
     assert timedelta(days=7) == JOB_RETENTION
     assert keeper.run() == NOTHING
@@ -273,6 +274,10 @@ def test_one_round_prunes_every_kind_of_old_row(store: Store) -> None:
     # A month on: the conversation.
     assert keeper.run(now=datetime.now(UTC) + timedelta(days=31)) == Pruned(conversation_turns=1, answers=1)
     assert row_counts(store) == (0, 0)
+    # Ninety days on: the cached experiment reply; kept for ever when the setting says 0.
+    never = Housekeeping(store, retention=Retention(generation_cache=None))
+    assert never.run(now=datetime.now(UTC) + timedelta(days=91)).cached_replies == 0
+    assert keeper.run(now=datetime.now(UTC) + timedelta(days=91)) == Pruned(cached_replies=1)
     with pytest.raises(ValueError, match="timezone-aware"):
         keeper.run(now=datetime.now())
 
@@ -282,8 +287,13 @@ def test_the_retention_comes_from_the_settings() -> None:
         {"GEMBOT_CONVERSATION_RETENTION_DAYS": "2.5", "GEMBOT_EVENT_RETENTION_HOURS": "6"}, dotenv=NO_DOTENV
     )
     assert Retention.of(settings) == Retention(
-        conversations=timedelta(days=2.5), requests=timedelta(hours=6), jobs=JOB_RETENTION
+        conversations=timedelta(days=2.5),
+        requests=timedelta(hours=6),
+        jobs=JOB_RETENTION,
+        generation_cache=timedelta(days=90),
     )
+    forever = Settings.from_env({"GEMBOT_GENERATION_CACHE_DAYS": "0"}, dotenv=NO_DOTENV)
+    assert Retention.of(forever).generation_cache is None
     assert Retention() == Retention.of(Settings.from_env({}, dotenv=NO_DOTENV))
 
 
@@ -328,12 +338,12 @@ def test_a_database_that_is_away_costs_one_line_a_part(
     try:
         with caplog.at_level(logging.INFO, logger="bot.background"):
             keeper = Housekeeping(store)
-            assert keeper.run() == Pruned(None, None, None, None, None, None)
+            assert keeper.run() == Pruned(None, None, None, None, None, None, None)
             assert keeper.sweep() == 0  # what the background thread runs: nothing raised
     finally:
         store.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.background"]
-    assert len(lines) == 12 and all("\n" not in line for line in lines), lines
+    assert len(lines) == 14 and all("\n" not in line for line in lines), lines
     assert lines[0].startswith("could not prune usage counters of days before ")
     assert lines[1].startswith("could not prune expired OAuth install states: cannot use the database ")
     assert lines[2].startswith(
@@ -342,6 +352,7 @@ def test_a_database_that_is_away_costs_one_line_a_part(
     assert lines[3].startswith("could not prune finished jobs older than 7 days: ")
     assert lines[4].startswith("could not prune request ids older than 24 hours: ")
     assert lines[5].startswith("could not prune answers and their feedback older than 30 days: ")
+    assert lines[6].startswith("could not prune cached experiment replies older than 90 days: ")
     assert all("127.0.0.1" in line and "hunter2" not in line for line in lines)
 
 
