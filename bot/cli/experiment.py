@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bot.cli.context import Context
 from bot.cli.output import ProgressBar, emit_json, fields_json, read_text_file, write_atomic, write_output
-from core.bulk_runner import JobInterrupted
+from core.bulk_runner import JobInterrupted, LeaseLost
 from core.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -232,6 +232,13 @@ def _run(ctx: Context, runner: ExperimentRunner, experiment: ExperimentRecord, j
             file=sys.stderr,
         )
         return 130
+    except LeaseLost:
+        print(
+            f"error: another process took experiment #{experiment.id} over (this one stopped renewing "
+            "its lease for too long); it carries on there",
+            file=sys.stderr,
+        )
+        return 1
     except ExperimentStopped as exc:
         ctx.store.jobs.release(job.id, owner=runner.owner)
         print(f"error: {exc}; carry on with `gembot experiment resume {experiment.id}`", file=sys.stderr)
@@ -300,7 +307,9 @@ def show_experiment(ctx: Context) -> int:
         print(f"  generation: {generation or 'model defaults'}; google-genai {spec.sdk}")
         if spec.scoring.mode != "none":
             scoring = spec.scoring
-            print(f"  scoring: {scoring.mode} {scoring.argument or ''} (expected: {scoring.expected})")
+            judged = f", judged by {scoring.judge_model}" if scoring.mode == "judge" else ""
+            argument = f":{scoring.argument}" if scoring.argument else ""
+            print(f"  scoring: {scoring.mode}{argument} (expected: {scoring.expected or 'none'}{judged})")
         if experiment.error:
             print(f"  stopped: {experiment.error}")
     _print_summary(ctx, [experiment])

@@ -225,3 +225,26 @@ def test_a_batch_experiment_reads_like_any_other_at_half_the_price(
     half = sum(float(r["cost"]) for r in exported) / sum(float(r["cost"]) for r in online_rows)
     assert 0.45 < half < 0.55  # one more input token a request ("… " ends the template)
     assert online.code == 0  # type: ignore[attr-defined]
+
+
+def test_a_judge_grades_on_a_five_point_scale_and_show_names_it(
+    gembot: CLI, gemini_standin: GeminiStandIn
+) -> None:
+    def answer(prompt: Prompt) -> str:
+        if prompt.model == "gemini-2.5-pro":
+            return json.dumps({"score": 4, "reason": "close enough"})
+        return tone(prompt)
+
+    gemini_standin.answer_with(answer)
+    r = gembot(
+        "experiment", "run", "--prompt", TEMPLATE, "--input", str(TONES), "--model", "gemini-2.5-flash",
+        "--score", "judge:Is the tone right?", "--judge-model", "gemini-2.5-pro", "--expected", "expected",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "4.00/5 (4.00–4.00) n=24" in r.out and "judge: $" in r.out
+    shown = gembot("experiment", "show", "1").out
+    assert "scoring: judge:Is the tone right? (expected: expected, judged by gemini-2.5-pro)" in shown
+    judged = [
+        q for q in gemini_standin.requests("generate", action="generateContent") if "gemini-2.5-pro" in q.path
+    ]
+    assert len(judged) == 24  # a verdict a row: every prompt differs
