@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -373,12 +374,52 @@ def test_a_slack_experiment_left_queued_is_resumed_and_a_command_line_one_is_not
     )
     check_delivered(server, slack.id, thread, results=10)
     shown = updates_of(server, progress["ts"])
-    assert "Carrying on with experiment #2 on cases.csv: 0 of 10 requests" in shown[0]
+    assert f"Carrying on with experiment #{slack.id} on cases.csv: 0 of 10 requests" in shown[0]
     assert "is done" in shown[-1]
     # The command line's experiment is the command line's to carry on: no server takes it.
     assert server.deps.store.jobs.get(cli_job.id).state == "queued"
     assert server.deps.store.experiments.results(cli.id) == []
     assert generated(server) == 10
+
+
+def test_a_restart_mid_run_gives_the_job_back_and_the_next_process_carries_on(
+    make_bot_server: MakeBotServer, database_url: str
+) -> None:
+    server = make_bot_server(database_url=database_url, env={"GEMBOT_EXPERIMENT_CONCURRENCY": "1"})
+    assert server.gemini is not None
+    # The fourth answer is held until the server is stopping: SIGTERM comes mid-run.
+    held, release, answered = threading.Event(), threading.Event(), itertools.count(1)
+
+    def answer(prompt: Prompt) -> str:
+        if next(answered) == 4:
+            held.set()
+            assert release.wait(30), "the test never released the held answer"
+        return tone_of(prompt)
+
+    server.gemini.answer_with(answer)
+    event = send_run(server, ASK)
+    assert held.wait(20), "the run never reached its fourth request"
+    stopping = server.deps
+    assert stopping is not None
+    restarting = threading.Thread(target=server.restart, kwargs={"keep_calls": True})
+    restarting.start()
+    wait_until(lambda: stopping.experiments.stopping, what="the server to start stopping")
+    release.set()  # the answer in flight is kept, and the job given back
+    restarting.join(30)
+    assert not restarting.is_alive()
+    wait_until(lambda: len(server.slack.uploads()) == 2, what="the results")
+    (experiment,) = store_of(server).experiments.find()
+    wait_until(lambda: store_of(server).experiments.get(experiment.id).state == "done", what="done")
+    check_delivered(server, experiment.id, event["ts"], results=10)
+    assert generated(server) == 10  # nothing asked twice
+    working = posted(server)[1]
+    shown = updates_of(server, working.response["ts"])
+    (paused,) = [n for n, said in enumerate(shown) if f"Paused experiment #{experiment.id} at" in said]
+    assert "at 4 of 10 requests while I restart" in shown[paused]
+    assert f"Carrying on with experiment #{experiment.id} on cases.csv: 4 of 10 requests" in shown[paused + 1]
+    assert "is done" in shown[-1]
+    job = store_of(server).jobs.get(experiment.job_id or 0)
+    assert (job.state, job.attempts) == ("done", 2)
 
 
 # -- the pure parts --------------------------------------------------------------------------------
