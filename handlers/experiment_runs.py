@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 
 from core import daily_limits
-from core.bulk_runner import JobInterrupted
+from core.bulk_runner import MAX_ATTEMPTS, JobGaveUp, JobInterrupted
 from core.errors import GembotError, InvalidInput
 from core.store import JobRecord, LeaseLost
 from handlers import attachments, downloads, text
@@ -320,8 +320,8 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
     """Run the job's requests not done yet, counting them in `working`, then deliver the results.
 
     A process that is stopping gives the job back and says so; a spent quota or usage limit marks
-    the experiment failed and delivers what came back; any other failure marks it failed and is
-    raised for the replier.
+    the experiment failed and delivers what came back; any other failure (a job taken over more
+    than MAX_ATTEMPTS times among them) marks it failed and is raised for the replier.
     """
     from core.experiments.runner import ExperimentStopped
 
@@ -336,6 +336,12 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
             _show_progress(replier, working, experiment, p.done, p.total, eta=p.eta)
 
     try:
+        if job.attempts > MAX_ATTEMPTS:
+            # A run that takes its process down every time must not go round for ever.
+            raise JobGaveUp(
+                f"experiment #{experiment.id} was interrupted {MAX_ATTEMPTS} times before it could "
+                "finish, so I gave up on it: send the file again"
+            )
         finished = runner.run(job, progress=progress)
     except JobInterrupted as stop:
         why = (

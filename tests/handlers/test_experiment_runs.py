@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from core.bulk_runner import MAX_ATTEMPTS
 from core.errors import InvalidInput
 from core.experiments.cases import Cases
 from core.experiments.runner import KIND_CLI, KIND_SLACK
@@ -380,6 +381,39 @@ def test_a_slack_experiment_left_queued_is_resumed_and_a_command_line_one_is_not
     assert server.deps.store.jobs.get(cli_job.id).state == "queued"
     assert server.deps.store.experiments.results(cli.id) == []
     assert generated(server) == 10
+
+
+def test_an_experiment_taken_over_too_often_is_given_up(make_bot_server: MakeBotServer) -> None:
+    server = make_bot_server()
+    assert server.deps is not None
+    cases = Cases(("text", "expected"), tuple(read_csv(CASES)))
+    spec = ExperimentSpec(template="Tone of: {text}", models=("gemini-2.5-flash",))
+    thread = "1700005000.000100"
+    progress = server.slack.add_message(DM, "Running…", user=server.slack.bot_user_id, thread_ts=thread)
+    where = ReplyTo(channel=DM, user=USER, thread_ts=thread, team=server.team)
+    experiment, job = server.deps.experiments.create(
+        server.team,
+        spec,
+        cases,
+        name="cases.csv",
+        source="cases.csv",
+        kind=KIND_SLACK,
+        created_by=USER,
+        parameters={REPLY_TO: where.to_json(), PROGRESS_TS: progress["ts"]},
+        hold=False,
+    )
+    store = server.deps.store
+    for _ in range(MAX_ATTEMPTS):  # five processes took it and died
+        store.jobs.claim(owner="dead", lease_seconds=60, job_id=job.id)
+        store.jobs.release(job.id, owner="dead")
+
+    server.restart(keep_calls=True)
+    wait_until(lambda: store_of(server).jobs.get(job.id).state == "failed", what="the job to be given up")
+    wait_until(lambda: any("gave up" in said for said in updates_of(server, progress["ts"])), what="the news")
+    said = updates_of(server, progress["ts"])[-1]
+    assert said.startswith(f":warning: Experiment #{experiment.id} was interrupted {MAX_ATTEMPTS} times")
+    assert store_of(server).experiments.get(experiment.id).state == "failed"
+    assert generated(server) == 0
 
 
 def test_a_restart_mid_run_gives_the_job_back_and_the_next_process_carries_on(
