@@ -6,7 +6,9 @@ next round tries again). `bot.lifecycle` builds the four below, starts them with
 stops them with it:
 
 - `JobResumer` (bulk job leases), every third of GEMBOT_JOB_LEASE_SECONDS: renews the leases of
-  this process's bulk jobs and takes over the jobs nobody holds (queued, or a lapsed lease).
+  this process's bulk jobs and takes over the jobs nobody holds (queued, or a lapsed lease) of the
+  kinds a server runs: CSV classifications and experiments started in Slack (one started on the
+  command line is carried on by `gembot experiment resume` alone).
 - `RequestResumer` (request leases), every third of the same lease: renews the leases of the
   requests this process works on, and runs again (through the app, as if it had just arrived) a
   request whose process stopped renewing its lease (`bot.slack_retries` claims and tracks them).
@@ -42,11 +44,12 @@ from bot.retune import TuneJobs
 from bot.slack_retries import REPLAY, DeliveryTracker
 from core.bulk_runner import KIND_CLASSIFY_CSV
 from core.errors import GembotError
+from core.experiments.runner import KIND_SLACK
 from core.settings import Settings
 from core.store import JobRecord, Store
 from core.store.db import unavailable
 from core.store.schema import slack_oauth_states
-from handlers import bulk
+from handlers import bulk, experiment_runs
 from handlers.deps import Deps
 from handlers.replies import UnknownReplyTo
 
@@ -60,6 +63,8 @@ USAGE_RETENTION = timedelta(days=7)
 JOB_RETENTION = timedelta(days=7)
 # Jobs taken over from other processes that one process runs at once, each on its own thread.
 RESUMED_AT_ONCE = 2
+#: The kinds of job a serving process takes over (`JobResumer`).
+RESUMED_KINDS = (KIND_CLASSIFY_CSV, KIND_SLACK)
 # Runs of one request in all: the first, and one more by another process if the first died.
 MAX_REQUEST_RUNS = 2
 # Requests taken over from dead processes per round of one process.
@@ -178,7 +183,7 @@ class JobResumer(BackgroundRound):
         """Renew, take over. Returns how many jobs were taken over."""
         jobs = self.deps.jobs
         jobs.heartbeat()
-        taken = jobs.claim(limit=RESUMED_AT_ONCE - self.executor.pending)
+        taken = jobs.claim(limit=RESUMED_AT_ONCE - self.executor.pending, kinds=RESUMED_KINDS)
         for job in taken:
             done, total = job.rows_done, job.rows_total
             log.info("resuming job #%d (%s, %d of %d rows done)", job.id, job.kind, done, total)
@@ -186,13 +191,13 @@ class JobResumer(BackgroundRound):
         return len(taken)
 
     def _resume(self, job: JobRecord) -> None:
-        if job.kind != KIND_CLASSIFY_CSV:
+        if job.kind not in RESUMED_KINDS:
             self.deps.jobs.fail(job, f"this version of Gembot does not know jobs of kind {job.kind!r}")
             return
         try:
             bulk.reply_to_of(job)
         except UnknownReplyTo as exc:
-            self.deps.jobs.fail(job, str(exc))
+            self._give_up(job, str(exc))
             return
         try:
             client = self.client_for(job)
@@ -200,9 +205,19 @@ class JobResumer(BackgroundRound):
             log.exception("no Slack client for job #%d", job.id)
             client = None
         if client is None:
-            self.deps.jobs.fail(job, "Gembot is no longer installed in the workspace that asked for it")
+            self._give_up(job, "Gembot is no longer installed in the workspace that asked for it")
             return
-        bulk.resume(self.deps, job, client=client)
+        if job.kind == KIND_SLACK:
+            experiment_runs.resume(self.deps, job, client=client)
+        else:
+            bulk.resume(self.deps, job, client=client)
+
+    def _give_up(self, job: JobRecord, error: str) -> None:
+        """Fail a job that cannot be carried on (and its experiment, when it runs one)."""
+        if job.kind == KIND_SLACK:
+            experiment_runs.give_up(self.deps, job, error)
+        else:
+            self.deps.jobs.fail(job, error)
 
 
 # -- request leases ----------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ background rounds (`bot.background`) built and started together, and a graceful,
     lifecycle.shutdown(timeout=20)                        # on SIGTERM
 
 `shutdown` stops taking jobs, asks running bulk jobs to give themselves back after their current
-batch (their progress is in the database; the next process carries on), and waits up to
-`timeout` seconds for every listener already started, an /ask in flight for instance, to finish
-and answer. The HTTP server (`bot.wsgi`, through gunicorn's `worker_exit`) and Socket Mode
-(`gembot serve --socket`) both call it.
+batch and running experiments after their requests in flight (their progress is in the database;
+the next process carries on), and waits up to `timeout` seconds for every listener already
+started, an /ask in flight for instance, to finish and answer. The HTTP server (`bot.wsgi`,
+through gunicorn's `worker_exit`) and Socket Mode (`gembot serve --socket`) both call it.
 
 `start` also starts the process's background rounds (`bot.background`: bulk job leases, request
 re-runs, pruning, re-tuning), which `shutdown` stops; a tune in progress is abandoned, not waited
@@ -134,6 +134,7 @@ class Lifecycle:
             # another process runs them again.
             self.requests.stop()
         self.deps.jobs.stop()
+        self.deps.stop_experiments()
         unfinished = self.executor.drain(deadline - time.monotonic())
         unfinished += self.resumer.executor.drain(deadline - time.monotonic())
         # Pruning is never worth holding up a stop for: it gets what time is left (a round cut

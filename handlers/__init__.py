@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def register_all(app: App, deps: Deps) -> None:
     """Hand every request `deps` (`handlers.deps.provide`) and register every surface's listeners."""
-    from handlers.actions import answer_feedback, classify_feedback
+    from handlers.actions import answer_feedback, classify_feedback, experiment_confirm
     from handlers.commands import ask, classify, cluster, label, similar
     from handlers.deps import provide
     from handlers.events import app_home, app_mention, assistant, direct_message
@@ -36,6 +36,7 @@ def register_all(app: App, deps: Deps) -> None:
         classify,
         classify_feedback,
         answer_feedback,
+        experiment_confirm,
         label,
         add_example_shortcut,
         add_example_modal,

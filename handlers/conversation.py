@@ -55,7 +55,9 @@ HELP_DM = (
     "carry on: I remember it, images included. I read PDFs and .txt, .md and .csv files too.\n"
     "Send me a CSV file with the word `import` to add its `text,label` rows as label examples, or "
     "with the word `classify` to label its `text` column (add `set:NAME` for a set other than "
-    "`default`)."
+    "`default`).\n"
+    "Send me a CSV or JSONL file with `run: <prompt with {column}s>` (and `models: a, b` if you "
+    "like) to run the prompt over every row on each model and compare them."
 )
 NOT_SAVED = "_I couldn't save this exchange, so I won't remember it in this thread._"
 CUT_OFF = "_The answer was cut off at the model's output limit._"

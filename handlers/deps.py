@@ -25,6 +25,7 @@ from handlers.rights import Rights
 if TYPE_CHECKING:
     from core.embeddings.base import Embedder
     from core.engine import Engine
+    from core.experiments.runner import ExperimentRunner
 
 NOT_CONFIGURED = (
     "Gemini is not configured for this bot: whoever runs it needs to set GEMINI_API_KEY "
@@ -33,8 +34,8 @@ NOT_CONFIGURED = (
 
 
 class Deps:
-    """The settings, the store, the engine (lazy), the Gemini client (None without a key) and the
-    bulk job runner.
+    """The settings, the store, the engine (lazy), the Gemini client (None without a key), the
+    bulk job runner and the experiment runner (lazy).
 
     Thread-safe: one instance serves every request of a process.
     """
@@ -52,6 +53,7 @@ class Deps:
         self.gemini = gemini
         self._embedder = embedder
         self._engine: Engine | None = None
+        self._experiments: ExperimentRunner | None = None
         self._lock = threading.Lock()
         # This process's bulk jobs (a CSV to classify): stored with their progress, resumable.
         self.jobs = JobRunner(store, lease_seconds=settings.job_lease_seconds)
@@ -90,6 +92,29 @@ class Deps:
                     store=self.store, embedder=embedder, settings=self.settings, gemini=self.gemini
                 )
             return self._engine
+
+    @property
+    def experiments(self) -> ExperimentRunner:
+        """The process's experiment runner, built on first use; its jobs are held under the bulk
+        job runner's owner, so that the leases this process takes over (`JobRunner.claim`) are the
+        ones it runs. Built after `stop_experiments`, it starts stopped."""
+        with self._lock:
+            if self._experiments is None:
+                # Imported here: the experiment engine is not needed until someone runs one.
+                from core.experiments.runner import ExperimentRunner
+
+                runner = ExperimentRunner(self.store, self.settings, self.gemini, owner=self.jobs.owner)
+                if self.jobs.stopping:
+                    runner.stop()
+                self._experiments = runner
+            return self._experiments
+
+    def stop_experiments(self) -> None:
+        """Make every experiment of this process give its job back after the requests in flight
+        (call after `jobs.stop()`: a runner built later starts stopped)."""
+        with self._lock:
+            if self._experiments is not None:
+                self._experiments.stop()
 
     def require_gemini(self) -> GeminiClient:
         """The Gemini client, or GeminiNotConfigured worded for a Slack user."""

@@ -47,6 +47,8 @@ HOW_TO = "\n".join(
         "• `/label eval` — how well a set classifies its own examples, with a confusion matrix; "
         "`/label export` — the set as a CSV file; `/label tune NAME` — tune the set's own model.",
         "• `/similar` and `/cluster` — compare or group texts, one per line; `/ask` — ask Gemini.",
+        "• DM me a CSV with `run: PROMPT using {column}` (and `models: a, b`) — run a prompt over "
+        "every row on each model, with a comparison table and a chart.",
     ]
 )
 

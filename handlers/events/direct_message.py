@@ -1,9 +1,11 @@
-"""Direct messages: questions (with images or documents) for Gemini, and CSV files to import or classify.
+"""Direct messages: questions (with images or documents) for Gemini, CSV files to import or classify,
+and prompt experiments.
 
-Every message a person sends the bot is answered in its thread. A CSV file goes to
-`handlers.bulk` (`import` or `classify`) unless the message is a question naming neither (then
-Gemini reads it as text); anything else is a question for Gemini, which carries on the thread's
-conversation, images and documents included (read back from the database).
+Every message a person sends the bot is answered in its thread. A message with a line starting
+`run:` is an experiment over the CSV or JSONL file sent with it (`handlers.experiment_runs`). A
+CSV file goes to `handlers.bulk` (`import` or `classify`) unless the message is a question naming
+neither (then Gemini reads it as text); anything else is a question for Gemini, which carries on
+the thread's conversation, images and documents included (read back from the database).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext
 
-from handlers import attachments, bulk, conversation, matchers
+from handlers import attachments, bulk, conversation, experiment_runs, matchers
 from handlers.acks import acknowledge
 
 
@@ -25,8 +27,18 @@ def register(app: App) -> None:
 
 
 def answer_direct_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
-    """Import or classify the CSV files sent, or answer the question in the message's thread."""
+    """Run the experiment asked, import or classify the CSV files sent, or answer the question in
+    the message's thread."""
     with conversation.answering(event, body, context) as (deps, request, question):
+        if experiment_runs.asks_for_a_run(question.text):
+            tables = [f for f in question.files if experiment_runs.is_table(f)]
+            if len(tables) == 1:
+                experiment_runs.handle(deps, request, file=tables[0], message=question.text)
+            elif tables:
+                request.replier.post(experiment_runs.ONE_FILE.format(count=len(tables)))
+            else:
+                request.replier.post(experiment_runs.NEED_A_FILE)
+            return
         tables = [f for f in question.files if attachments.is_csv(f)]
         if tables and is_a_job(question.text):
             if question.files_note:
