@@ -298,6 +298,7 @@ class Pruned:
     requests: int | None = 0
     answers: int | None = 0
     cached_replies: int | None = 0
+    unconfirmed_experiments: int | None = 0
 
     @property
     def total(self) -> int:
@@ -309,6 +310,7 @@ class Pruned:
             self.requests,
             self.answers,
             self.cached_replies,
+            self.unconfirmed_experiments,
         )
         return sum(n for n in parts if n)
 
@@ -348,7 +350,8 @@ class Housekeeping(BackgroundRound):
       then Slack resends nothing (`DeliveryStore.prune`).
     - The experiments' response cache, GEMBOT_GENERATION_CACHE_DAYS after an answer was kept (never
       with 0); the experiments and their results are the team's and stay
-      (`ExperimentStore.prune_cache`).
+      (`ExperimentStore.prune_cache`). An experiment still waiting for its **Run it** press
+      JOB_RETENTION after it was sent is cancelled (`ExperimentStore.cancel_stale`).
 
     Each part of a round that fails (the database away, say) logs one line and leaves the others
     to run; the next round tries again.
@@ -399,6 +402,10 @@ class Housekeeping(BackgroundRound):
                 lambda: store.prune_answers(moment - kept.conversations),
             ),
             cached_replies=self._cache_part(moment),
+            unconfirmed_experiments=self._part(
+                f"experiments unconfirmed for {_span(kept.jobs)}",
+                lambda: store.experiments.cancel_stale(moment - kept.jobs),
+            ),
         )
 
     def _cache_part(self, moment: datetime) -> int | None:

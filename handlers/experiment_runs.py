@@ -381,6 +381,8 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
         ],
     )
     _deliver(deps, replier, finished, plot=True)
+    # Only now: a process that dies before this runs the job again, which asks nothing twice.
+    runner.finish(job)
 
 
 def give_up(deps: Deps, job: JobRecord, error: str) -> None:

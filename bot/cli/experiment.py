@@ -244,6 +244,7 @@ def _run(ctx: Context, runner: ExperimentRunner, experiment: ExperimentRecord, j
         print(f"error: {exc}; carry on with `gembot experiment resume {experiment.id}`", file=sys.stderr)
         return 1
     _print_summary(ctx, [finished])
+    runner.finish(job)
     return 0
 
 

@@ -356,7 +356,8 @@ class ExperimentRunner:
         fresh: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> ExperimentRecord:
-        """Run the requests of `job`'s experiment that have no result yet, and mark it done.
+        """Run the requests of `job`'s experiment that have no result yet, and mark the experiment
+        done; the job stays this process's until `finish` says the results were delivered.
 
         JobInterrupted when the runner is stopping (the job is queued again with its results) or
         the database went away; ExperimentStopped when a failure would fail every request left
@@ -394,8 +395,13 @@ class ExperimentRunner:
             self.store.jobs.release(job.id, owner=self.owner)
             raise JobInterrupted(run.done, run.total)
         self.store.experiments.finish(experiment_id, state="done")
-        self.store.jobs.finish(job.id, owner=self.owner)
         return self.store.experiments.get(experiment.id)
+
+    def finish(self, job: JobRecord) -> bool:
+        """Mark `job` done once its results have reached whoever asked (a crash before then leaves
+        it to be run again, which asks nothing twice and delivers again); False when this process
+        no longer holds it."""
+        return self.store.jobs.finish(job.id, owner=self.owner)
 
     def _run_batch(
         self, run: _Run, todo: Sequence[_Request], *, fresh: bool, sleep: Callable[[float], None]

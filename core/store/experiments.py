@@ -204,6 +204,18 @@ class ExperimentStore:
             )
             return job_record(job)
 
+    def cancel_stale(self, older_than: datetime) -> int:
+        """Cancel the experiments still waiting for a confirmation that were created before
+        `older_than` (nobody pressed either button); returns how many."""
+        with self._session() as s, s.begin():
+            result = execute_dml(
+                s,
+                update(Experiment)
+                .where(Experiment.state == PENDING_STATE, Experiment.created_at < older_than)
+                .values(state=CANCELLED_STATE, finished_at=utcnow()),
+            )
+            return int(result.rowcount or 0)
+
     def cancel(self, experiment_id: int) -> bool:
         """End a pending experiment unrun; False when it is not pending (started, or ended)."""
         with self._session() as s, s.begin():

@@ -260,6 +260,11 @@ def test_one_round_prunes_every_kind_of_old_row(store: Store) -> None:
     store.jobs.create("T1", kind="k", input=b"x", rows_total=1, parameters={})  # waiting: kept
     store.deliveries.claim("Ev1", team_id="T1", payload={"event_id": "Ev1"}, lease=timedelta(seconds=30))
     store.experiments.cache([CachedReply("k" * 64, "m", "answered", "hi", "STOP", 1, 1, 0, 5.0)])
+    waiting, _ = store.experiments.create(
+        "T1", name="tone", spec={"v": 1, "models": ["m"]}, cases={"columns": [], "rows": []}, rows=1,
+        source="c.csv", origin="slack", job_kind="experiment_slack", job_parameters={}, owner=None,
+        lease_seconds=60, pending=True,
+    )  # fmt: skip
     keeper = Housekeeping(store, retention=Retention(conversations=timedelta(days=30)))
     assert timedelta(days=7) == JOB_RETENTION
     assert keeper.run() == NOTHING
@@ -268,8 +273,11 @@ def test_one_round_prunes_every_kind_of_old_row(store: Store) -> None:
     # GEMBOT_EVENT_RETENTION_HOURS's default (24 hours).
     day = keeper.run(now=datetime.now(UTC) + timedelta(days=1, minutes=1))
     assert day == Pruned(oauth_states=1, requests=1)
-    # Eight days on: the failed job and today's counters (a user's and the workspace's) too.
-    assert keeper.run(now=datetime.now(UTC) + timedelta(days=8)) == Pruned(usage_counters=2, jobs=1)
+    # Eight days on: the failed job and today's counters (a user's and the workspace's) too, and the
+    # experiment nobody confirmed is cancelled.
+    eight = keeper.run(now=datetime.now(UTC) + timedelta(days=8))
+    assert eight == Pruned(usage_counters=2, jobs=1, unconfirmed_experiments=1)
+    assert store.experiments.get(waiting.id).state == "cancelled"
     assert [j.state for j in store.jobs.find()] == ["queued"]
     # A month on: the conversation.
     assert keeper.run(now=datetime.now(UTC) + timedelta(days=31)) == Pruned(conversation_turns=1, answers=1)
@@ -338,12 +346,12 @@ def test_a_database_that_is_away_costs_one_line_a_part(
     try:
         with caplog.at_level(logging.INFO, logger="bot.background"):
             keeper = Housekeeping(store)
-            assert keeper.run() == Pruned(None, None, None, None, None, None, None)
+            assert keeper.run() == Pruned(None, None, None, None, None, None, None, None)
             assert keeper.sweep() == 0  # what the background thread runs: nothing raised
     finally:
         store.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.background"]
-    assert len(lines) == 14 and all("\n" not in line for line in lines), lines
+    assert len(lines) == 16 and all("\n" not in line for line in lines), lines
     assert lines[0].startswith("could not prune usage counters of days before ")
     assert lines[1].startswith("could not prune expired OAuth install states: cannot use the database ")
     assert lines[2].startswith(

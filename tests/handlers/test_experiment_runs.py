@@ -452,8 +452,9 @@ def test_a_restart_mid_run_gives_the_job_back_and_the_next_process_carries_on(
     assert "at 4 of 10 requests while I restart" in shown[paused]
     assert f"Carrying on with experiment #{experiment.id} on cases.csv: 4 of 10 requests" in shown[paused + 1]
     assert "is done" in shown[-1]
-    job = store_of(server).jobs.get(experiment.job_id or 0)
-    assert (job.state, job.attempts) == ("done", 2)
+    # The job is marked done just after the last upload.
+    wait_until(lambda: store_of(server).jobs.get(experiment.job_id or 0).state == "done", what="the job done")
+    assert store_of(server).jobs.get(experiment.job_id or 0).attempts == 2
 
 
 # -- the pure parts --------------------------------------------------------------------------------

@@ -91,7 +91,10 @@ def test_every_model_answers_every_row_once_graded_with_its_tokens(
     assert (first.input_tokens, first.output_tokens, first.cached) == (5, 1, False)
     assert first.latency_ms > 0
     ended = store.experiments.get(experiment_id)
-    assert ended.state == "done" and store.jobs.get(ended.job_id or 0).state == "done"
+    job = store.jobs.get(ended.job_id or 0)
+    # The job stays held until the results have been delivered.
+    assert ended.state == "done" and job.state == "running"
+    assert runner.finish(job) and store.jobs.get(job.id).state == "done"
 
 
 def test_the_locked_configuration_is_what_goes_on_the_wire(
