@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from core.experiments.cases import Cases
     from core.experiments.runner import Estimate, Progress
     from core.experiments.spec import ExperimentSpec
-    from core.gemini.client import GeminiClient
     from core.store import ExperimentRecord
 
 log = logging.getLogger(__name__)
@@ -154,13 +153,13 @@ def handle(deps: Deps, request: SlackRequest, *, file: Mapping[str, Any], messag
     working = replier.working(f"Checking {text.escape(name)} before running anything…")
     try:
         spec = _spec(deps, parse_request(message))
-        gemini = deps.require_gemini()
+        deps.require_gemini()
         content = attachments.fetch_text(request.client, file, token=request.token)
         cases = read_cases(
             content, filename=name, max_rows=settings.max_csv_rows, max_chars=settings.max_text_chars
         )
         check_experiment(spec, cases, source=name)
-        _check_models(gemini, spec)
+        deps.experiments.check_models(spec)
         estimate = deps.experiments.estimate(spec, cases, source=name)
     except InvalidInput as exc:
         raise slack_words(exc) from None
@@ -183,14 +182,6 @@ def _spec(deps: Deps, asked: RunRequest) -> ExperimentSpec:
     spec = ExperimentSpec(template=asked.template, models=models, scoring=scoring)
     Template(spec.template)  # no placeholder, a lone brace: said before the file is fetched
     return spec
-
-
-def _check_models(gemini: GeminiClient, spec: ExperimentSpec) -> None:
-    from core.experiments.checks import check_models
-    from core.gemini.catalog import list_models
-
-    models = [*spec.models, *([spec.scoring.judge_model] if spec.scoring.judge_model else [])]
-    check_models(list(dict.fromkeys(models)), list_models(gemini))
 
 
 def needs_confirmation(estimate: Estimate, *, limit: float) -> bool:

@@ -138,17 +138,6 @@ def _spec(ctx: Context) -> ExperimentSpec:
     )
 
 
-def _check_models(ctx: Context, runner: ExperimentRunner, spec: ExperimentSpec) -> None:
-    from core.experiments.checks import check_models
-    from core.gemini.catalog import list_models
-
-    client = runner._client()
-    models = list(spec.models)
-    if spec.scoring.judge_model:
-        models.append(spec.scoring.judge_model)
-    check_models(list(dict.fromkeys(models)), list_models(client))
-
-
 def run_experiment(ctx: Context) -> int:
     from core.experiments.cases import read_cases
     from core.experiments.checks import check_experiment
@@ -165,7 +154,7 @@ def run_experiment(ctx: Context) -> int:
     # Everything that can be checked here is, before models.list is asked about the models.
     check_experiment(spec, cases, source=Path(a.input).name)
     runner = _runner(ctx)
-    _check_models(ctx, runner, spec)
+    runner.check_models(spec)
     if a.dry_run:
         return _print_estimate(runner.estimate(spec, cases, source=Path(a.input).name), spec)
     experiment, job = runner.create(
@@ -184,7 +173,7 @@ def rerun_experiment(ctx: Context) -> int:
     runner = _runner(ctx)
     old = _experiment(ctx, a.id)
     _, spec, cases = runner.loaded(old.id)
-    _check_models(ctx, runner, spec)
+    runner.check_models(spec)
     if a.dry_run:
         return _print_estimate(runner.estimate(spec, cases, source=old.source), spec)
     experiment, job = runner.create(

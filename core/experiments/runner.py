@@ -34,7 +34,7 @@ from core.bulk_runner import JobInterrupted, owner_id
 from core.daily_limits import UsageLimitReached
 from core.errors import DatabaseUnavailable, GembotError, InvalidInput
 from core.experiments.cases import Cases, Template
-from core.experiments.checks import check_experiment
+from core.experiments.checks import check_experiment, check_models
 from core.experiments.judge import Verdict, judge
 from core.experiments.pricing import Prices
 from core.experiments.scoring import score
@@ -303,6 +303,14 @@ class ExperimentRunner:
         spec = ExperimentSpec.of(experiment.spec)
         return experiment, spec, Cases.of(self.store.experiments.cases(experiment_id))
 
+    def check_models(self, spec: ExperimentSpec) -> None:
+        """InvalidInput unless every model of `spec`, and its judge, can generate for this API key
+        (asked of `models.list`)."""
+        from core.gemini.catalog import list_models
+
+        models = [*spec.models, *([spec.scoring.judge_model] if spec.scoring.judge_model else [])]
+        check_models(list(dict.fromkeys(models)), list_models(self.client()))
+
     # -- estimating -----------------------------------------------------------------------------
 
     def estimate(self, spec: ExperimentSpec, cases: Cases, *, source: str = "the input") -> Estimate:
@@ -332,7 +340,7 @@ class ExperimentRunner:
         )
 
     def _sample_tokens(self, model: str, spec: ExperimentSpec, prompts: Sequence[str]) -> float:
-        client = self._client()
+        client = self.client()
         step = max(1, len(prompts) // SAMPLE)
         sample = list(prompts[::step][:SAMPLE])
         system = spec.generation.system or ""
@@ -428,7 +436,7 @@ class ExperimentRunner:
 
         run_batches(
             self.store,
-            self._client(),
+            self.client(),
             self.settings,
             run.experiment_id,
             requests,
@@ -438,7 +446,7 @@ class ExperimentRunner:
         )
         run.flush(force=True)
 
-    def _client(self) -> GeminiClient:
+    def client(self) -> GeminiClient:
         if self.gemini is None:
             raise GeminiNotConfigured(
                 "experiments need Gemini: set GEMINI_API_KEY (get one at https://aistudio.google.com/apikey)"
@@ -597,7 +605,7 @@ class _Run:
                 latency_ms=cached.latency_ms,
             )
             return self.finish(request, reply, cached=True, batch=False)
-        client = self.runner._client()
+        client = self.runner.client()
         started = time.perf_counter()
         try:
             options = options_of(self.spec.generation)
@@ -678,7 +686,7 @@ class _Run:
             return verdict, None, []
         try:
             verdict = judge(
-                self.runner._client(),
+                self.runner.client(),
                 scoring=scoring,
                 prompt=request.prompt,
                 answer=reply.text,
