@@ -340,3 +340,22 @@ def test_a_batch_experiment_that_expires_reads_as_errors_that_say_why(
     assert len(gemini_standin.requests("batch", action="batches.create")) == 2
     assert gemini_standin.requests("generate", action="generateContent") == []
     assert store.experiments.get(experiment_id).state == "done"
+
+
+def test_thinking_tokens_are_counted_and_billed_as_output(
+    runner: ExperimentRunner, gemini_standin: GeminiStandIn, store: Store
+) -> None:
+    gemini_standin.answer_with(tone_of)
+    gemini_standin.think(40)
+    spec = _spec(models=("gemini-2.5-flash",))
+    thinking = store.experiments.results(_run(runner, spec))
+    assert {(r.thinking_tokens, r.output_tokens) for r in thinking if r.answer == "negative"} == {(40, 41)}
+    # A budget of 0 turns thinking off, and a budget caps it.
+    off = store.experiments.results(
+        _run(runner, _spec(models=("gemini-2.5-flash",), generation=Generation(thinking_budget=0)))
+    )
+    assert {r.thinking_tokens for r in off} == {0}
+    capped = store.experiments.results(
+        _run(runner, _spec(models=("gemini-2.5-flash",), generation=Generation(thinking_budget=16)))
+    )
+    assert {r.thinking_tokens for r in capped} == {16}

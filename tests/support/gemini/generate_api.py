@@ -88,6 +88,9 @@ class Script:
         self.pace: tuple[int, float] | None = None
         #: The (uri, title) pairs a request offered the google_search tool is answered with.
         self.sources: tuple[tuple[str, str], ...] = DEFAULT_SOURCES
+        #: Thinking tokens a thinking model reports (`thoughtsTokenCount`) for each answer, within
+        #: the request's thinkingBudget (none with a budget of 0).
+        self.thinking = 0
 
     def reply(self, answer: str | dict[str, Any] | ReplyFn, *, times: int) -> None:
         with self._lock:
@@ -132,7 +135,7 @@ def generate(
         }
         if _offers_search(record.json):
             candidate["groundingMetadata"] = _grounding(prompt, script.sources)
-        payload = _generate_body(record, candidate, answer)
+        payload = _generate_body(record, candidate, answer, thinking=_thoughts(prompt, script.thinking))
     if record.action == "generateContent":
         return json_reply(200, payload)
     if script.pace is not None:
@@ -317,17 +320,32 @@ def _count_tokens(request: dict[str, Any]) -> int:
     return tokens
 
 
-def _generate_body(record: RecordedRequest, candidate: dict[str, Any], answer: str) -> dict[str, Any]:
+def _thoughts(prompt: Prompt, thinking: int) -> int:
+    """The thinking tokens an answer reports: `thinking`, within the request's thinkingBudget."""
+    config = prompt.generation_config.get("thinkingConfig") or {}
+    budget = config.get("thinkingBudget", config.get("thinking_budget"))
+    if isinstance(budget, int) and budget >= 0:
+        return min(thinking, budget)
+    return thinking
+
+
+def _generate_body(
+    record: RecordedRequest, candidate: dict[str, Any], answer: str, *, thinking: int = 0
+) -> dict[str, Any]:
     prompt_tokens = _count_tokens(record.payload)
     answer_tokens = len(answer.split())
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": answer_tokens,
+        "totalTokenCount": prompt_tokens + answer_tokens + thinking,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+    }
+    if thinking:
+        # As Google reports it: thoughts apart from the candidates, both in the total.
+        usage["thoughtsTokenCount"] = thinking
     return {
         "candidates": [candidate],
-        "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": answer_tokens,
-            "totalTokenCount": prompt_tokens + answer_tokens,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
-        },
+        "usageMetadata": usage,
         "modelVersion": record.model,
         "responseId": secrets.token_urlsafe(12),
     }

@@ -165,6 +165,11 @@ class GeminiStandIn(Loopback):
         `seconds` apart, as a model writing at a steady rate does; `chunks=0` turns it off."""
         self._script.pace = (chunks, seconds) if chunks > 0 else None
 
+    def think(self, tokens: int) -> None:
+        """From now on every answer reports `tokens` thinking tokens (`thoughtsTokenCount`), as a
+        thinking model does, within the request's thinkingBudget; 0 turns it off."""
+        self._script.thinking = tokens
+
     def ground_with(self, sources: list[tuple[str, str]]) -> None:
         """From now on a request offering the google_search tool is answered with these pages
         (uri, title) as its `groundingChunks`, in the order given (any URI, hostile ones too)."""
