@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -269,7 +270,12 @@ def list_experiments(ctx: Context) -> int:
     found = ctx.store.experiments.find(team_id=ctx.team, limit=ctx.args.limit)
     if ctx.args.json:
         for e in found:
-            emit_json(fields_json(e, "id", "name", "state", "rows", "origin", "created_at", "finished_at"))
+            emit_json(
+                {
+                    **fields_json(e, "id", "name", "rows", "origin", "created_at", "finished_at"),
+                    "state": _state(ctx, e),
+                }
+            )
         return 0
     if not found:
         print(
@@ -279,8 +285,19 @@ def list_experiments(ctx: Context) -> int:
         return 0
     for e in found:
         models = ",".join(e.spec.get("models") or [])
-        print(f"#{e.id}\t{e.state}\t{e.created_at:%Y-%m-%d %H:%M}\t{e.rows:,} rows\t{models}\t{e.name}")
+        print(
+            f"#{e.id}\t{_state(ctx, e)}\t{e.created_at:%Y-%m-%d %H:%M}\t{e.rows:,} rows\t{models}\t{e.name}"
+        )
     return 0
+
+
+def _state(ctx: Context, experiment: ExperimentRecord) -> str:
+    """The experiment's state, `stopped` for a running one whose job nobody holds (to `resume`)."""
+    if experiment.state != "running" or experiment.job_id is None:
+        return experiment.state
+    job = ctx.store.jobs.get(experiment.job_id)
+    lapsed = job.lease_expires_at is None or job.lease_expires_at < datetime.now(UTC)
+    return "stopped" if job.state == "queued" or (job.state == "running" and lapsed) else "running"
 
 
 def show_experiment(ctx: Context) -> int:

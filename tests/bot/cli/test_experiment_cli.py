@@ -198,7 +198,7 @@ def test_a_spent_quota_stops_the_run_and_resume_finishes_it(
     assert stopped.code == 1  # type: ignore[attr-defined]
     assert "carry on with `gembot experiment resume 1`" in stopped.err  # type: ignore[attr-defined]
     assert "Traceback" not in stopped.err  # type: ignore[attr-defined]
-    assert gembot("experiment", "list").out.startswith("#1\trunning")
+    assert gembot("experiment", "list").out.startswith("#1\tstopped")
     # Each resume meets what is left of the 20 failures (16 requests in flight) until none is.
     while (resumed := gembot("experiment", "resume", "1")).code == 1:
         assert "carry on with" in resumed.err
