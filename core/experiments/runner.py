@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from core.gemini.generation import generate
 from core.gemini.outcomes import Reply, reply_of_answer, reply_of_failure
 from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
-from core.store import CachedReply, ExperimentRecord, JobRecord, ResultRecord, Store
+from core.store import CachedReply, ExperimentRecord, Grade, JobRecord, ResultRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,7 @@ class ExperimentRunner:
                 self._run_batch(run, todo, fresh=fresh, sleep=sleep)
             else:
                 run.online(todo, fresh=fresh)
+            run.grade_waiting()
         except DatabaseUnavailable as exc:
             self._release_quietly(job)
             raise JobInterrupted(run.done, run.total, database_lost=True) from exc
@@ -431,7 +432,9 @@ class ExperimentRunner:
         def deliver(model: str, row_index: int, reply: Reply) -> None:
             # Written at once: `run_batches` marks a batch delivered after its last row, and a row
             # still in memory then would be lost to a crash.
-            run.keep(*run.finish(by_row[(model, row_index)], reply, cached=False, batch=True))
+            # The judge is asked afterwards, many at a time (`grade_waiting`), not row by row here.
+            request = by_row[(model, row_index)]
+            run.keep(*run.finish(request, reply, cached=False, batch=True, judge_now=False))
             run.flush(force=True)
 
         run_batches(
@@ -624,17 +627,18 @@ class _Run:
     # -- grading and keeping --------------------------------------------------------------------
 
     def finish(
-        self, request: _Request, reply: Reply, *, cached: bool, batch: bool
+        self, request: _Request, reply: Reply, *, cached: bool, batch: bool, judge_now: bool = True
     ) -> tuple[ResultRecord, list[CachedReply]]:
-        """The result of `request` given its reply: graded (the judge asked, when it grades), with
-        the cache entries to write (the reply's, unless it came from the cache, and the verdict's)."""
+        """The result of `request` given its reply: graded (the judge asked, when it grades, unless
+        not `judge_now`: `grade_waiting` does it later), with the cache entries to write (the
+        reply's, unless it came from the cache, and the verdict's)."""
         entries = [] if cached or not reply.cacheable else [_entry(request.key, request.model, reply)]
         row = self.cases.rows[request.row_index]
         scoring = self.spec.scoring
         value: float | None = None
         verdict: Verdict | None = None
         judge_note: str | None = None
-        if reply.outcome == "answered" and scoring.mode == "judge":
+        if reply.outcome == "answered" and scoring.mode == "judge" and judge_now:
             verdict, judge_note, more = self._judge(request, reply, row)
             entries += more
             value = float(verdict.score) if verdict is not None else None
@@ -711,6 +715,63 @@ class _Run:
             latency_ms=0.0,
         )
         return verdict, None, [entry]
+
+    def grade_waiting(self) -> None:
+        """Ask the judge about every answer on record that it has not graded yet (a batch's, or
+        one a stopped run left), `experiment_concurrency` at a time, writing the grades as they
+        come; nothing to do unless the experiment is judged."""
+        if self.spec.scoring.mode != "judge" or self._halted():
+            return
+        waiting = [
+            r
+            for r in self.store.experiments.results(self.experiment_id)
+            if r.outcome == "answered" and r.score is None and r.judge_reason is None
+        ]
+        if not waiting:
+            return
+        width = self.runner.settings.experiment_concurrency
+        grades: list[Grade] = []
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="gembot-judge") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, self._grade, r) for r in waiting]
+            try:
+                for future in as_completed(futures):
+                    try:
+                        grade, cache = future.result()
+                    except BaseException as exc:
+                        if not _fatal(exc):
+                            raise
+                        self.fatal = self.fatal or exc
+                        break
+                    grades.append(grade)
+                    self.store.experiments.cache(cache)
+                    if len(grades) >= 200:
+                        self._write_grades(grades)
+            finally:
+                for future in futures:
+                    future.cancel()
+                self._write_grades(grades)
+
+    def _grade(self, result: ResultRecord) -> tuple[Grade, list[CachedReply]]:
+        request = _Request(result.model, result.row_index, result.prompt, key="")
+        reply = Reply(outcome="answered", text=result.answer)
+        verdict, note, cache = self._judge(request, reply, self.cases.rows[result.row_index])
+        grade = Grade(
+            model=result.model,
+            row_index=result.row_index,
+            score=float(verdict.score) if verdict is not None else None,
+            judge_reason=verdict.reason if verdict is not None else note,
+            judge_input_tokens=verdict.input_tokens if verdict is not None else 0,
+            judge_output_tokens=verdict.output_tokens if verdict is not None else 0,
+        )
+        return grade, cache
+
+    def _write_grades(self, grades: list[Grade]) -> None:
+        if grades:
+            lease = self.runner.settings.job_lease_seconds
+            self.store.experiments.grade(
+                self.experiment_id, grades, job_id=self.job.id, owner=self.runner.owner, lease_seconds=lease
+            )
+            grades.clear()
 
     def keep(self, result: ResultRecord, cache: list[CachedReply]) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ this package.
 from core.store.answers import ModelRating
 from core.store.db import current_revision, head_revision, make_engine, upgrade
 from core.store.escalations import EscalationKey, EscalationRecord
-from core.store.experiments import BatchRecord, CachedReply, ExperimentRecord, ResultRecord
+from core.store.experiments import BatchRecord, CachedReply, ExperimentRecord, Grade, ResultRecord
 from core.store.jobs import ClassificationLog, JobRecord, LeaseLost
 from core.store.records import (
     AddResult,
@@ -45,6 +45,7 @@ __all__ = [
     "ExampleInput",
     "ExampleRecord",
     "ExperimentRecord",
+    "Grade",
     "JobRecord",
     "LabelChangeRecord",
     "LeaseLost",

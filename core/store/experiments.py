@@ -113,6 +113,18 @@ class BatchRecord:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class Grade:
+    """The judge's grade of one result given after it was written (a batch's answers)."""
+
+    model: str
+    row_index: int
+    score: float | None
+    judge_reason: str | None
+    judge_input_tokens: int
+    judge_output_tokens: int
+
+
 _RESULT_FIELDS = tuple(f.name for f in fields(ResultRecord))
 _CACHE_FIELDS = tuple(f.name for f in fields(CachedReply))
 
@@ -309,6 +321,40 @@ class ExperimentStore:
                 ),
             )
             return count
+
+    def grade(
+        self, experiment_id: int, grades: Sequence[Grade], *, job_id: int, owner: str, lease_seconds: float
+    ) -> None:
+        """Give results on record their grades, in one transaction that renews the job's lease; a
+        result graded already keeps its grade. LeaseLost when `owner` no longer holds the job."""
+        now = utcnow()
+        with self._session() as s, s.begin():
+            held = execute_dml(
+                s,
+                update(Job)
+                .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now),
+            )
+            if held.rowcount != 1:
+                raise LeaseLost(f"job #{job_id} is no longer held by this process")
+            for g in grades:
+                execute_dml(
+                    s,
+                    update(ExperimentResult)
+                    .where(
+                        ExperimentResult.experiment_id == experiment_id,
+                        ExperimentResult.model == g.model,
+                        ExperimentResult.row_index == g.row_index,
+                        ExperimentResult.score.is_(None),
+                        ExperimentResult.judge_reason.is_(None),
+                    )
+                    .values(
+                        score=g.score,
+                        judge_reason=g.judge_reason,
+                        judge_input_tokens=g.judge_input_tokens,
+                        judge_output_tokens=g.judge_output_tokens,
+                    ),
+                )
 
     @read_retried
     def results(self, experiment_id: int) -> list[ResultRecord]:

@@ -359,3 +359,30 @@ def test_thinking_tokens_are_counted_and_billed_as_output(
         _run(runner, _spec(models=("gemini-2.5-flash",), generation=Generation(thinking_budget=16)))
     )
     assert {r.thinking_tokens for r in capped} == {16}
+
+
+def test_a_batch_experiment_is_judged_afterwards_many_at_a_time(
+    runner: ExperimentRunner, gemini_standin: GeminiStandIn, store: Store
+) -> None:
+    def answer(prompt: Prompt) -> str:
+        if prompt.model == "gemini-2.5-pro":
+            good = "Positive" in prompt.last_user_text or "negative" in prompt.last_user_text
+            return json.dumps({"score": 5 if good else 2, "reason": "matches" if good else "off"})
+        return tone_of(prompt)
+
+    gemini_standin.answer_with(answer)
+    gemini_standin.batch_progress(pending_gets=1, running_gets=1)
+    quick = ExperimentRunner(
+        store,
+        runner.settings.model_copy(update={"batch_poll_seconds": 0.01}),
+        runner.gemini,
+        flush_every=0.05,
+    )
+    judged = Scoring.parse("judge:Is the tone right?", expected="expected", judge_model="gemini-2.5-pro")
+    spec = _spec(models=("gemini-2.5-flash-lite",), scoring=judged, batch=True)
+    experiment_id = _run(quick, spec, sleep=lambda seconds: None)
+    results = store.experiments.results(experiment_id)
+    assert [r.score for r in results] == [5.0, 5.0, 2.0, 5.0, 5.0] and all(r.batch for r in results)
+    assert all(r.judge_reason in ("matches", "off") and r.judge_input_tokens > 0 for r in results)
+    asked = gemini_standin.requests("generate", action="generateContent")
+    assert len(asked) == 5 and all("gemini-2.5-pro" in r.path for r in asked)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from core.errors import InvalidInput, NotFound
-from core.store import BatchRecord, CachedReply, LeaseLost, ResultRecord, Store
+from core.store import BatchRecord, CachedReply, Grade, LeaseLost, ResultRecord, Store
 from core.store.schema import utcnow
 from tests.support.experiment_support import result
 
@@ -210,3 +210,33 @@ def test_a_pending_experiment_starts_once_or_is_cancelled(store: Store) -> None:
         )
         is None
     )
+
+
+def test_grades_come_later_once_and_only_from_the_jobs_holder(store: Store) -> None:
+    experiment_id, job_id = _create(store)
+    store.experiments.record(
+        experiment_id,
+        [_result("a", 0, score=None), _result("a", 1, score=None)],
+        job_id=job_id,
+        owner="me",
+        lease_seconds=60,
+    )
+    store.experiments.grade(
+        experiment_id, [Grade("a", 0, 4.0, "fine", 30, 8)], job_id=job_id, owner="me", lease_seconds=60
+    )
+    # A second grade of the same result changes nothing; another process may not grade at all.
+    store.experiments.grade(
+        experiment_id, [Grade("a", 0, 1.0, "bad", 1, 1)], job_id=job_id, owner="me", lease_seconds=60
+    )
+    with pytest.raises(LeaseLost):
+        store.experiments.grade(
+            experiment_id, [Grade("a", 1, 2.0, "x", 1, 1)], job_id=job_id, owner="other", lease_seconds=60
+        )
+    first, second = store.experiments.results(experiment_id)
+    assert (first.score, first.judge_reason, first.judge_input_tokens, first.judge_output_tokens) == (
+        4.0,
+        "fine",
+        30,
+        8,
+    )
+    assert (second.score, second.judge_reason) == (None, None)
