@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from core.experiments.cases import Cases  # noqa: E402
-from core.experiments.runner import KIND_CLI, ExperimentRunner, ModelLimiters  # noqa: E402
+from core.experiments.pacing import ModelLimiters  # noqa: E402
+from core.experiments.runner import KIND_CLI, ExperimentRunner  # noqa: E402
 from core.experiments.spec import ExperimentSpec, Generation, Scoring  # noqa: E402
 from core.gemini.client import GeminiClient  # noqa: E402
 from core.settings import Secret, Settings  # noqa: E402

@@ -42,7 +42,8 @@ from handlers.text import Block, plural
 
 if TYPE_CHECKING:
     from core.experiments.cases import Cases
-    from core.experiments.runner import Estimate, Progress
+    from core.experiments.estimates import Estimate
+    from core.experiments.runner import Progress
     from core.experiments.spec import ExperimentSpec
     from core.store import ExperimentRecord
 

@@ -19,7 +19,8 @@ from core.bulk_runner import JobInterrupted, LeaseLost
 from core.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from core.experiments.runner import Estimate, ExperimentRunner, Progress
+    from core.experiments.estimates import Estimate
+    from core.experiments.runner import ExperimentRunner, Progress
     from core.experiments.spec import ExperimentSpec
     from core.store import ExperimentRecord, JobRecord
 

@@ -3,7 +3,7 @@ more models, scored, and compared (`gembot experiment …`, and a CSV sent by DM
 
 `spec` is the locked configuration, `cases` the input table and its template, `checks` what is
 refused before a request, `scoring` and `judge` the grades, `pricing` the cost, `summary` the
-per-model figures, `export` the row-level file, `comparison_plot` the chart, `runner` the paced,
-cached and resumable run, and `batch_run` the same through the Gemini Batch API. What one request
+per-model figures, `export` the row-level file, `comparison_plot` the chart, `estimates` the dry run, `pacing` the per-model
+limits, `runner` the cached and resumable run, and `batch_run` the same through the Gemini Batch API. What one request
 gave back is a `core.gemini.outcomes.Reply`.
 """

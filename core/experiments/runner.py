@@ -18,9 +18,7 @@ judge's verdicts are cached the same way.
 
 from __future__ import annotations
 
-import collections
 import contextvars
-import functools
 import json
 import logging
 import threading
@@ -35,7 +33,9 @@ from core.daily_limits import UsageLimitReached
 from core.errors import DatabaseUnavailable, GembotError, InvalidInput
 from core.experiments.cases import Cases, Template
 from core.experiments.checks import check_experiment, check_models
+from core.experiments.estimates import Estimate, estimate
 from core.experiments.judge import Verdict, judge
+from core.experiments.pacing import ModelLimiters, ModelQueues
 from core.experiments.pricing import Prices
 from core.experiments.scoring import score
 from core.experiments.spec import ExperimentSpec, options_of, request_key
@@ -49,7 +49,6 @@ from core.gemini.failures import (
 )
 from core.gemini.generation import generate
 from core.gemini.outcomes import Reply, reply_of_answer, reply_of_failure
-from core.gemini.ratelimit import RateLimiter
 from core.settings import Settings
 from core.store import CachedReply, ExperimentRecord, Grade, JobRecord, ResultRecord, Store
 
@@ -59,10 +58,6 @@ log = logging.getLogger(__name__)
 #: (`gembot experiment resume`); one started in Slack, by any serving process.
 KIND_CLI = "experiment_cli"
 KIND_SLACK = "experiment_slack"
-#: Output tokens a request is assumed to spend in an estimate when --max-output-tokens is not set.
-OUTPUT_GUESS = 300
-#: Prompts per model whose tokens are counted for an estimate.
-SAMPLE = 5
 
 
 class ExperimentStopped(GembotError):
@@ -86,58 +81,6 @@ class Progress:
     eta: float | None
     sent: int
     cached: int
-
-
-@dataclass(frozen=True)
-class ModelEstimate:
-    """What running one model would take: requests (and how many the cache answers), tokens, cost."""
-
-    model: str
-    requests: int
-    cached: int
-    input_tokens: int
-    output_tokens: int
-    cost: float | None
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A dry run: per model, plus the judge's requests; `output_guess` is the output tokens a request
-    was assumed to spend (the cap when --max-output-tokens is set)."""
-
-    models: tuple[ModelEstimate, ...]
-    judge_requests: int
-    output_guess: int
-
-    @property
-    def requests(self) -> int:
-        return sum(m.requests - m.cached for m in self.models) + self.judge_requests
-
-    @property
-    def cost(self) -> float | None:
-        costs = [m.cost for m in self.models]
-        return None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
-
-
-class ModelLimiters:
-    """One sliding-window limiter per model, `rpm` requests per `window` seconds (none when 0).
-
-    Shared by every run of a process, so two experiments on one model share its quota.
-    """
-
-    def __init__(self, rpm: int, *, window: float = 60.0) -> None:
-        self.rpm = rpm
-        self.window = window
-        self._limiters: dict[str, RateLimiter] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, model: str) -> RateLimiter | None:
-        if self.rpm <= 0:
-            return None
-        with self._lock:
-            if model not in self._limiters:
-                self._limiters[model] = RateLimiter(self.rpm, per=self.window)
-            return self._limiters[model]
 
 
 @dataclass(frozen=True)
@@ -311,48 +254,10 @@ class ExperimentRunner:
         models = [*spec.models, *([spec.scoring.judge_model] if spec.scoring.judge_model else [])]
         check_models(list(dict.fromkeys(models)), list_models(self.client()))
 
-    # -- estimating -----------------------------------------------------------------------------
-
     def estimate(self, spec: ExperimentSpec, cases: Cases, *, source: str = "the input") -> Estimate:
-        """Requests, tokens and cost of running `spec` over `cases`, before anything is sent.
-
-        Input tokens are counted by Gemini (`countTokens`, not charged) on up to SAMPLE prompts per
-        model and scaled to the rows; output tokens are assumed (`Estimate.output_guess`).
-        Requests the response cache already answers cost nothing.
-        """
-        template = check_experiment(spec, cases, source=source)
-        prompts = [template.render(row) for row in cases.rows]
-        output = spec.generation.max_output_tokens or OUTPUT_GUESS
-        found = []
-        for model in spec.models:
-            keys = [request_key(model, spec.generation, p) for p in prompts]
-            cached = len(self.store.experiments.cached(keys))
-            asked = len(prompts) - cached
-            per_prompt = self._sample_tokens(model, spec, prompts) if asked else 0.0
-            tokens_in, tokens_out = round(per_prompt * asked), output * asked
-            cost = self.prices.cost(model, tokens_in, tokens_out, batch=spec.batch)
-            found.append(ModelEstimate(model, len(prompts), cached, tokens_in, tokens_out, cost))
-        judging = spec.scoring.mode == "judge"
-        return Estimate(
-            models=tuple(found),
-            judge_requests=sum(m.requests - m.cached for m in found) if judging else 0,
-            output_guess=output,
-        )
-
-    def _sample_tokens(self, model: str, spec: ExperimentSpec, prompts: Sequence[str]) -> float:
-        client = self.client()
-        step = max(1, len(prompts) // SAMPLE)
-        sample = list(prompts[::step][:SAMPLE])
-        system = spec.generation.system or ""
-        sdk = client.sdk
-        counts = []
-        for prompt in sample:
-            # countTokens takes no system instruction on the Gemini API: count it with the prompt.
-            text = f"{system}\n\n{prompt}" if system else prompt
-            count = functools.partial(sdk.models.count_tokens, model=model, contents=text)
-            response = client.call(count, model=model, metered=False)
-            counts.append(response.total_tokens or 0)
-        return sum(counts) / len(counts)
+        """Requests, tokens and cost of running `spec` over `cases`, before anything is sent
+        (`core.experiments.estimates`)."""
+        return estimate(self.client(), self.store, self.prices, spec, cases, source=source)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -463,31 +368,6 @@ class ExperimentRunner:
             log.info("experiment job #%d stays with this process until its lease lapses (%s)", job.id, exc)
 
 
-class _ModelQueues:
-    """The requests left, one queue per model, handed out to the model with the fewest in flight.
-
-    A worker waiting for its model's limiter holds a thread: taking requests in row order would
-    let one model's spent window hold every thread while the other model's quota went unused.
-    """
-
-    def __init__(self, todo: Sequence[_Request]) -> None:
-        self._queues: dict[str, collections.deque[_Request]] = {}
-        for request in todo:
-            self._queues.setdefault(request.model, collections.deque()).append(request)
-        self._busy = collections.Counter[str]()
-
-    def next(self) -> _Request | None:
-        ready = [model for model, queue in self._queues.items() if queue]
-        if not ready:
-            return None
-        model = min(ready, key=lambda m: self._busy[m])
-        self._busy[model] += 1
-        return self._queues[model].popleft()
-
-    def done(self, model: str) -> None:
-        self._busy[model] -= 1
-
-
 class _Run:
     """One run of one experiment: the pool, the results waiting to be written, the progress."""
 
@@ -545,7 +425,7 @@ class _Run:
         with self._lock:
             cached.update({r.key: self._memo[r.key] for r in todo if r.key in self._memo})
         width = self.runner.settings.experiment_concurrency
-        queues = _ModelQueues(todo)
+        queues = ModelQueues(todo)
         in_flight: dict[Future[tuple[ResultRecord, list[CachedReply]]], str] = {}
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="gembot-experiment") as pool:
             try:

@@ -12,14 +12,12 @@ import pytest
 from core import daily_limits
 from core.bulk_runner import JobInterrupted
 from core.experiments.cases import Cases
+from core.experiments.pacing import ModelLimiters
 from core.experiments.runner import (
     KIND_CLI,
     ExperimentRunner,
     ExperimentStopped,
-    ModelLimiters,
     Progress,
-    _ModelQueues,
-    _Request,
 )
 from core.experiments.spec import ExperimentSpec, Generation, Scoring
 from core.gemini.client import GeminiClient
@@ -303,18 +301,6 @@ def test_rows_that_make_the_same_prompt_are_asked_once(
         ("negative", False),
         ("Positive.", True),
     ]
-
-
-def test_models_share_the_workers_so_one_spent_window_cannot_hold_them_all() -> None:
-    # Requests are planned model by model; they are handed out to whichever model has fewest in
-    # flight, so a worker stuck on one model's limiter never leaves the other model idle.
-    todo = [_Request(model, row, f"p{row}", f"{model}{row}") for model in MODELS for row in range(3)]
-    queues = _ModelQueues(todo)
-    first, second = queues.next(), queues.next()
-    assert first is not None and second is not None and {first.model, second.model} == set(MODELS)
-    queues.done(first.model)
-    third = queues.next()
-    assert third is not None and third.model == first.model and third.row_index == 1
 
 
 def test_a_batch_experiment_that_expires_reads_as_errors_that_say_why(
