@@ -291,13 +291,7 @@ class ExperimentStore:
         """
         now = utcnow()
         with self._session() as s, s.begin():
-            held = s.scalar(
-                select(Job.id)
-                .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
-                .with_for_update()
-            )
-            if held is None:
-                raise LeaseLost(f"job #{job_id} is no longer held by this process")
+            _hold(s, job_id, owner=owner, lease_seconds=lease_seconds, now=now)
             if results:
                 statement = upserts.insert(s, ExperimentResult, needs="experiments need")
                 s.execute(
@@ -310,16 +304,7 @@ class ExperimentStore:
             count = int(
                 s.scalar(select(func.count()).where(ExperimentResult.experiment_id == experiment_id)) or 0
             )
-            execute_dml(
-                s,
-                update(Job)
-                .where(Job.id == job_id)
-                .values(
-                    rows_done=count,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    updated_at=now,
-                ),
-            )
+            execute_dml(s, update(Job).where(Job.id == job_id).values(rows_done=count))
             return count
 
     def grade(
@@ -327,16 +312,8 @@ class ExperimentStore:
     ) -> None:
         """Give results on record their grades, in one transaction that renews the job's lease; a
         result graded already keeps its grade. LeaseLost when `owner` no longer holds the job."""
-        now = utcnow()
         with self._session() as s, s.begin():
-            held = execute_dml(
-                s,
-                update(Job)
-                .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
-                .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now),
-            )
-            if held.rowcount != 1:
-                raise LeaseLost(f"job #{job_id} is no longer held by this process")
+            _hold(s, job_id, owner=owner, lease_seconds=lease_seconds, now=utcnow())
             for g in grades:
                 execute_dml(
                     s,
@@ -481,6 +458,19 @@ def _start(
     experiment.state = RUNNING_STATE
     s.flush()
     return job
+
+
+def _hold(s: Session, job_id: int, *, owner: str, lease_seconds: float, now: datetime) -> None:
+    """Renew `owner`'s lease on the job in this transaction (which locks its row until the commit),
+    or raise LeaseLost when another process holds it now: the caller then writes nothing."""
+    renewed = execute_dml(
+        s,
+        update(Job)
+        .where(Job.id == job_id, Job.owner == owner, Job.state == RUNNING)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now),
+    )
+    if renewed.rowcount != 1:
+        raise LeaseLost(f"job #{job_id} is no longer held by this process")
 
 
 def _values(record: object, names: Sequence[str]) -> dict[str, Any]:
