@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.bulk_runner import JobInterrupted, owner_id
@@ -288,13 +288,14 @@ class ExperimentRunner:
             for index, prompt in enumerate(prompts)
             if (model, index) not in done
         ]
-        run = _Run(self, job, spec, cases, total=len(prompts) * len(spec.models), already=len(done))
-        run.progress = progress
+        total = len(prompts) * len(spec.models)
+        run = _Run(self, job, spec, cases, total=total, already=len(done), progress=progress)
+        cached = {} if fresh else self.store.experiments.cached(r.key for r in todo)
         try:
             if spec.batch:
-                self._run_batch(run, todo, fresh=fresh, sleep=sleep)
+                self._run_batch(run, todo, cached, sleep=sleep)
             else:
-                run.online(todo, fresh=fresh)
+                run.online(todo, cached)
             run.grade_waiting()
         except DatabaseUnavailable as exc:
             self._release_quietly(job)
@@ -318,12 +319,16 @@ class ExperimentRunner:
         return self.store.jobs.finish(job.id, owner=self.owner)
 
     def _run_batch(
-        self, run: _Run, todo: Sequence[_Request], *, fresh: bool, sleep: Callable[[float], None]
+        self,
+        run: _Run,
+        todo: Sequence[_Request],
+        cached: Mapping[str, CachedReply],
+        *,
+        sleep: Callable[[float], None],
     ) -> None:
         from core.experiments.batch_run import run_batches
 
-        cached = {} if fresh else self.store.experiments.cached(r.key for r in todo)
-        run.online([r for r in todo if r.key in cached], fresh=False)
+        run.online([r for r in todo if r.key in cached], cached)
         if run.fatal is not None or run.interrupted:
             return
         rest = [r for r in todo if r.key not in cached]
@@ -380,6 +385,7 @@ class _Run:
         *,
         total: int,
         already: int,
+        progress: Callable[[Progress], None] | None,
     ) -> None:
         self.runner = runner
         self.store = runner.store
@@ -395,7 +401,7 @@ class _Run:
         self.from_cache = 0
         self.fatal: BaseException | None = None
         self.interrupted = False
-        self.progress: Callable[[Progress], None] | None = None
+        self.progress = progress
         self._results: list[ResultRecord] = []
         self._cache: list[CachedReply] = []
         # Every reply and verdict of this run by request key, written or not yet.
@@ -405,25 +411,27 @@ class _Run:
 
     # -- the online pool ------------------------------------------------------------------------
 
-    def online(self, todo: Sequence[_Request], *, fresh: bool) -> None:
-        # A prompt that repeats (two rows alike) is asked once: the repeats wait for the first
-        # answer and take it from this run's memo, as from the cache.
+    def online(self, todo: Sequence[_Request], cached: Mapping[str, CachedReply]) -> None:
+        """Run `todo`, answering from `cached` (the response cache's replies to these requests,
+        none when fresh) what it holds.
+
+        A prompt that repeats (two rows alike) is asked once: the repeats wait for the first
+        answer and take it from this run's memo, as from the cache."""
         first: list[_Request] = []
         repeats: list[_Request] = []
         seen: set[str] = set()
         for request in todo:
             (repeats if request.key in seen else first).append(request)
             seen.add(request.key)
-        self._online(first, fresh=fresh)
+        self._online(first, cached)
         if repeats and not self._halted():
-            self._online(repeats, fresh=False)
+            self._online(repeats, cached)
 
-    def _online(self, todo: Sequence[_Request], *, fresh: bool) -> None:
+    def _online(self, todo: Sequence[_Request], cached: Mapping[str, CachedReply]) -> None:
         if not todo:
             return
-        cached = {} if fresh else self.store.experiments.cached(r.key for r in todo)
         with self._lock:
-            cached.update({r.key: self._memo[r.key] for r in todo if r.key in self._memo})
+            known = {**cached, **{r.key: self._memo[r.key] for r in todo if r.key in self._memo}}
         width = self.runner.settings.experiment_concurrency
         queues = ModelQueues(todo)
         in_flight: dict[Future[tuple[ResultRecord, list[CachedReply]]], str] = {}
@@ -436,7 +444,7 @@ class _Run:
                         if request is None:
                             break
                         context = contextvars.copy_context()
-                        future = pool.submit(context.run, self._one, request, cached.get(request.key))
+                        future = pool.submit(context.run, self._one, request, known.get(request.key))
                         in_flight[future] = request.model
                     if not in_flight:
                         break
@@ -478,16 +486,7 @@ class _Run:
 
     def _one(self, request: _Request, cached: CachedReply | None) -> tuple[ResultRecord, list[CachedReply]]:
         if cached is not None:
-            reply = Reply(
-                outcome=cached.outcome,  # type: ignore[arg-type]  # only outcomes are ever cached
-                text=cached.text,
-                reason=cached.reason,
-                input_tokens=cached.input_tokens,
-                output_tokens=cached.output_tokens,
-                thinking_tokens=cached.thinking_tokens,
-                latency_ms=cached.latency_ms,
-            )
-            return self.finish(request, reply, cached=True, batch=False)
+            return self.finish(request, _reply(cached), cached=True, batch=False)
         client = self.runner.client()
         started = time.perf_counter()
         try:
@@ -515,15 +514,12 @@ class _Run:
         entries = [] if cached or not reply.cacheable else [_entry(request.key, request.model, reply)]
         row = self.cases.rows[request.row_index]
         scoring = self.spec.scoring
-        value: float | None = None
-        verdict: Verdict | None = None
-        judge_note: str | None = None
+        grade = Grade(request.model, request.row_index, None, None, 0, 0)
         if reply.outcome == "answered" and scoring.mode == "judge" and judge_now:
-            verdict, judge_note, more = self._judge(request, reply, row)
+            grade, more = self._judge(request, reply, row)
             entries += more
-            value = float(verdict.score) if verdict is not None else None
         elif reply.outcome == "answered" and scoring.mode != "none":
-            value = score(scoring, reply.text, row)
+            grade = replace(grade, score=score(scoring, reply.text, row))
         if cached:
             with self._lock:
                 self.from_cache += 1
@@ -534,13 +530,13 @@ class _Run:
             outcome=reply.outcome,
             answer=reply.text,
             reason=reply.reason,
-            score=value,
-            judge_reason=verdict.reason if verdict is not None else judge_note,
+            score=grade.score,
+            judge_reason=grade.judge_reason,
             input_tokens=reply.input_tokens,
             output_tokens=reply.output_tokens,
             thinking_tokens=reply.thinking_tokens,
-            judge_input_tokens=verdict.input_tokens if verdict is not None else 0,
-            judge_output_tokens=verdict.output_tokens if verdict is not None else 0,
+            judge_input_tokens=grade.judge_input_tokens,
+            judge_output_tokens=grade.judge_output_tokens,
             latency_ms=reply.latency_ms,
             cached=cached,
             batch=batch,
@@ -548,6 +544,23 @@ class _Run:
         return result, entries
 
     def _judge(
+        self, request: _Request, reply: Reply, row: Mapping[str, str]
+    ) -> tuple[Grade, list[CachedReply]]:
+        """The judge's grade of `reply` (its verdict from this run's memo or the cache when it has
+        one), with the cache entry to write for a new verdict; a judge that gives none leaves the
+        answer ungraded, saying why."""
+        verdict, note, entries = self._verdict(request, reply, row)
+        grade = Grade(
+            model=request.model,
+            row_index=request.row_index,
+            score=float(verdict.score) if verdict is not None else None,
+            judge_reason=verdict.reason if verdict is not None else note,
+            judge_input_tokens=verdict.input_tokens if verdict is not None else 0,
+            judge_output_tokens=verdict.output_tokens if verdict is not None else 0,
+        )
+        return grade, entries
+
+    def _verdict(
         self, request: _Request, reply: Reply, row: Mapping[str, str]
     ) -> tuple[Verdict | None, str | None, list[CachedReply]]:
         scoring = self.spec.scoring
@@ -634,16 +647,7 @@ class _Run:
     def _grade(self, result: ResultRecord) -> tuple[Grade, list[CachedReply]]:
         request = _Request(result.model, result.row_index, result.prompt, key="")
         reply = Reply(outcome="answered", text=result.answer)
-        verdict, note, cache = self._judge(request, reply, self.cases.rows[result.row_index])
-        grade = Grade(
-            model=result.model,
-            row_index=result.row_index,
-            score=float(verdict.score) if verdict is not None else None,
-            judge_reason=verdict.reason if verdict is not None else note,
-            judge_input_tokens=verdict.input_tokens if verdict is not None else 0,
-            judge_output_tokens=verdict.output_tokens if verdict is not None else 0,
-        )
-        return grade, cache
+        return self._judge(request, reply, self.cases.rows[result.row_index])
 
     def _write_grades(self, grades: list[Grade]) -> None:
         if grades:
@@ -702,6 +706,19 @@ class _Run:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _reply(cached: CachedReply) -> Reply:
+    """A reply from the response cache, as it was when it came back (`_entry` wrote it)."""
+    return Reply(
+        outcome=cached.outcome,  # type: ignore[arg-type]  # only outcomes are ever cached
+        text=cached.text,
+        reason=cached.reason,
+        input_tokens=cached.input_tokens,
+        output_tokens=cached.output_tokens,
+        thinking_tokens=cached.thinking_tokens,
+        latency_ms=cached.latency_ms,
+    )
 
 
 def _entry(key: str, model: str, reply: Reply) -> CachedReply:
