@@ -196,11 +196,12 @@ def estimate_text(estimate: Estimate, spec: ExperimentSpec, *, name: str, rows: 
     from core.experiments.summary import money
 
     lines = [f"*{text.escape(name)}*: {plural(rows, 'row')} × {plural(len(spec.models), 'model')}."]
+    capped = "≤" if estimate.output_capped else "~"
     for m in estimate.models:
         cached = f", {m.cached:,} from the cache" if m.cached else ""
         lines.append(
             f"• `{m.model}`: {plural(m.requests, 'request')}{cached}; ~{m.input_tokens:,} input and "
-            f"≤{m.output_tokens:,} output tokens; {money(m.cost)}"
+            f"{capped}{m.output_tokens:,} output tokens; {money(m.cost)}"
         )
     if estimate.judge_requests:
         lines.append(f"• judge `{spec.scoring.judge_model}`: up to {estimate.judge_requests:,} more requests")

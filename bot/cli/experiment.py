@@ -153,14 +153,15 @@ def run_experiment(ctx: Context) -> int:
         max_rows=ctx.settings.max_csv_rows,
         max_chars=ctx.settings.max_text_chars,
     )
+    source = Path(a.input).name
     # Everything that can be checked here is, before models.list is asked about the models.
-    check_experiment(spec, cases, source=Path(a.input).name)
+    check_experiment(spec, cases, source=source)
     runner = _runner(ctx)
     runner.check_models(spec)
     if a.dry_run:
-        return _print_estimate(runner.estimate(spec, cases, source=Path(a.input).name), spec)
+        return _print_estimate(runner.estimate(spec, cases, source=source), spec)
     experiment, job = runner.create(
-        ctx.team, spec, cases, name=a.name or Path(a.input).name, source=Path(a.input).name, kind=KIND_CLI
+        ctx.team, spec, cases, name=a.name or source, source=source, kind=KIND_CLI
     )
     print(
         f"experiment #{experiment.id}: {len(cases.rows):,} rows × {len(spec.models)} models", file=sys.stderr
@@ -249,8 +250,7 @@ def _experiment(ctx: Context, experiment_id: int) -> ExperimentRecord:
 def _print_estimate(estimate: Estimate, spec: ExperimentSpec) -> int:
     from core.experiments.summary import money
 
-    # Output is a guess unless --max-output-tokens caps it.
-    capped = "≤" if spec.generation.max_output_tokens else "~"
+    capped = "≤" if estimate.output_capped else "~"
     for m in estimate.models:
         cached = f", {m.cached:,} from the cache" if m.cached else ""
         print(

@@ -40,11 +40,13 @@ class ModelEstimate:
 @dataclass(frozen=True)
 class Estimate:
     """A dry run: per model, plus the judge's requests; `output_guess` is the output tokens a request
-    was assumed to spend (the cap when --max-output-tokens is set)."""
+    was assumed to spend, a bound when `output_capped` (it is the --max-output-tokens cap), a
+    guess otherwise."""
 
     models: tuple[ModelEstimate, ...]
     judge_requests: int
     output_guess: int
+    output_capped: bool = False
 
     @property
     def requests(self) -> int:
@@ -77,6 +79,7 @@ def estimate(
         models=tuple(found),
         judge_requests=sum(m.requests - m.cached for m in found) if judging else 0,
         output_guess=output,
+        output_capped=spec.generation.max_output_tokens is not None,
     )
 
 

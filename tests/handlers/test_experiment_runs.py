@@ -185,6 +185,8 @@ def test_a_cheap_run_starts_at_once_counts_its_progress_and_delivers_the_results
     (said,) = updates_of(server, estimate.response["ts"])
     assert "*cases.csv*: 5 rows × 2 models." in said
     assert "`gemini-2.5-flash-lite`: 5 requests;" in said and "Estimate: 10 requests to send, about $" in said
+    # No --max-output-tokens cap: the output figure is a guess (300 a request), not a bound.
+    assert "~1,500 output tokens" in said and "≤" not in said
     progress = updates_of(server, working.response["ts"])
     assert "Starting the experiment on cases.csv" in texts_of(working.params)
     assert len(progress) >= 2 and "is done" in progress[-1]
