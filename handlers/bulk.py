@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
 
 from core import daily_limits
 from core.bulk_runner import KIND_CLASSIFY_CSV, CsvJob, CsvResult, JobInterrupted
@@ -253,7 +252,7 @@ def resume(deps: Deps, job: JobRecord, *, client: WebClient, logger: logging.Log
         ts = job.parameters.get(PROGRESS_TS)
         working = Placeholder(replier, ts=str(ts), channel=to.channel) if ts else replier.working()
         replier.placeholder = working
-        _show_progress(replier, working, job, job.rows_done, again=True)
+        _show_progress(working, job, job.rows_done, again=True)
         run_job(deps, replier, job, working)
 
 
@@ -269,19 +268,14 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
 
     def progress(done: int, total: int) -> None:
         if done < total:
-            _show_progress(replier, working, job, done)
+            _show_progress(working, job, done)
 
     try:
         result = deps.jobs.classify_csv(job, engine=deps.engine, progress=progress)
         counts = _deliver(replier, result, name=name, set_name=spec.set_name)
     except JobInterrupted as stop:
-        why = (
-            ": I lost my database for a moment, and I'll carry on from there once it is back"
-            if stop.database_lost
-            else " while I restart: I'll carry on from there"
-        )
-        paused = f"Paused at {stop.rows_done:,} of {stop.rows_total:,} rows of {shown}{why}."
-        _quietly(replier, lambda: working.update(paused, blocks=[text.context(f":pause_button: {paused}")]))
+        paused = f"Paused at {stop.rows_done:,} of {stop.rows_total:,} rows of {shown}{paused_because(stop)}."
+        working.update_quietly(paused, blocks=[text.context(f":pause_button: {paused}")])
         return
     except LeaseLost:
         replier.log.info("job #%d was taken over by another process", job.id)
@@ -325,9 +319,7 @@ def _deliver(replier: Replier, result: CsvResult, *, name: str, set_name: str) -
     return counts
 
 
-def _show_progress(
-    replier: Replier, working: Placeholder, job: JobRecord, done: int, *, again: bool = False
-) -> None:
+def _show_progress(working: Placeholder, job: JobRecord, done: int, *, again: bool = False) -> None:
     spec = CsvJob.of(job.parameters)
     total = job.rows_total
     verb = "Carrying on with" if again else "Classifying"
@@ -335,15 +327,11 @@ def _show_progress(
         f"{verb} {text.escape(spec.file_name)} against set *{text.escape(spec.set_name)}*: "
         f"{done:,} of {total:,} rows ({done * 100 // max(total, 1)}%)…"
     )
-    _quietly(
-        replier,
-        lambda: working.update(progress, blocks=[text.context(f":hourglass_flowing_sand: {progress}")]),
-    )
+    working.update_quietly(progress, blocks=[text.context(f":hourglass_flowing_sand: {progress}")])
 
 
-def _quietly(replier: Replier, update: Callable[[], None]) -> None:
-    # A progress message that cannot be updated (Slack rate-limiting, a hiccup) must not stop the job.
-    try:
-        update()
-    except SlackClientError as exc:
-        replier.log.info("could not update the progress message: %s", exc)
+def paused_because(stop: JobInterrupted) -> str:
+    """Why a job was given back, to end the sentence saying where it paused."""
+    if stop.database_lost:
+        return ": I lost my database for a moment, and I'll carry on from there once it is back"
+    return " while I restart: I'll carry on from there"

@@ -21,12 +21,11 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackClientError
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 
 from core import daily_limits
@@ -34,7 +33,7 @@ from core.bulk_runner import MAX_ATTEMPTS, JobGaveUp, JobInterrupted
 from core.errors import GembotError, InvalidInput
 from core.store import JobRecord, LeaseLost
 from handlers import attachments, downloads, text
-from handlers.bulk import PROGRESS_TS, REPLY_TO, reply_to_of
+from handlers.bulk import PROGRESS_TS, REPLY_TO, paused_because, reply_to_of
 from handlers.deps import Deps
 from handlers.replies import Placeholder, Replier
 from handlers.request import SlackRequest
@@ -283,10 +282,7 @@ def start_confirmed(deps: Deps, request: SlackRequest, experiment: ExperimentRec
         return
     replier.placeholder = working
     started = f"Started experiment #{experiment.id}…"
-    _quietly(
-        replier,
-        lambda: working.update(started, blocks=[text.context(f":hourglass_flowing_sand: {started}")]),
-    )
+    working.update_quietly(started, blocks=[text.context(f":hourglass_flowing_sand: {started}")])
     run_job(deps, replier, job, working)
 
 
@@ -305,7 +301,7 @@ def resume(deps: Deps, job: JobRecord, *, client: WebClient, logger: logging.Log
             ts = job.parameters.get(PROGRESS_TS)
             working = Placeholder(replier, ts=str(ts), channel=to.channel) if ts else replier.working()
             replier.placeholder = working
-            _show_progress(replier, working, experiment, job.rows_done, job.rows_total, eta=None, again=True)
+            _show_progress(working, experiment, job.rows_done, job.rows_total, eta=None, again=True)
             run_job(deps, replier, job, working)
 
 
@@ -326,7 +322,7 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
     def progress(p: Progress) -> None:
         if p.done < p.total and p.done >= next_update[0]:
             next_update[0] = (p.done // step + 1) * step
-            _show_progress(replier, working, experiment, p.done, p.total, eta=p.eta)
+            _show_progress(working, experiment, p.done, p.total, eta=p.eta)
 
     try:
         if job.attempts > MAX_ATTEMPTS:
@@ -337,15 +333,11 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
             )
         finished = runner.run(job, progress=progress)
     except JobInterrupted as stop:
-        why = (
-            ": I lost my database for a moment, and I'll carry on from there once it is back"
-            if stop.database_lost
-            else " while I restart: I'll carry on from there"
-        )
         paused = (
-            f"Paused experiment #{experiment.id} at {stop.rows_done:,} of {stop.rows_total:,} requests{why}."
+            f"Paused experiment #{experiment.id} at {stop.rows_done:,} of {stop.rows_total:,} requests"
+            f"{paused_because(stop)}."
         )
-        _quietly(replier, lambda: working.update(paused, blocks=[text.context(f":pause_button: {paused}")]))
+        working.update_quietly(paused, blocks=[text.context(f":pause_button: {paused}")])
         return
     except LeaseLost:
         replier.log.info("experiment job #%d was taken over by another process", job.id)
@@ -356,7 +348,7 @@ def run_job(deps: Deps, replier: Replier, job: JobRecord, working: Placeholder) 
             f":warning: Experiment #{experiment.id} stopped at {exc.done:,} of {exc.total:,} requests: "
             f"{text.neutralise(exc.reason)}. The results so far are below."
         )
-        _quietly(replier, lambda: working.update(stopped, blocks=[text.section(stopped)]))
+        working.update_quietly(stopped, blocks=[text.section(stopped)])
         _deliver(deps, replier, experiment, plot=False)
         return
     except Exception as exc:
@@ -424,7 +416,6 @@ def _deliver(deps: Deps, replier: Replier, experiment: ExperimentRecord, *, plot
 
 
 def _show_progress(
-    replier: Replier,
     working: Placeholder,
     experiment: ExperimentRecord,
     done: int,
@@ -439,7 +430,7 @@ def _show_progress(
         f"{verb} experiment #{experiment.id} on {text.escape(experiment.source)}: "
         f"{done:,} of {total:,} requests ({done * 100 // max(total, 1)}%){left}…"
     )
-    _quietly(replier, lambda: working.update(said, blocks=[text.context(f":hourglass_flowing_sand: {said}")]))
+    working.update_quietly(said, blocks=[text.context(f":hourglass_flowing_sand: {said}")])
 
 
 def _duration(seconds: float) -> str:
@@ -450,11 +441,3 @@ def _duration(seconds: float) -> str:
     if minutes < 60:
         return f"about {minutes} min"
     return f"about {minutes // 60} h {minutes % 60} min"
-
-
-def _quietly(replier: Replier, update: Callable[[], None]) -> None:
-    # A progress message that cannot be updated (Slack rate-limiting, a hiccup) must not stop the run.
-    try:
-        update()
-    except SlackClientError as exc:
-        replier.log.info("could not update the progress message: %s", exc)

@@ -394,6 +394,14 @@ class Placeholder:
             return
         self.replier.client.chat_update(channel=self.channel, ts=self.ts, text=message, blocks=blocks or [])
 
+    def update_quietly(self, message: str, *, blocks: list[Block] | None = None) -> None:
+        """`update`, for a progress message: one that cannot be updated (Slack rate-limiting, a
+        hiccup) is logged and must not stop the job it counts."""
+        try:
+            self.update(message, blocks=blocks)
+        except SlackClientError as exc:
+            self.replier.log.info("could not update the progress message: %s", exc)
+
     def finish(
         self,
         markdown: str,
