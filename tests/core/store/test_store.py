@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +43,32 @@ def rows(store: Store, model: type[LabelSet | Label | Example | Embedding]) -> i
 
 def version(store: Store, set_name: str = "support", team: str = T1) -> int:
     return store.get_set(team, set_name).version
+
+
+def on_every_worker(
+    database_url: str, work: Callable[[int, Store], None], *, workers: int = 4
+) -> list[BaseException]:
+    """`work(n, store)` on `workers` stores of their own (as separate processes have), each on its
+    own thread, let go at once; returns what they raised. The stores are closed afterwards."""
+    stores = [Store.open(database_url) for _ in range(workers)]
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def run(n: int, worker: Store) -> None:
+        try:
+            barrier.wait()
+            work(n, worker)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n, w)) for n, w in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in stores:
+        w.close()
+    return errors
 
 
 # -- adding and listing --------------------------------------------------------------------------
@@ -185,24 +212,12 @@ def test_version_moves_with_every_change_and_only_then(store: Store) -> None:
 
 def test_concurrent_adds_each_bump_the_version(store: Store, database_url: str) -> None:
     store.add_examples(T1, "support", EXAMPLES)
-    workers = [Store.open(database_url) for _ in range(4)]
-    errors: list[BaseException] = []
 
-    def add(worker: Store, n: int) -> None:
-        try:
-            for i in range(5):
-                worker.add_examples(T1, "support", [ExampleInput("bug", f"crash {n}-{i}")])
-        except BaseException as exc:
-            errors.append(exc)
+    def add(n: int, worker: Store) -> None:
+        for i in range(5):
+            worker.add_examples(T1, "support", [ExampleInput("bug", f"crash {n}-{i}")])
 
-    threads = [threading.Thread(target=add, args=(w, n)) for n, w in enumerate(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for w in workers:
-        w.close()
-    assert errors == []
+    assert on_every_worker(database_url, add) == []
     summary = store.get_set(T1, "support")
     assert summary.label_counts["bug"] == 2 + 20
     assert summary.version == 2 + 20
@@ -211,26 +226,12 @@ def test_concurrent_adds_each_bump_the_version(store: Store, database_url: str) 
 def test_racing_to_create_the_same_set_and_examples(store: Store, database_url: str) -> None:
     # Every worker reads "no such set" and then tries to create it: the losers hit the unique
     # constraints and must retry into a plain duplicate-skip, not fail.
-    workers = [Store.open(database_url) for _ in range(4)]
-    barrier = threading.Barrier(len(workers))
     results: list[AddResult] = []
-    errors: list[BaseException] = []
 
-    def add(worker: Store) -> None:
-        try:
-            barrier.wait()
-            results.append(worker.add_examples(T1, "fresh", EXAMPLES))
-        except BaseException as exc:
-            errors.append(exc)
+    def add(n: int, worker: Store) -> None:
+        results.append(worker.add_examples(T1, "fresh", EXAMPLES))
 
-    threads = [threading.Thread(target=add, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for w in workers:
-        w.close()
-    assert errors == []
+    assert on_every_worker(database_url, add) == []
     assert sorted(r.added for r in results) == [0, 0, 0, len(EXAMPLES)]
     assert store.get_set(T1, "fresh") == SetSummary("fresh", 2, {"bug": 2, "feature": 1, "question": 1})
 
@@ -437,25 +438,11 @@ def test_putting_a_cached_hash_again_is_harmless(store: Store) -> None:
 
 def test_concurrent_puts_of_the_same_vectors(store: Store, database_url: str) -> None:
     vectors = vectors_for([f"shared {i}" for i in range(600)])
-    workers = [Store.open(database_url) for _ in range(4)]
-    barrier = threading.Barrier(len(workers))
-    errors: list[BaseException] = []
 
-    def put(worker: Store) -> None:
-        try:
-            barrier.wait()
-            worker.put_vectors(KEY, vectors)
-        except BaseException as exc:
-            errors.append(exc)
+    def put(n: int, worker: Store) -> None:
+        worker.put_vectors(KEY, vectors)
 
-    threads = [threading.Thread(target=put, args=(w,)) for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for w in workers:
-        w.close()
-    assert errors == []
+    assert on_every_worker(database_url, put) == []
     assert rows(store, Embedding) == 600
 
 
