@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-from multiprocessing.managers import BaseManager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,31 +35,9 @@ from core.experiments.spec import ExperimentSpec, Generation, Scoring  # noqa: E
 from core.gemini.client import GeminiClient  # noqa: E402
 from core.settings import Secret, Settings  # noqa: E402
 from core.store import Store  # noqa: E402
-from tests.support.gemini import GeminiStandIn  # noqa: E402
+from tests.support.gemini.remote import StandInManager  # noqa: E402
 
 MODELS = ("gemini-2.5-flash-lite", "gemini-2.5-flash")
-
-
-class RemoteStandIn(GeminiStandIn):
-    """The stand-in, driven through a multiprocessing proxy (which sees methods, not properties)."""
-
-    def begin(self) -> tuple[str, str]:
-        self.start()
-        return self.base_url, self.api_key
-
-    def statuses(self, kind: str | None = None) -> list[int]:
-        return [r.status for r in self.requests(kind)]
-
-
-class StandInManager(BaseManager):
-    pass
-
-
-StandInManager.register(
-    "RemoteStandIn",
-    RemoteStandIn,
-    exposed=("begin", "statuses", "latency", "quota", "clear_requests", "stop"),
-)
 
 
 def cpu_seconds() -> float:

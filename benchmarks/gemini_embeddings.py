@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from core.gemini.embedder import MAX_BATCH, GeminiEmbedder  # noqa: E402
 from core.gemini.ratelimit import RateLimiter  # noqa: E402
 from core.settings import Secret, Settings  # noqa: E402
 from core.store import Store  # noqa: E402
-from tests.support.gemini import GeminiStandIn  # noqa: E402
+from tests.support.gemini.remote import StandInManager  # noqa: E402
 
 WORDS = (
     "printer",
@@ -67,31 +66,6 @@ WORDS = (
     "vpn",
     "access",
     "dashboard",
-)
-
-
-class RemoteStandIn(GeminiStandIn):
-    """The stand-in, driven through a multiprocessing proxy (which sees methods, not properties)."""
-
-    def begin(self) -> tuple[str, str]:
-        self.start()
-        return self.base_url, self.api_key
-
-    def statuses(self, kind: str | None = None) -> list[int]:
-        return [r.status for r in self.requests(kind)]
-
-    def arrivals(self, kind: str | None = None) -> list[float]:
-        return [r.timestamp for r in self.requests(kind)]
-
-
-class StandInManager(BaseManager):
-    pass
-
-
-StandInManager.register(
-    "RemoteStandIn",
-    RemoteStandIn,
-    exposed=("begin", "statuses", "arrivals", "latency", "quota", "clear_requests", "stop"),
 )
 
 
